@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
+
+from tenants.services import user_create_with_tenant
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a user and its tenant (owner membership and the system default model "
+        "configurations). Running it again for the same email changes nothing but the name."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--email", required=True, help="The owner's email (also its login).")
+        parser.add_argument("--name", default=None, help="Tenant name (default: from the email).")
+
+    def handle(self, *args, email: str, name: str | None, **options) -> None:
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            raise CommandError(f"--email: {email!r} is not a valid email address") from exc
+        user, tenant, created = user_create_with_tenant(email=email, name=name)
+        verb = "Created" if created else "Found existing"
+        configs = tenant.llms.count()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{verb} user {user.get_username()} with tenant {tenant.name!r} "
+                f"(id {tenant.id}); {configs} model configuration(s)."
+            )
+        )

@@ -1,0 +1,151 @@
+"""Tenants, their members, and each tenant's model configurations (TenantLLM)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from providers.models import LLMFactory
+from providers.types import ModelType
+
+from .fields import encrypted_text_field
+
+
+class Status(models.TextChoices):
+    VALID = "1", "Valid"
+    INVALID = "0", "Invalid"
+
+
+class Tenant(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=128)
+    status = models.CharField(max_length=1, choices=Status.choices, default=Status.VALID)
+    # The tenant's default model per type, as RAGFlow names them ("gpt-4o@OpenAI").
+    llm_id = models.CharField("default chat model", max_length=256, blank=True, default="")
+    embd_id = models.CharField("default embedding model", max_length=256, blank=True, default="")
+    rerank_id = models.CharField("default rerank model", max_length=256, blank=True, default="")
+    img2txt_id = models.CharField(
+        "default image-to-text model", max_length=256, blank=True, default=""
+    )
+    asr_id = models.CharField(
+        "default speech-to-text model", max_length=256, blank=True, default=""
+    )
+    tts_id = models.CharField(
+        "default text-to-speech model", max_length=256, blank=True, default=""
+    )
+    ocr_id = models.CharField("default OCR model", max_length=256, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    DEFAULT_FIELDS: dict[str, str] = {
+        ModelType.CHAT: "llm_id",
+        ModelType.EMBEDDING: "embd_id",
+        ModelType.RERANK: "rerank_id",
+        ModelType.IMAGE2TEXT: "img2txt_id",
+        ModelType.SPEECH2TEXT: "asr_id",
+        ModelType.TTS: "tts_id",
+        ModelType.OCR: "ocr_id",
+    }
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def default_model(self, model_type: str) -> str:
+        return getattr(self, self.DEFAULT_FIELDS[model_type])
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    NORMAL = "normal", "Normal"
+    INVITE = "invite", "Invited"
+
+
+class TenantMember(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="members")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.NORMAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="tenantmember_unique_user"),
+        ]
+        indexes = [
+            # "Which tenants may this user act for, and as what?" on every request.
+            models.Index(fields=["user", "role"], name="tenantmember_user_role_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+
+class ValidationStatus(models.TextChoices):
+    UNKNOWN = "unknown", "Not validated"
+    PENDING = "pending", "Validating"
+    VALID = "valid", "Valid"
+    FAILED = "failed", "Failed"
+
+
+class TenantLLM(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="llms")
+    factory = models.ForeignKey(LLMFactory, on_delete=models.PROTECT, related_name="tenant_llms")
+    llm_name = models.CharField(max_length=128)
+    model_type = models.CharField(max_length=32, choices=ModelType.choices)
+    # Encrypted at rest with CREDENTIALS_ENCRYPTION_KEY. Holds a plain key, or the JSON object
+    # of the factories whose credentials have several fields (kept as JSON text inside).
+    api_key = encrypted_text_field(blank=True, default="")
+    api_base = models.CharField(max_length=512, blank=True, default="")
+    max_tokens = models.IntegerField(default=8192)
+    used_tokens = models.BigIntegerField(default=0)
+    token_quota = models.BigIntegerField(
+        null=True, blank=True, help_text="Token allowance for this model; empty means none."
+    )
+    status = models.CharField(max_length=1, choices=Status.choices, default=Status.VALID)
+    validation_status = models.CharField(
+        max_length=16, choices=ValidationStatus.choices, default=ValidationStatus.UNKNOWN
+    )
+    validated_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant", "factory__name", "llm_name"]
+        verbose_name = "tenant model config"
+        verbose_name_plural = "tenant model configs"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "factory", "llm_name"],
+                name="tenantllm_unique_tenant_factory_name",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(used_tokens__gte=0), name="tenantllm_used_tokens_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(token_quota__isnull=True) | models.Q(token_quota__gte=0),
+                name="tenantllm_token_quota_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_tokens__gte=0), name="tenantllm_max_tokens_non_negative"
+            ),
+        ]
+        indexes = [
+            # LLMBundle resolution and GET /llm/my_llms: a tenant's enabled models of one type.
+            models.Index(
+                fields=["tenant", "model_type", "status"], name="tenantllm_tenant_type_idx"
+            ),
+            # Resolving a bare model name within a tenant.
+            models.Index(fields=["tenant", "llm_name"], name="tenantllm_tenant_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.llm_name}@{self.factory.name} ({self.tenant})"

@@ -1,0 +1,80 @@
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from tenants.models import TenantLLM
+
+SECRET = "sk-admin-never-shows-this-9f3a"
+
+
+@pytest.fixture
+def admin_client_(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
+def config(tenant, test_factory):
+    return TenantLLM.objects.create(
+        tenant=tenant, factory=test_factory, llm_name="test-chat", model_type="chat", api_key=SECRET
+    )
+
+
+def test_every_changelist_and_add_page_renders(admin_client_, config):
+    for model in admin.site._registry:
+        opts = model._meta
+        for view in ("changelist", "add"):
+            url = reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}")
+            response = admin_client_.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+
+
+def test_changelist_search_and_filters_work(admin_client_, config):
+    url = reverse("admin:tenants_tenantllm_changelist")
+    response = admin_client_.get(url, {"q": "test-chat", "model_type__exact": "chat"})
+    assert response.status_code == 200
+    assert b"test-chat" in response.content
+
+
+def test_the_key_is_masked_everywhere_in_the_admin(admin_client_, config):
+    pages = [
+        reverse("admin:tenants_tenantllm_changelist"),
+        reverse("admin:tenants_tenantllm_change", args=[config.pk]),
+        reverse("admin:tenants_tenant_change", args=[config.tenant.pk]),
+    ]
+    for url in pages:
+        body = admin_client_.get(url).content.decode()
+        assert SECRET not in body, url
+        assert "sk-...9f3a" in body, url
+
+
+def test_a_blank_key_on_edit_keeps_the_stored_key(admin_client_, config):
+    url = reverse("admin:tenants_tenantllm_change", args=[config.pk])
+    form = {
+        "tenant": str(config.tenant.pk),
+        "factory": str(config.factory.pk),
+        "llm_name": "test-chat",
+        "model_type": "chat",
+        "status": "1",
+        "api_key": "",
+        "api_base": "https://changed.example.test/v1",
+        "max_tokens": "4096",
+        "token_quota": "",
+    }
+    response = admin_client_.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    config.refresh_from_db()
+    assert config.api_key == SECRET
+    assert config.api_base == "https://changed.example.test/v1"
+
+    form["api_key"] = "sk-a-brand-new-key-000001"
+    assert admin_client_.post(url, form).status_code == 302
+    config.refresh_from_db()
+    assert config.api_key == "sk-a-brand-new-key-000001"
+
+
+def test_the_tenant_page_shows_members_and_model_configs(admin_client_, config, member):
+    body = admin_client_.get(reverse("admin:tenants_tenant_change", args=[config.tenant.pk]))
+    content = body.content.decode()
+    assert "bob@example.com" in content
+    assert "test-chat" in content

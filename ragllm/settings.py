@@ -184,6 +184,11 @@ LLM_BASE_DELAY = env.float("LLM_BASE_DELAY", default=1.0)
 USER_DEFAULT_LLM = env.str("USER_DEFAULT_LLM", default="")
 USER_DEFAULT_LLM_FILE = env.str("USER_DEFAULT_LLM_FILE", default="")
 
+# Networks that provider base URLs may point to besides public addresses (CIDRs), e.g. an
+# internal gateway. Self-hosted factories may always use private and loopback addresses;
+# link-local and cloud metadata addresses are refused whatever this says.
+LLM_ALLOWED_NETWORKS = env.list("LLM_ALLOWED_NETWORKS", default=[])
+
 # The catalog loaded on a fresh install (post-migrate) and by `load_llm_factories`.
 LLM_FACTORIES_FILE = env.str(
     "LLM_FACTORIES_FILE", default=str(BASE_DIR / "fixtures" / "llm_factories.json")
@@ -208,6 +213,14 @@ STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else 
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "ragllm.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ragllm API",

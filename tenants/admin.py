@@ -1,8 +1,12 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db import transaction
 
 from .credentials import mask_credentials
-from .models import Tenant, TenantLLM, TenantMember
+from .models import APIToken, KeyValidation, Tenant, TenantLLM, TenantMember
+from .services import api_token_issue, api_token_revoke, tenant_llm_mark_pending
 
 
 class TenantLLMForm(forms.ModelForm):
@@ -57,9 +61,23 @@ class TenantLLMInline(admin.TabularInline):
     show_change_link = True
     autocomplete_fields = ("factory",)
 
+    actions = ("validate_now",)
+
     @admin.display(description="API key")
     def masked_key(self, obj: TenantLLM) -> str:
         return mask_credentials(obj.api_key) if obj.pk else ""
+
+    @admin.action(description="Validate now (live test call on the worker)")
+    def validate_now(self, request, queryset) -> None:
+        from .tasks import revalidate_tenant_llm
+
+        ids = list(queryset.values_list("pk", flat=True))
+        tenant_llm_mark_pending(config_ids=ids)
+        for config_id in ids:
+            transaction.on_commit(lambda cid=config_id: revalidate_tenant_llm.delay(cid))
+        self.message_user(
+            request, f"Validation of {len(ids)} configuration(s) was queued.", messages.SUCCESS
+        )
 
 
 class TenantMemberInline(admin.TabularInline):
@@ -143,3 +161,61 @@ class TenantLLMAdmin(admin.ModelAdmin):
     @admin.display(description="API key")
     def masked_key(self, obj: TenantLLM) -> str:
         return mask_credentials(obj.api_key) if obj.pk else ""
+
+
+@admin.register(APIToken)
+class APITokenAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("prefix", "user__email", "user__username", "name")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    fields = readonly_fields
+    actions = ("revoke",)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # issued from the user list ("Issue API token") so it can be shown once
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset) -> None:
+        for token in queryset:
+            api_token_revoke(token=token)
+        self.message_user(request, "Tokens revoked.", messages.SUCCESS)
+
+
+@admin.register(KeyValidation)
+class KeyValidationAdmin(admin.ModelAdmin):
+    list_display = ("id", "tenant", "kind", "factory", "llm_name", "state", "created_at")
+    list_filter = ("state", "kind")
+    search_fields = ("tenant__name", "factory__name", "llm_name", "id")
+    list_select_related = ("tenant", "factory")
+    exclude = ("api_key",)
+    readonly_fields = [
+        f.name for f in KeyValidation._meta.get_fields() if f.concrete and f.name != "api_key"
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class RagllmUserAdmin(UserAdmin):
+    actions = ("issue_api_token",)
+
+    @admin.action(description="Issue API token (shown once)")
+    def issue_api_token(self, request, queryset) -> None:
+        for user in queryset:
+            _, raw = api_token_issue(user=user, name=f"admin:{request.user.get_username()}")
+            self.message_user(
+                request,
+                f"API token for {user.get_username()} (shown once, copy it now): {raw}",
+                messages.WARNING,
+            )

@@ -149,3 +149,86 @@ class TenantLLM(models.Model):
 
     def __str__(self) -> str:
         return f"{self.llm_name}@{self.factory.name} ({self.tenant})"
+
+
+class APIToken(models.Model):
+    """A personal API token, sent as `Authorization: Bearer <token>`.
+
+    Only a short prefix (to find the row) and a SHA-256 hash of the whole token are stored; the
+    token itself is shown once, when it is issued. Tokens are long random strings, so a fast
+    hash is enough (there is nothing to brute-force as with passwords).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=128, blank=True, default="")
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+
+class ValidationKind(models.TextChoices):
+    SET_API_KEY = "set_api_key", "Set API key"
+    ADD_LLM = "add_llm", "Add model"
+
+
+class ValidationState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class KeyValidation(models.Model):
+    """One request to validate credentials by live calls, run by a Celery task.
+
+    The candidate key waits here, encrypted, while the task runs: the task receives only this
+    row's id, so no key ever travels through the broker. It is wiped when the task finishes.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="validations")
+    kind = models.CharField(max_length=16, choices=ValidationKind.choices)
+    factory = models.ForeignKey(LLMFactory, on_delete=models.CASCADE, related_name="+")
+    llm_name = models.CharField(max_length=128, blank=True, default="")
+    model_type = models.CharField(max_length=32, choices=ModelType.choices, blank=True, default="")
+    api_key = encrypted_text_field(blank=True, default="")
+    api_base = models.CharField(max_length=512, blank=True, default="")
+    max_tokens = models.IntegerField(null=True, blank=True)
+    verify_only = models.BooleanField(default=False)
+    state = models.CharField(
+        max_length=16, choices=ValidationState.choices, default=ValidationState.PENDING
+    )
+    message = models.TextField(blank=True, default="")
+    # One entry per model tried: {"model", "model_type", "ok", "error_code", "message"}.
+    attempts = models.JSONField(default=list, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # GET /llm/tasks/<id> is by primary key; this serves the admin's per-tenant list.
+            models.Index(fields=["tenant", "-created_at"], name="keyvalidation_tenant_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.factory_id} {self.llm_name} ({self.state})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in {ValidationState.SUCCEEDED, ValidationState.FAILED}

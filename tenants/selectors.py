@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import uuid
+
 from django.db.models import QuerySet
 
-from .models import Role, Tenant, TenantLLM
+from .models import APIToken, KeyValidation, Role, Status, Tenant, TenantLLM, TenantMember
+
+TOKEN_PREFIX = "rgl_"
+
+
+def token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def token_prefix(raw: str) -> str | None:
+    """The lookup prefix of a token `rgl_<prefix>_<secret>`, or None if malformed."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    prefix, _, secret = raw[len(TOKEN_PREFIX) :].partition("_")
+    if len(prefix) != 8 or len(secret) < 20:
+        return None
+    return prefix
 
 
 def tenant_owned_by(*, user) -> Tenant | None:
@@ -17,3 +37,224 @@ def tenant_owned_by(*, user) -> Tenant | None:
 
 def tenant_llm_list(*, tenant: Tenant) -> QuerySet[TenantLLM]:
     return TenantLLM.objects.filter(tenant=tenant).select_related("factory")
+
+
+def membership_for(*, user, tenant_id: str | None) -> TenantMember | None:
+    """The user's membership of `tenant_id`, or by default of the tenant it owns.
+
+    A user who owns no tenant but belongs to exactly one uses that one by default.
+    """
+    memberships = TenantMember.objects.select_related("tenant").filter(
+        user=user, tenant__status=Status.VALID
+    )
+    if tenant_id is not None:
+        try:
+            uuid.UUID(tenant_id)
+        except ValueError:
+            return None
+        return memberships.filter(tenant_id=tenant_id).first()
+    owned = memberships.filter(role=Role.OWNER).order_by("created_at").first()
+    if owned is not None:
+        return owned
+    candidates = list(memberships[:2])
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def api_token_authenticate(*, raw: str) -> APIToken | None:
+    """The live token matching `raw`, compared in constant time; None otherwise."""
+    prefix = token_prefix(raw)
+    if prefix is None:
+        return None
+    token = (
+        APIToken.objects.select_related("user")
+        .filter(prefix=prefix, revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or not token.user.is_active:
+        return None
+    if not hmac.compare_digest(token.token_hash, token_hash(raw)):
+        return None
+    return token
+
+
+def split_model_name(name: str) -> tuple[str, str]:
+    """("gpt-4o", "OpenAI") for "gpt-4o@OpenAI"; the factory part only if it is a known factory.
+
+    Model names may contain "@" themselves, so the split is at the last "@" and only when the
+    tail names a factory of the catalog. RAGFlow's self-hosted name suffixes are dropped.
+    """
+    from providers.factories import strip_name_suffix
+    from providers.models import LLMFactory
+
+    if "@" in name:
+        head, tail = name.rsplit("@", 1)
+        if LLMFactory.objects.filter(name=tail).exists():
+            return strip_name_suffix(head), tail
+    return strip_name_suffix(name), ""
+
+
+def factory_get(*, name: str):
+    """A valid catalog factory by name, or None."""
+    from providers.models import LLMFactory
+    from providers.models import Status as CatalogStatus
+
+    return LLMFactory.objects.filter(name=name, status=CatalogStatus.VALID).first()
+
+
+def factories_with_types() -> list[dict]:
+    """GET /llm/factories: valid factories by rank, each with the model types it serves."""
+    from providers.models import LLM, LLMFactory
+    from providers.models import Status as CatalogStatus
+    from providers.types import types_from_tags
+
+    factories = list(
+        LLMFactory.objects.filter(status=CatalogStatus.VALID).order_by("-rank", "name")
+    )
+    types: dict[int, set[str]] = {
+        f.pk: {t.value for t in types_from_tags(f.tags)} for f in factories
+    }
+    for factory_id, model_types in LLM.objects.filter(status=CatalogStatus.VALID).values_list(
+        "factory_id", "model_types"
+    ):
+        if factory_id in types:
+            types[factory_id].update(model_types or [])
+    return [
+        {
+            "name": f.name,
+            "logo": f.logo,
+            "tags": f.tags,
+            "status": f.status,
+            "rank": f.rank,
+            "url": f.url,
+            "model_types": sorted(types[f.pk]),
+        }
+        for f in factories
+    ]
+
+
+def tenant_my_llms(*, tenant: Tenant, include_details: bool) -> dict:
+    """GET /llm/my_llms: the tenant's configs grouped by factory. Never includes keys."""
+    from providers.models import LLM
+
+    configs = list(
+        TenantLLM.objects.filter(tenant=tenant)
+        .select_related("factory")
+        .order_by("factory__name", "llm_name")
+    )
+    tools: dict[tuple[int, str], bool] = {}
+    if include_details and configs:
+        tools = {
+            (factory_id, name): is_tools
+            for factory_id, name, is_tools in LLM.objects.filter(
+                factory_id__in={c.factory_id for c in configs}
+            ).values_list("factory_id", "llm_name", "is_tools")
+        }
+    result: dict[str, dict] = {}
+    for config in configs:
+        group = result.setdefault(config.factory.name, {"tags": config.factory.tags, "llm": []})
+        item = {
+            "id": config.pk,
+            "type": config.model_type,
+            "name": config.llm_name,
+            "used_token": config.used_tokens,
+            "status": config.status,
+        }
+        if include_details:
+            item.update(
+                {
+                    "api_base": config.api_base,
+                    "max_tokens": config.max_tokens,
+                    "is_tools": tools.get((config.factory_id, config.llm_name), False),
+                    "validation_status": config.validation_status,
+                    "validated_at": config.validated_at.isoformat()
+                    if config.validated_at
+                    else None,
+                    "last_error": config.last_error,
+                }
+            )
+        group["llm"].append(item)
+    return result
+
+
+def tenant_catalog(*, tenant: Tenant, model_type: str | None) -> dict:
+    """GET /llm/list: the catalog by factory, each model marked `available` to this tenant.
+
+    Available means the tenant holds an enabled config with a key for the factory, or the
+    factory is self-hosted (no key needed). The tenant's own custom models are listed too.
+    """
+    from providers.factories import SELF_HOSTED_FACTORIES
+    from providers.models import LLM
+    from providers.models import Status as CatalogStatus
+
+    keyed = {
+        factory_name
+        for factory_name, api_key in TenantLLM.objects.filter(
+            tenant=tenant, status=Status.VALID
+        ).values_list("factory__name", "api_key")
+        if api_key
+    }
+    result: dict[str, list[dict]] = {}
+    seen: set[tuple[str, str]] = set()
+    catalog = LLM.objects.filter(status=CatalogStatus.VALID, factory__status=CatalogStatus.VALID)
+    for factory_name, llm_name, types, max_tokens, tags, is_tools, status in catalog.values_list(
+        "factory__name", "llm_name", "model_types", "max_tokens", "tags", "is_tools", "status"
+    ).order_by("-factory__rank", "factory__name", "pk"):
+        if model_type and model_type not in (types or []):
+            continue
+        seen.add((factory_name, llm_name))
+        result.setdefault(factory_name, []).append(
+            {
+                "llm_name": llm_name,
+                "model_type": (types or [""])[0],
+                "model_types": types or [],
+                "max_tokens": max_tokens,
+                "tags": tags,
+                "is_tools": is_tools,
+                "status": status,
+                "fid": factory_name,
+                "available": factory_name in keyed or factory_name in SELF_HOSTED_FACTORIES,
+            }
+        )
+    custom = TenantLLM.objects.filter(tenant=tenant, status=Status.VALID).values_list(
+        "factory__name", "llm_name", "model_type", "max_tokens"
+    )
+    for factory_name, llm_name, config_type, max_tokens in custom:
+        if (factory_name, llm_name) in seen or (model_type and config_type != model_type):
+            continue
+        result.setdefault(factory_name, []).append(
+            {
+                "llm_name": llm_name,
+                "model_type": config_type,
+                "model_types": [config_type],
+                "max_tokens": max_tokens,
+                "tags": "",
+                "is_tools": False,
+                "status": Status.VALID,
+                "fid": factory_name,
+                "available": True,
+            }
+        )
+    return result
+
+
+def key_validation_for(*, tenant: Tenant, validation_id) -> KeyValidation | None:
+    try:
+        uuid.UUID(str(validation_id))
+    except ValueError:
+        return None
+    return KeyValidation.objects.filter(tenant=tenant, pk=validation_id).first()
+
+
+def tenant_find(*, ref: str) -> Tenant | None:
+    """A tenant by id, by its owner's email, or by its exact name (if unique)."""
+    try:
+        return Tenant.objects.filter(pk=uuid.UUID(ref)).first()
+    except ValueError:
+        pass
+    owned = Tenant.objects.filter(
+        members__user__email__iexact=ref, members__role=Role.OWNER
+    ).first()
+    if owned is not None:
+        return owned
+    named = list(Tenant.objects.filter(name=ref)[:2])
+    return named[0] if len(named) == 1 else None

@@ -60,3 +60,51 @@ def test_factory(db):
         max_tokens=512,
     )
     return factory
+
+
+class ApiClient:
+    """A DRF test client authenticated with a real API token over the Bearer header."""
+
+    def __init__(self, user, tenant_id=None):
+        from rest_framework.test import APIClient
+
+        from tenants.services import api_token_issue
+
+        self.client = APIClient()
+        self.user = user
+        if user is not None:
+            _, raw = api_token_issue(user=user, name="tests")
+            self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        self.tenant_id = tenant_id
+
+    def _headers(self, tenant_id):
+        tenant_id = tenant_id or self.tenant_id
+        return {"HTTP_X_TENANT_ID": str(tenant_id)} if tenant_id else {}
+
+    def get(self, path, params=None, tenant_id=None):
+        return self.client.get(path, params or {}, **self._headers(tenant_id))
+
+    def post(self, path, data=None, tenant_id=None):
+        return self.client.post(path, data or {}, format="json", **self._headers(tenant_id))
+
+    def put(self, path, data=None, tenant_id=None):
+        return self.client.put(path, data or {}, format="json", **self._headers(tenant_id))
+
+
+@pytest.fixture
+def api_for():
+    def make(user, tenant_id=None):
+        return ApiClient(user, tenant_id)
+
+    return make
+
+
+@pytest.fixture
+def catalog(db):
+    """Our shipped catalog, loaded if a transactional test flushed it away."""
+    from django.conf import settings
+
+    from providers.services import catalog_load
+
+    if not LLMFactory.objects.filter(name="OpenAI").exists():
+        catalog_load(path=settings.LLM_FACTORIES_FILE)

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 
-from tenants.services import user_create_with_tenant
+from tenants.services import api_token_issue, user_create_with_tenant
 
 
 class Command(BaseCommand):
@@ -16,8 +16,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--email", required=True, help="The owner's email (also its login).")
         parser.add_argument("--name", default=None, help="Tenant name (default: from the email).")
+        parser.add_argument(
+            "--issue-token",
+            action="store_true",
+            help="Issue a new API token even if the user exists (new users always get one).",
+        )
 
-    def handle(self, *args, email: str, name: str | None, **options) -> None:
+    def handle(
+        self, *args, email: str, name: str | None, issue_token: bool = False, **options
+    ) -> None:
         try:
             validate_email(email)
         except ValidationError as exc:
@@ -31,3 +38,6 @@ class Command(BaseCommand):
                 f"(id {tenant.id}); {configs} model configuration(s)."
             )
         )
+        if created or issue_token:
+            _, raw = api_token_issue(user=user, name="create_tenant")
+            self.stdout.write(f"API token (shown once, store it now): {raw}")

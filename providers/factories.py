@@ -1,0 +1,95 @@
+"""Facts about factories that are not in the catalog file: hosting and credential shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Run by the user on their own machines: their base URL may be private or loopback, a key is
+# optional, and the catalog lists no models for them (users add model names).
+SELF_HOSTED_FACTORIES = frozenset(
+    {
+        "Ollama",
+        "LocalAI",
+        "VLLM",
+        "Xinference",
+        "LM-Studio",
+        "GPUStack",
+        "OpenAI-API-Compatible",
+        "HuggingFace",
+    }
+)
+
+# RAGFlow appends these to model names of some self-hosted factories. We never store or show
+# them, but accept names that carry them (from RAGFlow clients or exports).
+NAME_SUFFIXES = {
+    "LocalAI": "___LocalAI",
+    "HuggingFace": "___HuggingFace",
+    "OpenAI-API-Compatible": "___OpenAI-API",
+    "VLLM": "___VLLM",
+}
+_ALL_SUFFIXES = tuple(NAME_SUFFIXES.values())
+
+
+def strip_name_suffix(name: str) -> str:
+    for suffix in _ALL_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+@dataclass(frozen=True)
+class CredentialShape:
+    """The JSON object a factory's credentials are stored as (RAGFlow's `apikey_json`)."""
+
+    fields: tuple[str, ...]
+    required: tuple[str, ...]
+    defaults: dict[str, str] = field(default_factory=dict)
+
+
+# Factories whose credentials are several fields, stored as one JSON object in api_key.
+CREDENTIAL_SHAPES: dict[str, CredentialShape] = {
+    "VolcEngine": CredentialShape(("ark_api_key", "endpoint_id"), ("ark_api_key", "endpoint_id")),
+    "Tencent Hunyuan": CredentialShape(
+        ("hunyuan_sid", "hunyuan_sk"), ("hunyuan_sid", "hunyuan_sk")
+    ),
+    "Tencent Cloud": CredentialShape(
+        ("tencent_cloud_sid", "tencent_cloud_sk"), ("tencent_cloud_sid", "tencent_cloud_sk")
+    ),
+    "Bedrock": CredentialShape(
+        ("auth_mode", "bedrock_ak", "bedrock_sk", "bedrock_region", "aws_role_arn"),
+        ("bedrock_region",),
+        {"auth_mode": "access_key_secret"},
+    ),
+    "Azure-OpenAI": CredentialShape(
+        ("api_key", "api_version"), ("api_key",), {"api_version": "2024-02-01"}
+    ),
+    "BaiduYiyan": CredentialShape(("yiyan_ak", "yiyan_sk"), ("yiyan_ak", "yiyan_sk")),
+    "Fish Audio": CredentialShape(
+        ("fish_audio_ak", "fish_audio_refid"), ("fish_audio_ak", "fish_audio_refid")
+    ),
+    "Google Cloud": CredentialShape(
+        ("google_project_id", "google_region", "google_service_account_key"),
+        ("google_project_id", "google_region", "google_service_account_key"),
+    ),
+    "XunFei Spark": CredentialShape(
+        ("spark_app_id", "spark_api_secret", "spark_api_key"),
+        ("spark_app_id", "spark_api_secret", "spark_api_key"),
+    ),
+    "OpenRouter": CredentialShape(("api_key", "provider_order"), ("api_key",)),
+}
+
+# Bedrock's required fields depend on how it authenticates.
+BEDROCK_AUTH_MODES = {
+    "access_key_secret": ("bedrock_ak", "bedrock_sk"),
+    "iam_role": ("aws_role_arn",),
+    "assume_role": (),
+}
+
+
+def required_credential_fields(factory: str, values: dict[str, object]) -> tuple[str, ...]:
+    shape = CREDENTIAL_SHAPES[factory]
+    required = shape.required
+    if factory == "Bedrock":
+        mode = str(values.get("auth_mode") or shape.defaults["auth_mode"])
+        required = required + BEDROCK_AUTH_MODES.get(mode, ())
+    return required

@@ -1,0 +1,36 @@
+"""Celery tasks: interfaces only. They take ids, never keys, and call services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from .models import TenantLLM
+from .services import key_validation_run, tenant_llm_revalidate
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def validate_credentials(validation_id: str) -> None:
+    """Run the live test calls of one KeyValidation row (its key waits encrypted there)."""
+    key_validation_run(validation_id=validation_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def revalidate_tenant_llm(config_id: int) -> None:
+    config = TenantLLM.objects.select_related("factory").filter(pk=config_id).first()
+    if config is not None:
+        tenant_llm_revalidate(config=config)
+
+
+@shared_task
+def revalidate_all_tenant_llms() -> int:
+    """Daily beat job: one re-validation task per enabled configuration."""
+    ids = list(TenantLLM.objects.filter(status="1").values_list("pk", flat=True))
+    for config_id in ids:
+        revalidate_tenant_llm.delay(config_id)
+    return len(ids)

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import api
+
+llm_patterns = [
+    path("factories", api.FactoriesView.as_view(), name="llm-factories"),
+    path("set_api_key", api.SetApiKeyView.as_view(), name="llm-set-api-key"),
+    path("add_llm", api.AddLLMView.as_view(), name="llm-add-llm"),
+    path("delete_llm", api.DeleteLLMView.as_view(), name="llm-delete-llm"),
+    path("enable_llm", api.EnableLLMView.as_view(), name="llm-enable-llm"),
+    path("delete_factory", api.DeleteFactoryView.as_view(), name="llm-delete-factory"),
+    path("my_llms", api.MyLLMsView.as_view(), name="llm-my-llms"),
+    path("list", api.ListView.as_view(), name="llm-list"),
+    path("tasks/<str:task_id>", api.TaskView.as_view(), name="llm-task"),
+]
+
+tenant_patterns = [
+    path("default_models", api.DefaultModelsView.as_view(), name="tenant-default-models"),
+]

@@ -1,0 +1,164 @@
+"""Live test calls that prove a credential works, one per model type, and their verdicts.
+
+Each call is the smallest real request of its type (RAGFlow's probes: an embedding of one
+sentence, a "Hi" chat, a one-document rerank; for the other types a tiny image, a short silent
+WAV, a one-word speech). A failure is explained by its cause: the key, the network, the model,
+the provider or the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import wave
+from dataclasses import asdict, dataclass
+
+from providers.errors import ErrorCode, ProviderError
+from providers.netguard import BlockedAddressError
+from providers.registry import build_adapter
+from providers.types import ModelType
+
+logger = logging.getLogger(__name__)
+
+# A 1x1 white PNG.
+TINY_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC"
+)
+
+
+def _silent_wav(seconds: float = 0.2, rate: int = 16000) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buffer.getvalue()
+
+
+TINY_WAV = _silent_wav()
+
+CAUSES = {
+    ErrorCode.AUTH_ERROR: ("key", "the provider rejected the credentials"),
+    ErrorCode.QUOTA_EXCEEDED: ("key", "the account behind the key has no quota or credit left"),
+    ErrorCode.CONNECTION_ERROR: ("network", "the provider could not be reached"),
+    ErrorCode.TIMEOUT: ("network", "the provider did not answer in time"),
+    ErrorCode.MODEL_ERROR: ("model", "the model is not available"),
+    ErrorCode.RATE_LIMIT_EXCEEDED: ("provider", "the provider is rate-limiting this key"),
+    ErrorCode.SERVER_ERROR: ("provider", "the provider failed"),
+    ErrorCode.MAX_RETRIES_EXCEEDED: ("provider", "the provider kept failing"),
+    ErrorCode.CONTENT_FILTERED: ("provider", "the provider filtered the test request"),
+    ErrorCode.INVALID_REQUEST: ("request", "the provider refused the request"),
+    ErrorCode.GENERIC_ERROR: ("provider", "the call failed"),
+}
+
+
+@dataclass
+class Attempt:
+    model: str
+    model_type: str
+    ok: bool
+    cause: str = ""  # key | network | model | provider | request | config
+    error_code: str = ""
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _probe(adapter, model_type: str) -> bool:
+    if model_type == ModelType.EMBEDDING:
+        result = adapter.encode(["Test if the api key is available"])
+        return bool(result.vectors) and len(result.vectors[0]) > 0
+    if model_type == ModelType.CHAT:
+        result = adapter.chat([{"role": "user", "content": "Hi"}], gen_conf={"max_tokens": 16})
+        return bool(result.text.strip()) or bool(result.tool_calls)
+    if model_type == ModelType.RERANK:
+        result = adapter.similarity("What's the weather?", ["Is it sunny today?"])
+        return len(result.scores) > 0
+    if model_type == ModelType.IMAGE2TEXT:
+        result = adapter.describe_with_prompt(TINY_PNG, "What is in this picture?")
+        return bool(result.text.strip())
+    if model_type == ModelType.SPEECH2TEXT:
+        adapter.transcription(TINY_WAV, filename="probe.wav")
+        return True  # silence may transcribe to nothing; an answer at all proves the key
+    if model_type == ModelType.TTS:
+        stream = adapter.tts("Hello")
+        try:
+            return any(chunk for chunk in stream)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+    if model_type == ModelType.OCR:
+        result = adapter.ocr(TINY_PNG, mime_type="image/png")
+        return result is not None
+    raise ValueError(f"no probe for model type {model_type!r}")
+
+
+def probe_model(
+    *, model_type: str, factory: str, llm_name: str, api_key: str, api_base: str
+) -> Attempt:
+    """Make one live test call; never raises for provider trouble, returns the verdict."""
+    label = f"Fail to access {model_type} model({llm_name}) using this api key"
+    try:
+        adapter = build_adapter(
+            model_type=model_type,
+            factory=factory,
+            model_name=llm_name,
+            api_key=api_key,
+            base_url=api_base or None,
+        )
+        if _probe(adapter, model_type):
+            return Attempt(model=llm_name, model_type=model_type, ok=True)
+        return Attempt(
+            model=llm_name,
+            model_type=model_type,
+            ok=False,
+            cause="provider",
+            error_code=ErrorCode.GENERIC_ERROR,
+            message=f"{label}: the provider answered with an empty result.",
+        )
+    except BlockedAddressError as exc:
+        return Attempt(
+            model=llm_name,
+            model_type=model_type,
+            ok=False,
+            cause="config",
+            error_code=ErrorCode.INVALID_REQUEST,
+            message=f"{label}: the base URL is not allowed ({exc}).",
+        )
+    except ProviderError as exc:
+        cause, explanation = CAUSES.get(exc.code, ("provider", "the call failed"))
+        return Attempt(
+            model=llm_name,
+            model_type=model_type,
+            ok=False,
+            cause=cause,
+            error_code=str(exc.code),
+            message=f"{label}: {explanation} ({cause} problem). {exc}",
+        )
+    except Exception:
+        # An adapter bug must not take the validation down, nor leak details: log it (the
+        # adapter's own messages are scrubbed; this traceback stays server-side).
+        logger.exception("probe of %s %s@%s crashed", model_type, llm_name, factory)
+        return Attempt(
+            model=llm_name,
+            model_type=model_type,
+            ok=False,
+            cause="provider",
+            error_code=ErrorCode.GENERIC_ERROR,
+            message=f"{label}: the provider's answer could not be understood.",
+        )
+
+
+def http_status_for(attempts: list[dict]) -> int:
+    """The honest HTTP status of a failed validation, from the causes of its attempts."""
+    causes = {a.get("cause") for a in attempts if not a.get("ok")}
+    codes = {a.get("error_code") for a in attempts if not a.get("ok")}
+    if causes & {"key", "model", "request", "config"} or not causes:
+        return 400
+    if codes == {ErrorCode.RATE_LIMIT_EXCEEDED}:
+        return 429
+    return 502

@@ -6,4 +6,6 @@ class ProvidersConfig(AppConfig):
     verbose_name = "LLM providers and catalog"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (post-migrate catalog load)
+        from . import netguard, signals  # noqa: F401  (signals: post-migrate catalog load)
+
+        netguard.install()

@@ -230,3 +230,33 @@ def _is_coroutine_function(func) -> bool:
     import inspect
 
     return inspect.iscoroutinefunction(func)
+
+
+def guard_for(*, factory: str, model: str = ""):
+    """The per-attempt guard of one adapter (see providers.http `guard`).
+
+    It refuses a URL that may never be called, and sets the policy that the connect-time check
+    applies to the addresses the host resolves to when the connection is opened.
+    """
+    from .errors import InvalidRequestError
+    from .factories import SELF_HOSTED_FACTORIES
+
+    allow_private = factory in SELF_HOSTED_FACTORIES
+
+    def guard(url) -> None:
+        _current_policy.set(NetworkPolicy(allow_private=allow_private))
+        try:
+            check_url(str(url), allow_private=allow_private, resolve_host=False)
+        except BlockedAddressError as exc:
+            raise InvalidRequestError(
+                f"the base URL is not allowed: {exc}", provider=factory, model=model
+            ) from None
+
+    return guard
+
+
+def install() -> None:
+    """Put the connect-time check into every pooled client (called once at start-up)."""
+    from . import http
+
+    http.add_transport_hook(install_guard)

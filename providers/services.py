@@ -259,4 +259,8 @@ def catalog_load(
     summary.models_retired = LLM.objects.filter(pk__in=vanished).update(status=Status.INVALID)
     for warning in warnings:
         logger.warning("catalog %s: %s", path, warning)
+    if summary.changed:
+        from .signals import catalog_changed
+
+        transaction.on_commit(lambda: catalog_changed.send(sender=LLMFactory))
     return summary

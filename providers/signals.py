@@ -6,9 +6,12 @@ import logging
 
 from django.conf import settings
 from django.db.models.signals import post_migrate
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 logger = logging.getLogger(__name__)
+
+# Sent after a catalog load changed rows (bulk writes send no per-row signals).
+catalog_changed = Signal()
 
 
 @receiver(post_migrate, dispatch_uid="providers.load_catalog_on_first_migrate")

@@ -174,6 +174,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
 
+# The usage buffer: a Redis stream when Redis is configured (USAGE_REDIS_URL overrides).
+USAGE_REDIS_URL = env.str("USAGE_REDIS_URL", default=REDIS_URL)
+# Raw usage events older than this are pruned daily; hourly and daily rollups stay.
+USAGE_RETENTION_DAYS = env.int("USAGE_RETENTION_DAYS", default=90)
+# Tokens reserved for a completion whose max_tokens the caller did not set (quota checks).
+QUOTA_COMPLETION_RESERVE = env.int("QUOTA_COMPLETION_RESERVE", default=1024)
+# Quota windows (daily, monthly) follow the calendar of this time zone.
+QUOTA_TIME_ZONE = env.str("QUOTA_TIME_ZONE", default=env.str("TIME_ZONE", default="UTC"))
+
 # --- LLM calls ------------------------------------------------------------------------------
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=60.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)

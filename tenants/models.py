@@ -18,6 +18,12 @@ class Status(models.TextChoices):
     INVALID = "0", "Invalid"
 
 
+class QuotaWindow(models.TextChoices):
+    NONE = "none", "No window (lifetime)"
+    DAILY = "daily", "Calendar day"
+    MONTHLY = "monthly", "Calendar month"
+
+
 class Tenant(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=128)
@@ -36,6 +42,13 @@ class Tenant(models.Model):
         "default text-to-speech model", max_length=256, blank=True, default=""
     )
     ocr_id = models.CharField("default OCR model", max_length=256, blank=True, default="")
+    token_quota = models.BigIntegerField(
+        null=True, blank=True, help_text="Token allowance for all models together; empty: none."
+    )
+    quota_window = models.CharField(
+        max_length=16, choices=QuotaWindow.choices, default=QuotaWindow.MONTHLY
+    )
+    unlimited = models.BooleanField(default=False, help_text="Bypass every quota.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -51,6 +64,12 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(token_quota__isnull=True) | models.Q(token_quota__gte=0),
+                name="tenant_token_quota_non_negative",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -108,6 +127,9 @@ class TenantLLM(models.Model):
     used_tokens = models.BigIntegerField(default=0)
     token_quota = models.BigIntegerField(
         null=True, blank=True, help_text="Token allowance for this model; empty means none."
+    )
+    quota_window = models.CharField(
+        max_length=16, choices=QuotaWindow.choices, default=QuotaWindow.MONTHLY
     )
     status = models.CharField(max_length=1, choices=Status.choices, default=Status.VALID)
     validation_status = models.CharField(

@@ -39,6 +39,7 @@ from .models import (
     ValidationState,
     ValidationStatus,
 )
+from .resolution import invalidate as invalidate_resolutions
 from .selectors import TOKEN_PREFIX, token_hash
 from .validation import Attempt, probe_model
 
@@ -400,6 +401,8 @@ def _apply_validated(validation: KeyValidation) -> None:
         unique_fields=["tenant", "factory", "llm_name"],
         update_fields=update_fields,
     )
+    # bulk writes send no signals: drop cached resolutions holding the old key.
+    transaction.on_commit(invalidate_resolutions)
 
 
 def tenant_llm_revalidate(*, config: TenantLLM) -> Attempt:
@@ -445,6 +448,7 @@ def tenant_llm_set_status(*, tenant: Tenant, factory: LLMFactory, llm_name: str,
     TenantLLM.objects.filter(pk=config.pk).update(
         status=Status.VALID if enabled else Status.INVALID, updated_at=timezone.now()
     )
+    invalidate_resolutions()
 
 
 @transaction.atomic

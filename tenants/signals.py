@@ -14,3 +14,28 @@ def create_user_tenant(sender, instance, created: bool, raw: bool = False, **kwa
     from .services import tenant_create_for_user
 
     tenant_create_for_user(user=instance)
+
+
+def _invalidate_resolutions(**kwargs) -> None:
+    from .resolution import invalidate
+
+    invalidate()
+
+
+def _connect_invalidation() -> None:
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import post_delete
+
+    from providers.models import LLM, LLMFactory
+    from providers.signals import catalog_changed
+
+    from .models import Tenant, TenantLLM, TenantMember
+
+    for model in (Tenant, TenantLLM, TenantMember, LLM, LLMFactory, get_user_model()):
+        uid = f"tenants.invalidate.{model._meta.label_lower}"
+        post_save.connect(_invalidate_resolutions, sender=model, dispatch_uid=uid + ".save")
+        post_delete.connect(_invalidate_resolutions, sender=model, dispatch_uid=uid + ".delete")
+    catalog_changed.connect(_invalidate_resolutions, dispatch_uid="tenants.invalidate.catalog")
+
+
+_connect_invalidation()

@@ -1,0 +1,143 @@
+"""The usage ledger (one event per call), its hourly and daily rollups, and quota counters."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from providers.types import ModelType
+from tenants.models import Tenant, TenantLLM
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "OK"
+    ERROR = "error", "Error"
+
+
+class UsageEvent(models.Model):
+    """One model call. `request_id` makes recording idempotent: a replayed event is skipped."""
+
+    request_id = models.UUIDField()
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    tenant_llm = models.ForeignKey(
+        TenantLLM, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    factory = models.CharField(max_length=128)
+    llm_name = models.CharField(max_length=128)
+    model_type = models.CharField(max_length=32, choices=ModelType.choices)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    estimated = models.BooleanField(default=False)
+    cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+    latency_ms = models.IntegerField(default=0)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
+    error_code = models.CharField(max_length=32, blank=True, default="")
+    created_at = models.DateTimeField(help_text="When the call was made.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["request_id"], name="usageevent_unique_request"),
+            models.CheckConstraint(
+                condition=models.Q(total_tokens__gte=0), name="usageevent_tokens_non_negative"
+            ),
+        ]
+        indexes = [
+            # GET /api/v1/usage: a tenant's events in a time range.
+            models.Index(fields=["tenant", "created_at"], name="usageevent_tenant_time_idx"),
+            # Pruning old events.
+            models.Index(fields=["created_at"], name="usageevent_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.llm_name}@{self.factory} {self.total_tokens} tokens ({self.request_id})"
+
+
+class _Rollup(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    factory = models.CharField(max_length=128)
+    llm_name = models.CharField(max_length=128)
+    model_type = models.CharField(max_length=32, choices=ModelType.choices)
+    calls = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageHourly(_Rollup):
+    """Per tenant x factory x model x type and UTC hour; counters only ever grow by upsert."""
+
+    bucket = models.DateTimeField(help_text="Start of the UTC hour.")
+
+    class Meta:
+        ordering = ["-bucket"]
+        verbose_name = "hourly usage"
+        verbose_name_plural = "hourly usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "bucket", "factory", "llm_name", "model_type"],
+                name="usagehourly_unique_bucket",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H}h {self.llm_name}@{self.factory}"
+
+
+class UsageDaily(_Rollup):
+    """Per tenant x factory x model x type and UTC day, recomputed from the hourly rows."""
+
+    day = models.DateField()
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name = "daily usage"
+        verbose_name_plural = "daily usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "factory", "llm_name", "model_type"],
+                name="usagedaily_unique_day",
+            ),
+        ]
+        indexes = [
+            # The admin's "top tenants" over a range of days.
+            models.Index(fields=["day"], name="usagedaily_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.llm_name}@{self.factory}"
+
+
+class QuotaScope(models.TextChoices):
+    TENANT = "tenant", "Tenant (all models)"
+    CONFIG = "config", "Model configuration"
+
+
+class QuotaCounter(models.Model):
+    """Tokens spent (settled plus reserved) in one quota window of one scope.
+
+    Reservations and settlements are single conditional UPDATEs on this row, so concurrent
+    calls cannot both take the last tokens of a window.
+    """
+
+    scope = models.CharField(max_length=16, choices=QuotaScope.choices)
+    scope_id = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    used = models.BigIntegerField(default=0)
+    warned = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "scope_id", "window_start"], name="quotacounter_unique_window"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.scope_id} since {self.window_start:%Y-%m-%d}: {self.used}"

@@ -1,0 +1,385 @@
+"""LLMBundle: call any of a tenant's models and record every token it uses.
+
+    from tenants.bundle import LLMBundle
+
+    bundle = LLMBundle(tenant_id, "chat")                  # the tenant's default chat model
+    result = bundle.chat([{"role": "user", "content": "Hi"}])
+    result.text, result.usage.total_tokens
+
+    for delta in LLMBundle(tenant_id, "chat", "gpt-4o@OpenAI").chat_streamly(history):
+        ...
+
+Each call: resolve the model (cached in process), reserve quota if a quota applies (the
+provider is never called when it is exhausted), call the adapter, settle the quota with the
+real usage, and hand one usage record to the recorder (which never waits on the database).
+Streams are recorded once when they end, fail midway, are closed, or are dropped unfinished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from typing import Any
+
+from providers.errors import ErrorCode, ProviderError
+from providers.registry import build_adapter
+from providers.tokens import num_tokens_from_string
+from providers.types import ModelType, normalize_model_type
+from providers.usage import Usage
+from usage import quotas
+from usage.recorder import record_usage
+from usage.records import UsageRecord
+
+from .resolution import ModelNotAuthorized, ResolvedModel, resolve_model
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LLMBundle", "ModelNotAuthorized", "ModelType", "increase_usage"]
+
+_MILLION = Decimal(1_000_000)
+
+
+def _cost(resolved: ResolvedModel, usage: Usage) -> Decimal:
+    cost = Decimal(0)
+    prompt = usage.prompt_tokens or (usage.total_tokens - usage.completion_tokens)
+    if resolved.input_price is not None:
+        cost += Decimal(prompt) * resolved.input_price / _MILLION
+    if resolved.output_price is not None:
+        cost += Decimal(usage.completion_tokens) * resolved.output_price / _MILLION
+    return cost.quantize(Decimal("0.00000001"))
+
+
+class _Call:
+    """One call's accounting: reservation, timing, and exactly one usage record."""
+
+    def __init__(self, resolved: ResolvedModel, reservation: quotas.Reservation | None) -> None:
+        self.resolved = resolved
+        self.reservation = reservation
+        self.request_id = uuid.uuid4().hex
+        self.started = time.perf_counter()
+        self._done = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def start(cls, resolved: ResolvedModel, reserve_tokens: int) -> _Call:
+        """Reserve quota first: over quota, this raises and the provider is never called."""
+        reservation = None
+        if resolved.quota_rules:
+            reservation = quotas.reserve(
+                list(resolved.quota_rules),
+                reserve_tokens,
+                provider=resolved.factory,
+                model=resolved.llm_name,
+            )
+        return cls(resolved, reservation)
+
+    def finish(self, usage: Usage | None, error: BaseException | None = None) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        usage = usage or Usage()
+        resolved = self.resolved
+        try:
+            if self.reservation is not None:
+                quotas.settle(self.reservation, usage.total_tokens)
+        except Exception:
+            logger.exception("quota settlement failed for %s", resolved.full_name)
+        code = ""
+        if error is not None:
+            code = str(error.code) if isinstance(error, ProviderError) else ErrorCode.GENERIC_ERROR
+        record_usage(
+            UsageRecord(
+                request_id=self.request_id,
+                tenant_id=resolved.tenant_id,
+                tenant_llm_id=resolved.config_id,
+                factory=resolved.factory,
+                llm_name=resolved.llm_name,
+                model_type=resolved.model_type,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                total_tokens=usage.total_tokens,
+                estimated=usage.estimated,
+                cost=str(_cost(resolved, usage)),
+                latency_ms=int((time.perf_counter() - self.started) * 1000),
+                outcome="error" if error is not None else "ok",
+                error_code=code,
+            )
+        )
+
+
+class BundleChatStream:
+    """A chat stream that records its usage once: at the end, on failure, close, or drop."""
+
+    def __init__(self, stream, call: _Call) -> None:
+        self._stream = stream
+        self._call = call
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._stream)
+        except StopIteration:
+            self._call.finish(self._stream.usage)
+            raise
+        except BaseException as exc:
+            self._call.finish(self._stream.usage, exc)
+            raise
+
+    def __getattr__(self, name: str) -> Any:  # text, usage, done, error, tool_calls...
+        return getattr(self._stream, name)
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._call.finish(self._stream.usage, self._stream.error)
+
+    def __enter__(self) -> BundleChatStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Abandoned by the caller: still counted, with the usage so far.
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class AsyncBundleChatStream:
+    def __init__(self, stream, call: _Call) -> None:
+        self._stream = stream
+        self._call = call
+        self._iterator: AsyncIterator[str] | None = None
+
+    def __aiter__(self) -> AsyncBundleChatStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._iterator is None:
+            self._iterator = self._stream.__aiter__()
+        try:
+            return await self._iterator.__anext__()
+        except StopAsyncIteration:
+            self._call.finish(self._stream.usage)
+            raise
+        except BaseException as exc:
+            self._call.finish(self._stream.usage, exc)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def aclose(self) -> None:
+        try:
+            closer = getattr(self._stream, "aclose", None)
+            if closer is not None:
+                await closer()
+        finally:
+            self._call.finish(self._stream.usage, getattr(self._stream, "error", None))
+
+    async def __aenter__(self) -> AsyncBundleChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._call.finish(self._stream.usage, getattr(self._stream, "error", None))
+
+
+class BundleAudioStream(BundleChatStream):
+    """TTS audio chunks; recorded once like chat streams."""
+
+
+class LLMBundle:
+    """A tenant's model of one type, with usage accounting (RAGFlow's LLMBundle)."""
+
+    def __init__(
+        self,
+        tenant_id,
+        llm_type: str,
+        llm_name: str | None = None,
+        lang: str = "English",
+        **kwargs: Any,
+    ) -> None:
+        self.tenant_id = str(tenant_id)
+        self.model_type = normalize_model_type(llm_type).value
+        self.llm_name = llm_name
+        self.lang = lang
+        self.options = kwargs
+        self._adapter = None
+        self._adapter_for: ResolvedModel | None = None
+        self.resolved  # noqa: B018 - resolve now, so an unknown model fails at construction
+
+    @property
+    def resolved(self) -> ResolvedModel:
+        return resolve_model(self.tenant_id, self.model_type, self.llm_name)
+
+    def adapter(self):
+        resolved = self.resolved
+        if self._adapter is None or self._adapter_for is not resolved:
+            self._adapter = build_adapter(
+                model_type=self.model_type,
+                factory=resolved.factory,
+                model_name=resolved.llm_name,
+                api_key=resolved.api_key,
+                base_url=resolved.api_base or None,
+                **self.options,
+            )
+            self._adapter_for = resolved
+        return self._adapter
+
+    @property
+    def max_length(self) -> int:
+        return self.resolved.max_tokens
+
+    # --- accounting around one call ---
+
+    def _run(self, reserve_tokens: int, call, usage_of=lambda result: result.usage):
+        adapter = self.adapter()
+        accounting = _Call.start(self._adapter_for, reserve_tokens)
+        try:
+            result = call(adapter)
+        except BaseException as exc:
+            accounting.finish(None, exc)
+            raise
+        accounting.finish(usage_of(result))
+        return result
+
+    async def _arun(self, reserve_tokens: int, call):
+        adapter = self.adapter()
+        accounting = _Call.start(self._adapter_for, reserve_tokens)
+        try:
+            result = await call(adapter)
+        except BaseException as exc:
+            accounting.finish(None, exc)
+            raise
+        accounting.finish(result.usage)
+        return result
+
+    def _chat_reserve(self, history, system, gen_conf) -> int:
+        from django.conf import settings
+
+        text = (system or "") + "".join(str(m.get("content", "")) for m in history)
+        completion = (gen_conf or {}).get("max_tokens") or settings.QUOTA_COMPLETION_RESERVE
+        return num_tokens_from_string(text) + int(completion) + 8 * (len(history) + 1)
+
+    # --- chat ---
+
+    def chat(self, history, *, system=None, gen_conf=None, tools=None):
+        return self._run(
+            self._chat_reserve(history, system, gen_conf),
+            lambda a: a.chat(history, system=system, gen_conf=gen_conf, tools=tools),
+        )
+
+    def chat_streamly(self, history, *, system=None, gen_conf=None, tools=None):
+        adapter = self.adapter()
+        accounting = _Call.start(self._adapter_for, self._chat_reserve(history, system, gen_conf))
+        try:
+            stream = adapter.chat_streamly(history, system=system, gen_conf=gen_conf, tools=tools)
+        except BaseException as exc:
+            accounting.finish(None, exc)
+            raise
+        return BundleChatStream(stream, accounting)
+
+    async def achat(self, history, *, system=None, gen_conf=None, tools=None):
+        return await self._arun(
+            self._chat_reserve(history, system, gen_conf),
+            lambda a: a.achat(history, system=system, gen_conf=gen_conf, tools=tools),
+        )
+
+    async def achat_streamly(self, history, *, system=None, gen_conf=None, tools=None):
+        adapter = self.adapter()
+        accounting = _Call.start(self._adapter_for, self._chat_reserve(history, system, gen_conf))
+        try:
+            stream = await adapter.achat_streamly(
+                history, system=system, gen_conf=gen_conf, tools=tools
+            )
+        except BaseException as exc:
+            accounting.finish(None, exc)
+            raise
+        return AsyncBundleChatStream(stream, accounting)
+
+    # --- embedding, rerank ---
+
+    def encode(self, texts: list[str]):
+        reserve = sum(num_tokens_from_string(t) for t in texts)
+        return self._run(reserve, lambda a: a.encode(texts))
+
+    def encode_queries(self, text: str):
+        return self._run(num_tokens_from_string(text), lambda a: a.encode_queries(text))
+
+    def similarity(self, query: str, texts: list[str]):
+        reserve = num_tokens_from_string(query) * len(texts) + sum(
+            num_tokens_from_string(t) for t in texts
+        )
+        return self._run(reserve, lambda a: a.similarity(query, texts))
+
+    # --- vision, audio, OCR ---
+
+    def describe(self, image: bytes):
+        from django.conf import settings
+
+        return self._run(settings.QUOTA_COMPLETION_RESERVE * 2, lambda a: a.describe(image))
+
+    def describe_with_prompt(self, image: bytes, prompt: str | None = None):
+        from django.conf import settings
+
+        reserve = settings.QUOTA_COMPLETION_RESERVE * 2 + num_tokens_from_string(prompt or "")
+        return self._run(reserve, lambda a: a.describe_with_prompt(image, prompt))
+
+    def transcription(self, audio: bytes, **kwargs: Any):
+        from django.conf import settings
+
+        return self._run(
+            settings.QUOTA_COMPLETION_RESERVE, lambda a: a.transcription(audio, **kwargs)
+        )
+
+    def tts(self, text: str, *, voice: str | None = None):
+        adapter = self.adapter()
+        accounting = _Call.start(self._adapter_for, num_tokens_from_string(text))
+        try:
+            stream = adapter.tts(text, voice=voice)
+        except BaseException as exc:
+            accounting.finish(None, exc)
+            raise
+        return BundleAudioStream(stream, accounting)
+
+    def ocr(self, document: bytes, *, mime_type: str = "application/pdf"):
+        from django.conf import settings
+
+        return self._run(
+            settings.QUOTA_COMPLETION_RESERVE * 4, lambda a: a.ocr(document, mime_type=mime_type)
+        )
+
+
+def increase_usage(
+    tenant_id, model_type: str, used_tokens: int, llm_name: str | None = None
+) -> bool:
+    """Record `used_tokens` for a tenant's model, as RAGFlow's increase_usage did.
+
+    Returns False (and records nothing) when the model cannot be resolved. The tokens count
+    towards quotas and `used_tokens`, through the same buffered ledger as LLMBundle calls.
+    """
+    try:
+        resolved = resolve_model(tenant_id, normalize_model_type(model_type).value, llm_name)
+    except (ModelNotAuthorized, ValueError):
+        logger.warning(
+            "increase_usage: no model %s of type %s for tenant %s", llm_name, model_type, tenant_id
+        )
+        return False
+    usage = Usage(prompt_tokens=int(used_tokens), total_tokens=int(used_tokens))
+    # Tokens already spent: they count against quotas but are never refused.
+    reservation = quotas.hold_nothing(list(resolved.quota_rules)) if resolved.quota_rules else None
+    _Call(resolved, reservation).finish(usage)
+    return True

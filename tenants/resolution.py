@@ -1,0 +1,204 @@
+"""Resolving a tenant's model for a call, cached in process (RAGFlow's LLM4Tenant lookup).
+
+`resolve_model(tenant_id, model_type, llm_name)` finds the tenant's enabled TenantLLM for
+`name@factory`, a bare name, or the tenant's default of the type, else the configured system
+default; otherwise it raises ModelNotAuthorized ("Model(NAME@FACTORY) not authorized").
+
+Results are cached per process. Any change to a config, tenant, catalog model or user clears
+this process's cache at once (signals) and bumps a generation number in the shared cache
+(Redis when configured) that other processes look at no more than once a second; entries also
+expire after CONFIG_CACHE_SECONDS. In steady state a call therefore makes no database query.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.cache import cache
+
+from providers.errors import ModelError
+from providers.factories import strip_name_suffix
+from providers.models import LLM, LLMFactory
+from providers.types import normalize_model_type
+from usage.quotas import QuotaRule, config_rule, tenant_rule
+
+from .defaults import load_system_defaults
+from .models import Role, Status, Tenant, TenantLLM
+
+logger = logging.getLogger(__name__)
+
+GENERATION_KEY = "ragllm:llm-config-generation"
+REMOTE_CHECK_SECONDS = 1.0
+
+
+class ModelNotAuthorized(ModelError):
+    """The tenant has no enabled configuration for the model, and no system default covers it."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    tenant_id: str
+    tenant_name: str
+    config_id: int | None
+    factory: str
+    llm_name: str
+    model_type: str
+    api_key: str = field(repr=False)
+    api_base: str
+    max_tokens: int
+    is_tools: bool
+    input_price: Decimal | None
+    output_price: Decimal | None
+    quota_rules: tuple[QuotaRule, ...]
+    resolved_at: float
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.llm_name}@{self.factory}"
+
+
+_cache: dict[tuple[str, str, str], ResolvedModel] = {}
+_factory_names: frozenset[str] | None = None
+_lock = threading.Lock()
+_seen_generation: object = None
+_checked_at = 0.0
+
+
+def invalidate(*, broadcast: bool = True) -> None:
+    """Forget every resolution in this process and, with broadcast, in the others too."""
+    global _factory_names
+    with _lock:
+        _cache.clear()
+        _factory_names = None
+    if broadcast:
+        try:
+            cache.incr(GENERATION_KEY)
+        except ValueError:
+            cache.set(GENERATION_KEY, 1, timeout=None)
+        except Exception:  # the shared cache being down must not break a config change
+            logger.warning(
+                "cannot broadcast the config change; other processes catch up "
+                "within CONFIG_CACHE_SECONDS"
+            )
+
+
+def _check_remote_generation() -> None:
+    global _seen_generation, _checked_at
+    now = time.monotonic()
+    if now - _checked_at < REMOTE_CHECK_SECONDS:
+        return
+    _checked_at = now
+    try:
+        generation = cache.get(GENERATION_KEY)
+    except Exception:
+        return
+    if generation != _seen_generation:
+        if _seen_generation is not None:
+            invalidate(broadcast=False)
+        _seen_generation = generation
+
+
+def _factories() -> frozenset[str]:
+    global _factory_names
+    if _factory_names is None:
+        _factory_names = frozenset(LLMFactory.objects.values_list("name", flat=True))
+    return _factory_names
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """("gpt-4o", "OpenAI") for "gpt-4o@OpenAI" when the tail is a known factory."""
+    if "@" in name:
+        head, tail = name.rsplit("@", 1)
+        if tail in _factories():
+            return strip_name_suffix(head), tail
+    return strip_name_suffix(name), ""
+
+
+def resolve_model(tenant_id, model_type: str, llm_name: str | None = None) -> ResolvedModel:
+    model_type = normalize_model_type(model_type).value
+    key = (str(tenant_id), model_type, llm_name or "")
+    _check_remote_generation()
+    resolved = _cache.get(key)
+    ttl = getattr(settings, "CONFIG_CACHE_SECONDS", 60)
+    if resolved is not None and time.monotonic() - resolved.resolved_at < ttl:
+        return resolved
+    resolved = _resolve_from_db(str(tenant_id), model_type, llm_name)
+    with _lock:
+        _cache[key] = resolved
+    return resolved
+
+
+def _not_authorized(name: str, factory: str) -> ModelNotAuthorized:
+    return ModelNotAuthorized(
+        f"Model({name}@{factory or 'unknown'}) not authorized", provider=factory, model=name
+    )
+
+
+def _resolve_from_db(tenant_id: str, model_type: str, llm_name: str | None) -> ResolvedModel:
+    tenant = Tenant.objects.filter(pk=tenant_id, status=Status.VALID).first()
+    if tenant is None:
+        raise ModelNotAuthorized(f"Tenant {tenant_id} not found", model=llm_name or "")
+    name = llm_name or tenant.default_model(model_type)
+    defaults = load_system_defaults()
+    system_default = defaults.models.get(model_type)
+    if not name and system_default is not None:
+        name = system_default.full_name
+    if not name:
+        raise ModelNotAuthorized(
+            f"Tenant {tenant.name} has no default {model_type} model", model=""
+        )
+    bare, factory = split_name(name)
+
+    configs = TenantLLM.objects.select_related("factory").filter(
+        tenant=tenant, llm_name=bare, status=Status.VALID
+    )
+    if factory:
+        configs = configs.filter(factory__name=factory)
+    candidates = list(configs)
+    # A bare name offered by several factories: prefer one configured for this type.
+    candidates.sort(key=lambda c: (c.model_type != model_type, c.factory.name))
+    unlimited = (
+        tenant.unlimited or tenant.members.filter(role=Role.OWNER, user__is_superuser=True).exists()
+    )
+    rules: list[QuotaRule] = []
+    if not unlimited and (rule := tenant_rule(tenant)) is not None:
+        rules.append(rule)
+
+    if candidates:
+        config = candidates[0]
+        if not unlimited and (rule := config_rule(config)) is not None:
+            rules.append(rule)
+        factory_name, api_key, api_base = config.factory.name, config.api_key, config.api_base
+        config_id, max_tokens = config.pk, config.max_tokens
+    elif (
+        system_default is not None
+        and system_default.name == bare
+        and (not factory or factory == system_default.factory)
+    ):
+        factory_name, api_key = system_default.factory, system_default.api_key
+        api_base, config_id, max_tokens = system_default.base_url, None, 8192
+    else:
+        raise _not_authorized(bare, factory)
+
+    catalog = LLM.objects.filter(factory__name=factory_name, llm_name=bare).first()
+    return ResolvedModel(
+        tenant_id=str(tenant.pk),
+        tenant_name=tenant.name,
+        config_id=config_id,
+        factory=factory_name,
+        llm_name=bare,
+        model_type=model_type,
+        api_key=api_key,
+        api_base=api_base,
+        max_tokens=max_tokens,
+        is_tools=bool(catalog and catalog.is_tools),
+        input_price=catalog.input_price if catalog else None,
+        output_price=catalog.output_price if catalog else None,
+        quota_rules=tuple(rules),
+        resolved_at=time.monotonic(),
+    )

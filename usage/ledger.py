@@ -1,0 +1,205 @@
+"""Applying usage records to the database: exactly once per request id, in batches.
+
+One transaction per batch:
+1. insert the events, skipping request ids already stored (`ON CONFLICT DO NOTHING RETURNING`),
+   so a batch replayed after a crash inserts nothing the second time;
+2. add only the newly inserted tokens to `TenantLLM.used_tokens`, one
+   `UPDATE ... SET used_tokens = used_tokens + n` per touched row;
+3. add them to the hourly rollups with `INSERT ... ON CONFLICT DO UPDATE SET x = x + EXCLUDED.x`.
+Counters are never read and written back from Python. Rows are touched in a fixed order so two
+writers cannot deadlock. The SQL runs on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from tenants.models import Tenant, TenantLLM
+
+from .models import UsageEvent, UsageHourly
+from .records import UsageRecord
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 500
+_EVENT_COLUMNS = (
+    "request_id",
+    "tenant_id",
+    "tenant_llm_id",
+    "factory",
+    "llm_name",
+    "model_type",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "estimated",
+    "cost",
+    "latency_ms",
+    "outcome",
+    "error_code",
+    "created_at",
+)
+_SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
+
+
+@dataclass
+class ApplyResult:
+    inserted: int = 0
+    duplicates: int = 0
+    dropped: int = 0  # events whose tenant no longer exists
+
+    def __iadd__(self, other: ApplyResult) -> ApplyResult:
+        self.inserted += other.inserted
+        self.duplicates += other.duplicates
+        self.dropped += other.dropped
+        return self
+
+
+def _prep(model, column: str, value):
+    """The backend's representation of `value` for `column` (UUIDs, datetimes, decimals...)."""
+    name = column[:-3] if column in {"tenant_id", "tenant_llm_id"} else column
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def _hour(ts: float) -> datetime:
+    moment = datetime.fromtimestamp(ts, tz=UTC)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _insert_events(records: list[UsageRecord]) -> set[str]:
+    """Insert the events; return the request ids (hex) that were new."""
+    table = connection.ops.quote_name(UsageEvent._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in _EVENT_COLUMNS)
+    inserted: set[str] = set()
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
+        params: list = []
+        for r in chunk:
+            values = {
+                "request_id": uuid.UUID(r.request_id),
+                "tenant_id": uuid.UUID(r.tenant_id),
+                "tenant_llm_id": r.tenant_llm_id,
+                "factory": r.factory,
+                "llm_name": r.llm_name,
+                "model_type": r.model_type,
+                "prompt_tokens": r.prompt_tokens,
+                "completion_tokens": r.completion_tokens,
+                "total_tokens": r.total_tokens,
+                "estimated": r.estimated,
+                "cost": r.cost_decimal,
+                "latency_ms": r.latency_ms,
+                "outcome": r.outcome,
+                "error_code": r.error_code,
+                "created_at": datetime.fromtimestamp(r.created_at, tz=UTC),
+            }
+            params.extend(_prep(UsageEvent, c, values[c]) for c in _EVENT_COLUMNS)
+        row = "(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))} "
+            f"ON CONFLICT ({connection.ops.quote_name('request_id')}) DO NOTHING "
+            f"RETURNING {connection.ops.quote_name('request_id')}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for (value,) in cursor.fetchall():
+                inserted.add(value.hex if isinstance(value, uuid.UUID) else uuid.UUID(value).hex)
+    return inserted
+
+
+def _upsert_hourly(records: list[UsageRecord]) -> None:
+    sums: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0, 0, Decimal(0)])
+    for r in records:
+        key = (r.tenant_id, _hour(r.created_at), r.factory, r.llm_name, r.model_type)
+        acc = sums[key]
+        acc[0] += 1
+        acc[1] += 1 if r.outcome != "ok" else 0
+        acc[2] += r.prompt_tokens
+        acc[3] += r.completion_tokens
+        acc[4] += r.total_tokens
+        acc[5] += r.cost_decimal
+    if not sums:
+        return
+    qn = connection.ops.quote_name
+    table = qn(UsageHourly._meta.db_table)
+    key_columns = ("tenant_id", "bucket", "factory", "llm_name", "model_type")
+    columns = key_columns + _SUMS
+    updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + EXCLUDED.{qn(c)}" for c in _SUMS)
+    items = sorted(sums.items(), key=lambda item: (item[0][0], item[0][1], *item[0][2:]))
+    for start in range(0, len(items), CHUNK):
+        chunk = items[start : start + CHUNK]
+        params: list = []
+        for (tenant_id, bucket, factory, llm_name, model_type), acc in chunk:
+            values = dict(
+                zip(
+                    columns,
+                    (uuid.UUID(tenant_id), bucket, factory, llm_name, model_type, *acc),
+                    strict=True,
+                )
+            )
+            params.extend(_prep(UsageHourly, c, values[c]) for c in columns)
+        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        sql = (
+            f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) "
+            f"VALUES {', '.join([row] * len(chunk))} "
+            f"ON CONFLICT ({', '.join(qn(c) for c in key_columns)}) DO UPDATE SET {updates}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+def _drop_orphans(records: list[UsageRecord]) -> tuple[list[UsageRecord], int]:
+    """Events of deleted tenants are dropped; links to deleted configs are cut, not lost."""
+    tenant_ids = {r.tenant_id for r in records}
+    live_tenants = {
+        t.hex for t in Tenant.objects.filter(pk__in=tenant_ids).values_list("pk", flat=True)
+    }
+    config_ids = {r.tenant_llm_id for r in records if r.tenant_llm_id is not None}
+    live_configs = (
+        set(TenantLLM.objects.filter(pk__in=config_ids).values_list("pk", flat=True))
+        if config_ids
+        else set()
+    )
+    kept: list[UsageRecord] = []
+    for r in records:
+        if uuid.UUID(r.tenant_id).hex not in live_tenants:
+            continue
+        if r.tenant_llm_id is not None and r.tenant_llm_id not in live_configs:
+            r = UsageRecord(**{**_as_dict(r), "tenant_llm_id": None})
+        kept.append(r)
+    return kept, len(records) - len(kept)
+
+
+def _as_dict(record: UsageRecord) -> dict:
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
+def apply_records(records: Iterable[UsageRecord]) -> ApplyResult:
+    """Apply a batch in one transaction. Replaying any part of it changes nothing."""
+    batch = list({r.request_id: r for r in records}.values())  # a batch may repeat an id
+    if not batch:
+        return ApplyResult()
+    with transaction.atomic():
+        batch, dropped = _drop_orphans(batch)
+        new_ids = _insert_events(batch) if batch else set()
+        fresh = [r for r in batch if uuid.UUID(r.request_id).hex in new_ids]
+        per_config: dict[int, int] = defaultdict(int)
+        for r in fresh:
+            if r.tenant_llm_id is not None and r.total_tokens:
+                per_config[r.tenant_llm_id] += r.total_tokens
+        for config_id in sorted(per_config):
+            TenantLLM.objects.filter(pk=config_id).update(
+                used_tokens=F("used_tokens") + per_config[config_id]
+            )
+        _upsert_hourly(fresh)
+    if dropped:
+        logger.warning("dropped %d usage event(s) of deleted tenants", dropped)
+    return ApplyResult(inserted=len(fresh), duplicates=len(batch) - len(fresh), dropped=dropped)

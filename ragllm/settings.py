@@ -7,6 +7,7 @@ SQLite under `var/`, a filesystem Celery broker, no Redis. Production needs `DEB
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -128,7 +129,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-ragllm.sqlite3")}
+    # A file (threads share it, unlike a private in-memory database), one per test run so
+    # that concurrent runs do not destroy each other's database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-ragllm-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)

@@ -14,7 +14,7 @@ import logging
 import wave
 from dataclasses import asdict, dataclass
 
-from providers.errors import ErrorCode, ProviderError
+from providers.errors import ErrorCode, MaxRetriesExceededError, ProviderError
 from providers.netguard import BlockedAddressError
 from providers.registry import build_adapter
 from providers.types import ModelType
@@ -47,7 +47,6 @@ CAUSES = {
     ErrorCode.MODEL_ERROR: ("model", "the model is not available"),
     ErrorCode.RATE_LIMIT_EXCEEDED: ("provider", "the provider is rate-limiting this key"),
     ErrorCode.SERVER_ERROR: ("provider", "the provider failed"),
-    ErrorCode.MAX_RETRIES_EXCEEDED: ("provider", "the provider kept failing"),
     ErrorCode.CONTENT_FILTERED: ("provider", "the provider filtered the test request"),
     ErrorCode.INVALID_REQUEST: ("request", "the provider refused the request"),
     ErrorCode.GENERIC_ERROR: ("provider", "the call failed"),
@@ -130,14 +129,20 @@ def probe_model(
             message=f"{label}: the base URL is not allowed ({exc}).",
         )
     except ProviderError as exc:
-        cause, explanation = CAUSES.get(exc.code, ("provider", "the call failed"))
+        # After retries, the cause is the last error's (a refused connection stays a network
+        # problem however many times it was tried).
+        code = exc.last_error.code if isinstance(exc, MaxRetriesExceededError) else exc.code
+        cause, explanation = CAUSES.get(code, ("provider", "the call failed"))
+        tries = (
+            f"; tried {exc.retries + 1} times" if isinstance(exc, MaxRetriesExceededError) else ""
+        )
         return Attempt(
             model=llm_name,
             model_type=model_type,
             ok=False,
             cause=cause,
-            error_code=str(exc.code),
-            message=f"{label}: {explanation} ({cause} problem). {exc}",
+            error_code=str(code),
+            message=f"{label}: {explanation} ({cause} problem{tries}). {exc}",
         )
     except Exception:
         # An adapter bug must not take the validation down, nor leak details: log it (the

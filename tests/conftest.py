@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -108,3 +110,70 @@ def catalog(db):
 
     if not LLMFactory.objects.filter(name="OpenAI").exists():
         catalog_load(path=settings.LLM_FACTORIES_FILE)
+
+
+@pytest.fixture(scope="session")
+def fake_provider():
+    """A real HTTP server on 127.0.0.1 speaking each provider family's wire format."""
+    from tests.fakeprovider import start_fake_provider
+
+    server = start_fake_provider()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset_fake_provider():
+    # Only servers already started: a test that does not use the fake does not start it.
+    from tests.fakeprovider import FakeProviderServer
+
+    for server in FakeProviderServer.running():
+        server.reset()
+
+
+@pytest.fixture(scope="session")
+def _celery_worker(django_db_setup, django_db_blocker):
+    """A real Celery worker (threads) on the Redis broker when REDIS_URL is set, as in CI.
+
+    It consumes a queue of its own, so a developer's worker on the same Redis takes nothing.
+    """
+    from django.conf import settings
+
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        yield None
+        return
+    from celery.contrib.testing.worker import start_worker
+
+    from ragllm.celery import app
+
+    queue = f"ragllm-tests-{uuid.uuid4().hex[:8]}"
+    app.conf.task_default_queue = queue
+    app.conf.task_always_eager = False
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=10,
+        queues=[queue],
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def tasks(_celery_worker, transactional_db):
+    """Run Celery tasks for this test: on the real worker in CI, eagerly in a bare local run.
+
+    The worker has its own database connection, so tests using it commit their data.
+    """
+    from ragllm.celery import app
+
+    if _celery_worker is not None:
+        yield "worker"
+        return
+    app.conf.task_always_eager = True
+    try:
+        yield "eager"
+    finally:
+        app.conf.task_always_eager = False

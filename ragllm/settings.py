@@ -179,6 +179,8 @@ CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
 
 # The usage buffer: a Redis stream when Redis is configured (USAGE_REDIS_URL overrides).
 USAGE_REDIS_URL = env.str("USAGE_REDIS_URL", default=REDIS_URL)
+# Without Redis, a background thread in each process writes buffered usage (RAGFlow's design).
+USAGE_WRITER_THREAD = env.bool("USAGE_WRITER_THREAD", default=True)
 # Raw usage events older than this are pruned daily; hourly and daily rollups stay.
 USAGE_RETENTION_DAYS = env.int("USAGE_RETENTION_DAYS", default=90)
 # Tokens reserved for a completion whose max_tokens the caller did not set (quota checks).

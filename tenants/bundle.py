@@ -17,6 +17,7 @@ Streams are recorded once when they end, fail midway, are closed, or are dropped
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -25,6 +26,8 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
+
+from asgiref.sync import sync_to_async
 
 from providers.errors import ErrorCode, ProviderError
 from providers.registry import build_adapter
@@ -85,11 +88,12 @@ class _Call:
             self._done = True
         usage = usage or Usage()
         resolved = self.resolved
-        try:
-            if self.reservation is not None:
-                quotas.settle(self.reservation, usage.total_tokens)
-        except Exception:
-            logger.exception("quota settlement failed for %s", resolved.full_name)
+        if self.reservation is not None:
+            if _in_event_loop():
+                # The ORM may not run on an event loop's thread; settle beside it.
+                threading.Thread(target=self._settle, args=(usage.total_tokens,)).start()
+            else:
+                self._settle(usage.total_tokens)
         code = ""
         if error is not None:
             code = str(error.code) if isinstance(error, ProviderError) else ErrorCode.GENERIC_ERROR
@@ -111,6 +115,20 @@ class _Call:
                 error_code=code,
             )
         )
+
+    def _settle(self, tokens: int) -> None:
+        try:
+            quotas.settle(self.reservation, tokens)
+        except Exception:
+            logger.exception("quota settlement failed for %s", self.resolved.full_name)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class BundleChatStream:
@@ -219,7 +237,8 @@ class LLMBundle:
         self.options = kwargs
         self._adapter = None
         self._adapter_for: ResolvedModel | None = None
-        self.resolved  # noqa: B018 - resolve now, so an unknown model fails at construction
+        if not _in_event_loop():
+            self.resolved  # noqa: B018 - resolve now: an unknown model fails at construction
 
     @property
     def resolved(self) -> ResolvedModel:
@@ -256,9 +275,13 @@ class LLMBundle:
         accounting.finish(usage_of(result))
         return result
 
-    async def _arun(self, reserve_tokens: int, call):
+    def _start(self, reserve_tokens: int):
         adapter = self.adapter()
-        accounting = _Call.start(self._adapter_for, reserve_tokens)
+        return adapter, _Call.start(self._adapter_for, reserve_tokens)
+
+    async def _arun(self, reserve_tokens: int, call):
+        # Resolution and quota reservation may touch the database: not on the loop's thread.
+        adapter, accounting = await sync_to_async(self._start)(reserve_tokens)
         try:
             result = await call(adapter)
         except BaseException as exc:
@@ -299,8 +322,8 @@ class LLMBundle:
         )
 
     async def achat_streamly(self, history, *, system=None, gen_conf=None, tools=None):
-        adapter = self.adapter()
-        accounting = _Call.start(self._adapter_for, self._chat_reserve(history, system, gen_conf))
+        reserve = self._chat_reserve(history, system, gen_conf)
+        adapter, accounting = await sync_to_async(self._start)(reserve)
         try:
             stream = await adapter.achat_streamly(
                 history, system=system, gen_conf=gen_conf, tools=tools

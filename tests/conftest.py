@@ -123,6 +123,16 @@ def fake_provider():
 
 
 @pytest.fixture(autouse=True)
+def _empty_usage_queue():
+    """No usage record of one test leaks into the next."""
+    from usage.buffer import local_buffer
+
+    local_buffer().clear()
+    yield
+    local_buffer().clear()
+
+
+@pytest.fixture(autouse=True)
 def _reset_fake_provider():
     # Only servers already started: a test that does not use the fake does not start it.
     from tests.fakeprovider import FakeProviderServer
@@ -177,3 +187,60 @@ def tasks(_celery_worker, transactional_db):
         yield "eager"
     finally:
         app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of this test's own, which the test may stop and restart."""
+    import shutil
+
+    from tests.usage_helpers import PrivateRedis
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed on this machine")
+    server = PrivateRedis(tmp_path).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def usage_redis(private_redis, settings):
+    """Point the usage recorder at a private Redis stream for this test."""
+    from usage import buffer, recorder
+
+    settings.USAGE_REDIS_URL = private_redis.url
+    recorder.reset_redis_state()
+    yield private_redis
+    buffer._redis = None
+    recorder.reset_redis_state()
+
+
+@pytest.fixture
+def no_usage_redis(settings):
+    """Record through the in-process writer (no Redis), as a bare `make run` does."""
+    from usage import buffer, recorder
+
+    settings.USAGE_REDIS_URL = ""
+    buffer._redis = None
+    recorder.reset_redis_state()
+    yield
+
+
+@pytest.fixture
+def chat_config(db, tenant, catalog, fake_provider):
+    """The owner's tenant with gpt-4o-mini@OpenAI aimed at the fake provider, as its default."""
+    from tenants.models import TenantLLM
+    from tenants.resolution import invalidate
+
+    config = TenantLLM.objects.create(
+        tenant=tenant,
+        factory=LLMFactory.objects.get(name="OpenAI"),
+        llm_name="gpt-4o-mini",
+        model_type="chat",
+        api_key="sk-bundle-key-000000000001",
+        api_base=fake_provider.url("/v1"),
+    )
+    tenant.llm_id = "gpt-4o-mini@OpenAI"
+    tenant.save()
+    invalidate()
+    return config

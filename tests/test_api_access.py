@@ -49,7 +49,9 @@ def victim_task(tenant, catalog):
     from providers.models import LLMFactory
 
     return KeyValidation.objects.create(
-        tenant=tenant, kind=ValidationKind.SET_API_KEY, factory=LLMFactory.objects.get(name="OpenAI")
+        tenant=tenant,
+        kind=ValidationKind.SET_API_KEY,
+        factory=LLMFactory.objects.get(name="OpenAI"),
     )
 
 

@@ -23,15 +23,24 @@ def openai(catalog):
 @pytest.fixture
 def gpt(tenant, openai):
     return TenantLLM.objects.create(
-        tenant=tenant, factory=openai, llm_name="gpt-4o", model_type="chat", api_key=SECRET,
-        api_base="https://api.openai.com/v1", max_tokens=128000, used_tokens=77,
+        tenant=tenant,
+        factory=openai,
+        llm_name="gpt-4o",
+        model_type="chat",
+        api_key=SECRET,
+        api_base="https://api.openai.com/v1",
+        max_tokens=128000,
+        used_tokens=77,
     )
 
 
 @pytest.fixture
 def embed(tenant, openai):
     return TenantLLM.objects.create(
-        tenant=tenant, factory=openai, llm_name="text-embedding-3-small", model_type="embedding",
+        tenant=tenant,
+        factory=openai,
+        llm_name="text-embedding-3-small",
+        model_type="embedding",
         api_key=SECRET,
     )
 
@@ -63,7 +72,9 @@ def test_my_llms_groups_by_factory_and_never_returns_keys(owner_api, gpt, embed)
     assert SECRET not in json.dumps(detailed)
 
 
-def test_my_llms_makes_a_fixed_number_of_queries(owner_api, tenant, openai, django_assert_max_num_queries):
+def test_my_llms_makes_a_fixed_number_of_queries(
+    owner_api, tenant, openai, django_assert_max_num_queries
+):
     for i in range(30):
         TenantLLM.objects.create(tenant=tenant, factory=openai, llm_name=f"m{i}", model_type="chat")
     with django_assert_max_num_queries(8):
@@ -87,8 +98,11 @@ def test_list_marks_models_available_when_the_tenant_has_a_key(owner_api, gpt):
 
 def test_list_shows_custom_models_of_the_tenant(owner_api, tenant, catalog):
     TenantLLM.objects.create(
-        tenant=tenant, factory=LLMFactory.objects.get(name="Ollama"), llm_name="llama3.2",
-        model_type="chat", api_base="http://127.0.0.1:11434",
+        tenant=tenant,
+        factory=LLMFactory.objects.get(name="Ollama"),
+        llm_name="llama3.2",
+        model_type="chat",
+        api_base="http://127.0.0.1:11434",
     )
     data = owner_api.get("/api/v1/llm/list").json()["data"]
     assert data["Ollama"][0]["llm_name"] == "llama3.2"
@@ -102,7 +116,9 @@ def test_delete_llm_removes_one_config(owner_api, gpt, embed):
     assert response.json() == {"code": 0, "message": "success", "data": True}
     assert not TenantLLM.objects.filter(pk=gpt.pk).exists()
     assert TenantLLM.objects.filter(pk=embed.pk).exists()
-    again = owner_api.post("/api/v1/llm/delete_llm", {"llm_factory": "OpenAI", "llm_name": "gpt-4o"})
+    again = owner_api.post(
+        "/api/v1/llm/delete_llm", {"llm_factory": "OpenAI", "llm_name": "gpt-4o"}
+    )
     assert again.status_code == 404 and again.json()["code"] == 102
 
 
@@ -115,10 +131,20 @@ def test_missing_arguments_answer_ragflows_101(owner_api, catalog):
 
 def test_enable_llm_toggles_the_status(owner_api, gpt):
     path = "/api/v1/llm/enable_llm"
-    assert owner_api.post(path, {"llm_factory": "OpenAI", "llm_name": "gpt-4o", "status": "0"}).status_code == 200
+    assert (
+        owner_api.post(
+            path, {"llm_factory": "OpenAI", "llm_name": "gpt-4o", "status": "0"}
+        ).status_code
+        == 200
+    )
     gpt.refresh_from_db()
     assert gpt.status == "0"
-    assert owner_api.post(path, {"llm_factory": "OpenAI", "llm_name": "gpt-4o", "status": "1"}).status_code == 200
+    assert (
+        owner_api.post(
+            path, {"llm_factory": "OpenAI", "llm_name": "gpt-4o", "status": "1"}
+        ).status_code
+        == 200
+    )
     gpt.refresh_from_db()
     assert gpt.status == "1"
     bad = owner_api.post(path, {"llm_factory": "OpenAI", "llm_name": "gpt-4o", "status": "maybe"})
@@ -129,7 +155,9 @@ def test_delete_factory_removes_all_its_configs(owner_api, gpt, embed):
     response = owner_api.post("/api/v1/llm/delete_factory", {"llm_factory": "OpenAI"})
     assert response.status_code == 200
     assert not TenantLLM.objects.filter(factory__name="OpenAI").exists()
-    assert owner_api.post("/api/v1/llm/delete_factory", {"llm_factory": "OpenAI"}).status_code == 404
+    assert (
+        owner_api.post("/api/v1/llm/delete_factory", {"llm_factory": "OpenAI"}).status_code == 404
+    )
     unknown = owner_api.post("/api/v1/llm/delete_factory", {"llm_factory": "NoSuchCo"})
     assert unknown.status_code == 404
 
@@ -145,7 +173,10 @@ def test_default_models_must_be_enabled_models_of_that_type(owner_api, gpt, embe
     assert owner_api.put(path, {"img2txt_id": "gpt-4o@OpenAI"}).status_code == 200
     # Not an embedding model:
     wrong_type = owner_api.put(path, {"embd_id": "gpt-4o@OpenAI"})
-    assert wrong_type.status_code == 400 and "not an enabled embedding model" in wrong_type.json()["message"]
+    assert (
+        wrong_type.status_code == 400
+        and "not an enabled embedding model" in wrong_type.json()["message"]
+    )
     # Not configured at all:
     assert owner_api.put(path, {"llm_id": "claude-opus-4-6@Anthropic"}).status_code == 400
     assert owner_api.put(path, {"colour": "red"}).status_code == 400
@@ -154,7 +185,9 @@ def test_default_models_must_be_enabled_models_of_that_type(owner_api, gpt, embe
         "/api/v1/llm/enable_llm", {"llm_factory": "OpenAI", "llm_name": "gpt-4o", "status": "0"}
     )
     assert disable.status_code == 409
-    assert owner_api.post("/api/v1/llm/delete_factory", {"llm_factory": "OpenAI"}).status_code == 409
+    assert (
+        owner_api.post("/api/v1/llm/delete_factory", {"llm_factory": "OpenAI"}).status_code == 409
+    )
     assert owner_api.put(path, {"llm_id": "", "img2txt_id": ""}).json()["data"]["llm_id"] == ""
 
 
@@ -188,7 +221,9 @@ def test_unknown_factory_and_unsupported_type_are_refused(owner_api, catalog):
         ("Bedrock", {"auth_mode": "iam_role", "bedrock_region": "us-east-1"}, "aws_role_arn"),
     ],
 )
-def test_json_credential_factories_name_missing_fields(owner_api, catalog, factory, fields, missing):
+def test_json_credential_factories_name_missing_fields(
+    owner_api, catalog, factory, fields, missing
+):
     model_type = "tts" if factory == "Fish Audio" else "chat"
     response = owner_api.post(
         "/api/v1/llm/add_llm",
@@ -216,7 +251,8 @@ def test_json_credential_factories_name_missing_fields(owner_api, catalog, facto
 def test_hosted_factories_refuse_internal_base_urls(owner_api, catalog, url, settings):
     settings.LLM_ALLOWED_NETWORKS = []
     response = owner_api.post(
-        "/api/v1/llm/set_api_key", {"llm_factory": "OpenAI", "api_key": "sk-" + "x" * 30, "base_url": url}
+        "/api/v1/llm/set_api_key",
+        {"llm_factory": "OpenAI", "api_key": "sk-" + "x" * 30, "base_url": url},
     )
     assert response.status_code == 400, (url, response.content)
     assert "base_url is not allowed" in response.json()["message"]
@@ -237,8 +273,14 @@ def test_self_hosted_factories_may_use_private_but_never_metadata_addresses(
     settings.LLM_ALLOWED_NETWORKS = []
     response = owner_api.post(
         "/api/v1/llm/add_llm",
-        {"llm_factory": "Ollama", "llm_name": "m", "model_type": "chat", "api_base": url,
-         "verify": True, "async": True},
+        {
+            "llm_factory": "Ollama",
+            "llm_name": "m",
+            "model_type": "chat",
+            "api_base": url,
+            "verify": True,
+            "async": True,
+        },
     )
     if allowed:
         assert response.status_code == 202, response.content
@@ -251,7 +293,12 @@ def test_the_allowed_networks_setting_opens_a_private_range(owner_api, catalog, 
     settings.LLM_ALLOWED_NETWORKS = ["10.20.0.0/16"]
     response = owner_api.post(
         "/api/v1/llm/set_api_key",
-        {"llm_factory": "OpenAI", "api_key": "sk-" + "x" * 30, "base_url": "http://10.20.1.1/v1",
-         "async": True, "verify": True},
+        {
+            "llm_factory": "OpenAI",
+            "api_key": "sk-" + "x" * 30,
+            "base_url": "http://10.20.1.1/v1",
+            "async": True,
+            "verify": True,
+        },
     )
     assert response.status_code == 202, response.content

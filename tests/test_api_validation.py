@@ -25,14 +25,17 @@ def fake_v1(fake_provider):
 
 
 def openai_catalog_names():
-    return set(LLM.objects.filter(factory__name="OpenAI", status="1").values_list("llm_name", flat=True))
+    return set(
+        LLM.objects.filter(factory__name="OpenAI", status="1").values_list("llm_name", flat=True)
+    )
 
 
 def test_set_api_key_validates_then_saves_the_key_for_every_catalog_model(
     owner_api, tenant, fake_provider, fake_v1
 ):
     response = owner_api.post(
-        "/api/v1/llm/set_api_key", {"llm_factory": "OpenAI", "api_key": GOOD_KEY, "base_url": fake_v1}
+        "/api/v1/llm/set_api_key",
+        {"llm_factory": "OpenAI", "api_key": GOOD_KEY, "base_url": fake_v1},
     )
     assert response.status_code == 200, response.content
     assert response.json() == {"code": 0, "message": "success", "data": True}
@@ -56,7 +59,8 @@ def test_a_wrong_key_is_refused_with_one_readable_message_per_model_tried(
         tenant=tenant, factory=openai, llm_name="gpt-4o", model_type="chat", api_key=GOOD_KEY
     )
     response = owner_api.post(
-        "/api/v1/llm/set_api_key", {"llm_factory": "OpenAI", "api_key": BAD_KEY, "base_url": fake_v1}
+        "/api/v1/llm/set_api_key",
+        {"llm_factory": "OpenAI", "api_key": BAD_KEY, "base_url": fake_v1},
     )
     assert response.status_code == 400
     body = response.json()
@@ -107,8 +111,13 @@ def test_a_rate_limited_validation_answers_429(owner_api, fake_v1, settings):
     settings.LLM_MAX_RETRIES = 0
     response = owner_api.post(
         "/api/v1/llm/add_llm",
-        {"llm_factory": "OpenAI", "llm_name": "fake-429", "model_type": "chat",
-         "api_key": GOOD_KEY, "api_base": fake_v1},
+        {
+            "llm_factory": "OpenAI",
+            "llm_name": "fake-429",
+            "model_type": "chat",
+            "api_key": GOOD_KEY,
+            "api_base": fake_v1,
+        },
     )
     assert response.status_code == 429, response.content
     assert "rate-limiting" in response.json()["message"]
@@ -152,12 +161,14 @@ def test_the_task_receives_only_the_validation_id(owner_api, fake_v1):
     from tenants import tasks as task_module
 
     real_delay = task_module.validate_credentials.delay
-    with mock.patch.object(task_module.validate_credentials, "delay", side_effect=real_delay) as spy:
+    with mock.patch.object(
+        task_module.validate_credentials, "delay", side_effect=real_delay
+    ) as spy:
         owner_api.post(
             "/api/v1/llm/set_api_key",
             {"llm_factory": "OpenAI", "api_key": GOOD_KEY, "base_url": fake_v1},
         )
-    (args, kwargs), = [(c.args, c.kwargs) for c in spy.call_args_list]
+    ((args, kwargs),) = [(c.args, c.kwargs) for c in spy.call_args_list]
     assert kwargs == {}
     assert args == (str(KeyValidation.objects.get().pk),)
     assert GOOD_KEY not in repr(spy.call_args_list)
@@ -187,13 +198,22 @@ def test_custom_self_hosted_models_are_stored_without_ragflows_suffix(
 def test_editing_without_a_key_keeps_the_stored_key(owner_api, tenant, fake_provider, fake_v1):
     openai = LLMFactory.objects.get(name="OpenAI")
     TenantLLM.objects.create(
-        tenant=tenant, factory=openai, llm_name="gpt-4o-mini", model_type="chat", api_key=GOOD_KEY,
+        tenant=tenant,
+        factory=openai,
+        llm_name="gpt-4o-mini",
+        model_type="chat",
+        api_key=GOOD_KEY,
         api_base=fake_v1,
     )
     response = owner_api.post(
         "/api/v1/llm/add_llm",
-        {"llm_factory": "OpenAI", "llm_name": "gpt-4o-mini", "model_type": "chat",
-         "api_base": fake_v1, "max_tokens": 4096},
+        {
+            "llm_factory": "OpenAI",
+            "llm_name": "gpt-4o-mini",
+            "model_type": "chat",
+            "api_base": fake_v1,
+            "max_tokens": 4096,
+        },
     )
     assert response.status_code == 200, response.content
     assert fake_provider.requests[-1].bearer == GOOD_KEY
@@ -215,8 +235,13 @@ def test_keys_never_appear_in_responses_or_logs(owner_api, fake_v1, caplog, clos
     bodies.append(
         owner_api.post(
             "/api/v1/llm/add_llm",
-            {"llm_factory": "OpenAI-API-Compatible", "llm_name": "x", "model_type": "chat",
-             "api_key": GOOD_KEY, "api_base": f"http://127.0.0.1:{closed_port}/v1"},
+            {
+                "llm_factory": "OpenAI-API-Compatible",
+                "llm_name": "x",
+                "model_type": "chat",
+                "api_key": GOOD_KEY,
+                "api_base": f"http://127.0.0.1:{closed_port}/v1",
+            },
         ).content.decode()
     )
     for path in ("/api/v1/llm/my_llms?include_details=true", "/api/v1/llm/list"):

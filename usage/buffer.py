@@ -143,12 +143,16 @@ class LocalBuffer:
 
     def put(self, record: UsageRecord) -> None:
         self._queue.append(record)
-        self._ensure_writer()
+        if getattr(settings, "USAGE_WRITER_THREAD", True):
+            self._ensure_writer()
         if len(self._queue) >= self.batch_size:
             self._wake.set()
 
     def __len__(self) -> int:
         return len(self._queue)
+
+    def clear(self) -> None:
+        self._queue.clear()
 
     def _ensure_writer(self) -> None:
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():

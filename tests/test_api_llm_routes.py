@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from providers.models import LLM, LLMFactory
+from providers.models import LLMFactory
 from tenants.models import TenantLLM
 
 SECRET = "sk-route-test-secret-000000000042"

@@ -100,11 +100,12 @@ def test_an_unreachable_provider_is_reported_as_a_network_problem_not_a_bad_key(
 
 @pytest.fixture
 def closed_port():
+    """A port that refuses connections for the whole test: bound, never listening."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        yield sock.getsockname()[1]
 
 
 def test_a_rate_limited_validation_answers_429(owner_api, fake_v1, settings):

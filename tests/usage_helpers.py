@@ -3,6 +3,7 @@ and a private Redis server that tests may stop and start."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -67,9 +68,7 @@ class PrivateRedis:
     def stop(self) -> None:
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(redis.ConnectionError):
             redis.Redis(port=self.port).shutdown(nosave=False)
-        except redis.ConnectionError:
-            pass
         self.process.wait(timeout=10)
         self.process = None

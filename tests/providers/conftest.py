@@ -1,14 +1,13 @@
-"""Fixtures for the provider layer: the fake provider server, fake sleeps, adapters.
+"""Fixtures for the provider layer: fake sleeps, adapters aimed at the fake provider.
 
-`fake_provider` is session-scoped and self-contained (it imports only tests.fakeprovider), so
-it can move to tests/conftest.py together with `_reset_fake_provider` as they are.
+The `fake_provider` session fixture and the reset before each test live in tests/conftest.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 

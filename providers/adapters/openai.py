@@ -1,0 +1,477 @@
+"""The OpenAI wire protocol, and every factory that speaks it.
+
+Endpoints, relative to the factory's base URL:
+- POST chat/completions: chat and vision (images as `image_url` data-URL parts); streamed as
+  SSE `data: {chunk}` lines ending with `data: [DONE]`; with
+  `stream_options: {"include_usage": true}` the last chunk before [DONE] carries the usage of
+  the whole request and no choices.
+- POST embeddings: {"model", "input": [...]} -> {"data": [{"index", "embedding"}], "usage"}.
+- POST audio/transcriptions: multipart (file, model, response_format=json[, language]) ->
+  {"text", "usage"?}; gpt-4o-transcribe reports token usage, whisper-1 does not.
+- POST audio/speech: {"model", "input", "voice", "response_format"} -> audio bytes, streamed.
+Authentication: `Authorization: Bearer <key>`, left out when the key is empty (keyless
+self-hosted servers).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from ..base import (
+    AsyncChatStream,
+    AudioStream,
+    BaseAdapter,
+    ChatModel,
+    ChatRequest,
+    ChatResult,
+    ChatStream,
+    EmbeddingModel,
+    Image2TextModel,
+    Speech2TextModel,
+    StreamDelta,
+    TTSModel,
+)
+from ..errors import ProviderConnectionError
+from ..http import ProviderResponse
+from ..sse import SSEEvent, aiter_sse, iter_sse
+from ..tokens import usage_from_response
+from ..usage import EmbeddingResult, TranscriptionResult, Usage
+
+HOSTED_BASE_URLS = {
+    "OpenAI": "https://api.openai.com/v1",
+    "DeepSeek": "https://api.deepseek.com/v1",
+    "Moonshot": "https://api.moonshot.ai/v1",
+    "xAI": "https://api.x.ai/v1",
+    "Groq": "https://api.groq.com/openai/v1",
+    "Mistral": "https://api.mistral.ai/v1",
+    "SILICONFLOW": "https://api.siliconflow.cn/v1",
+    "OpenRouter": "https://openrouter.ai/api/v1",
+    "TogetherAI": "https://api.together.xyz/v1",
+    "NVIDIA": "https://integrate.api.nvidia.com/v1",
+    "DeepInfra": "https://api.deepinfra.com/v1/openai",
+    "Perplexity": "https://api.perplexity.ai",
+    "ZHIPU-AI": "https://open.bigmodel.cn/api/paas/v4",
+    "Tongyi-Qianwen": "https://dashscope.aliyuncs.com/compatible-mode/v1",
+    "VolcEngine": "https://ark.cn-beijing.volces.com/api/v3",
+    "StepFun": "https://api.stepfun.com/v1",
+    "MiniMax": "https://api.minimax.io/v1",
+}
+
+# Self-hosted: the user gives the base URL. These servers answer the OpenAI API under /v1 of
+# the address users usually type (http://host:11434), so /v1 is added when missing;
+# OpenAI-API-Compatible URLs are taken as given, since its path is whatever the server uses.
+SELF_HOSTED_V1 = ("Ollama", "LocalAI", "VLLM", "LM-Studio", "Xinference", "GPUStack", "HuggingFace")
+SELF_HOSTED = (*SELF_HOSTED_V1, "OpenAI-API-Compatible")
+
+CHAT_FACTORIES = (*HOSTED_BASE_URLS, *SELF_HOSTED)
+IMAGE2TEXT_FACTORIES = (
+    "OpenAI",
+    "Moonshot",
+    "xAI",
+    "Mistral",
+    "OpenRouter",
+    "ZHIPU-AI",
+    "Tongyi-Qianwen",
+    "StepFun",
+    "Ollama",
+    "VLLM",
+    "Xinference",
+    "LM-Studio",
+    "OpenAI-API-Compatible",
+)
+EMBEDDING_FACTORIES = (  # NVIDIA has its own class below
+    "OpenAI",
+    "Mistral",
+    "SILICONFLOW",
+    "TogetherAI",
+    "DeepInfra",
+    "ZHIPU-AI",
+    "Tongyi-Qianwen",
+    "VolcEngine",
+    "Ollama",
+    "LocalAI",
+    "VLLM",
+    "Xinference",
+    "LM-Studio",
+    "GPUStack",
+    "OpenAI-API-Compatible",
+)
+SPEECH2TEXT_FACTORIES = ("OpenAI", "Groq", "Xinference", "GPUStack", "OpenAI-API-Compatible")
+TTS_FACTORIES = ("OpenAI", "Xinference", "GPUStack", "OpenAI-API-Compatible")
+
+# The generation options the chat API takes. RAGFlow's gen_conf carries others (e.g. its
+# own flags), which the API would reject as unknown parameters.
+GEN_CONF_KEYS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "presence_penalty",
+        "frequency_penalty",
+        "seed",
+        "response_format",
+        "tool_choice",
+        "parallel_tool_calls",
+        "logit_bias",
+        "user",
+        "reasoning_effort",
+    }
+)
+# OpenAI's reasoning models refuse `max_tokens` and sampling options.
+_REASONING_MODEL = re.compile(r"^(o\d+|gpt-5)(?!.*-chat)")
+_SAMPLING_KEYS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logit_bias")
+
+
+class OpenAIWire(BaseAdapter):
+    """Addressing and authentication shared by every OpenAI endpoint. Not registered."""
+
+    base_urls = HOSTED_BASE_URLS
+
+    def resolve_base_url(self, given: str | None) -> str:
+        url = super().resolve_base_url(given)
+        if self.factory in SELF_HOSTED_V1 and not url.endswith("/v1"):
+            url += "/v1"
+        return url
+
+    @property
+    def api_key(self) -> str:
+        if self.factory == "VolcEngine":
+            return self.credentials.get("ark_api_key") or self.credentials.key
+        return self.credentials.key
+
+    @property
+    def wire_model_name(self) -> str:
+        # VolcEngine (Ark) calls an inference endpoint, not a model, by its id.
+        if self.factory == "VolcEngine":
+            endpoint = self.credentials.get("endpoint_id") or self.credentials.get("ep_id")
+            if endpoint:
+                return endpoint
+        return super().wire_model_name
+
+    def headers(self) -> dict[str, str]:
+        key = self.api_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def endpoint_path(self, endpoint: str) -> str:
+        return endpoint
+
+    def query_params(self) -> dict[str, str] | None:
+        return None
+
+    def post(self, endpoint: str, **options: Any) -> ProviderResponse:
+        return self._request(
+            "POST",
+            self.endpoint_path(endpoint),
+            headers=self.headers(),
+            params=self.query_params(),
+            **options,
+        )
+
+    async def apost(self, endpoint: str, **options: Any) -> ProviderResponse:
+        return await self._arequest(
+            "POST",
+            self.endpoint_path(endpoint),
+            headers=self.headers(),
+            params=self.query_params(),
+            **options,
+        )
+
+    def post_stream(self, endpoint: str, **options: Any) -> httpx.Response:
+        return self._open_stream(
+            "POST",
+            self.endpoint_path(endpoint),
+            headers=self.headers(),
+            params=self.query_params(),
+            **options,
+        )
+
+    async def apost_stream(self, endpoint: str, **options: Any) -> httpx.Response:
+        return await self._aopen_stream(
+            "POST",
+            self.endpoint_path(endpoint),
+            headers=self.headers(),
+            params=self.query_params(),
+            **options,
+        )
+
+    def reported_usage(self, data: Mapping[str, Any]) -> Usage | None:
+        usage = usage_from_response(data)
+        # Some compatible servers send an all-zero usage block instead of none at all.
+        return usage if usage is not None and usage.total_tokens > 0 else None
+
+
+# --- chat ----------------------------------------------------------------------------------------
+
+
+class OpenAIChatWire(OpenAIWire):
+    """chat/completions, for chat and vision adapters alike. Not registered."""
+
+    def body_model(self) -> str | None:
+        return self.wire_model_name
+
+    def stream_usage_supported(self) -> bool:
+        return True
+
+    def gen_conf(self, gen_conf: Mapping[str, Any]) -> dict[str, Any]:
+        options = {key: value for key, value in gen_conf.items() if key in GEN_CONF_KEYS}
+        if self.factory in ("OpenAI", "Azure-OpenAI") and _REASONING_MODEL.match(
+            self.wire_model_name.lower()
+        ):
+            if "max_tokens" in options:
+                options.setdefault("max_completion_tokens", options.pop("max_tokens"))
+            for key in _SAMPLING_KEYS:
+                options.pop(key, None)
+        return options
+
+    def extra_body(self) -> dict[str, Any]:
+        if self.factory == "OpenRouter":
+            # Stored as {"api_key", "provider_order": "a,b" or ["a", "b"]}.
+            order = self.credentials.get("provider_order")
+            if isinstance(order, str):
+                order = [name.strip() for name in order.split(",") if name.strip()]
+            if order:
+                return {"provider": {"order": list(order)}}
+        return {}
+
+    def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        model = self.body_model()
+        if model is not None:
+            body["model"] = model
+        body["messages"] = request.messages()
+        body.update(self.gen_conf(request.gen_conf))
+        if request.tools:
+            body["tools"] = request.tools
+        body.update(self.extra_body())
+        if stream:
+            body["stream"] = True
+            if self.stream_usage_supported():
+                body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _chat(self, request: ChatRequest) -> ChatResult:
+        response = self.post("chat/completions", json=self.chat_body(request, stream=False))
+        return self.parse_completion(self._json(response), request)
+
+    async def _achat(self, request: ChatRequest) -> ChatResult:
+        response = await self.apost("chat/completions", json=self.chat_body(request, stream=False))
+        return self.parse_completion(self._json(response), request)
+
+    def _chat_stream(self, request: ChatRequest) -> ChatStream:
+        response = self.post_stream("chat/completions", json=self.chat_body(request, stream=True))
+        return self.make_stream(request, self.stream_deltas(response), on_close=response.close)
+
+    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
+        body = self.chat_body(request, stream=True)
+        response = await self.apost_stream("chat/completions", json=body)
+        return self.make_async_stream(
+            request, self.astream_deltas(response), on_close=response.aclose
+        )
+
+    def parse_completion(self, data: Any, request: ChatRequest) -> ChatResult:
+        if not isinstance(data, Mapping):
+            raise self._malformed("the completion is not a JSON object")
+        if data.get("error"):  # some compatible servers answer 200 with an error body
+            raise self.context.classify(None, data)
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+            raise self._malformed("the completion has no choices")
+        choice = choices[0]
+        message = choice.get("message") or {}
+        text = _content_text(message.get("content"))
+        tool_calls = message.get("tool_calls") or None
+        usage = self.reported_usage(data)
+        if usage is None:
+            arguments = "".join(
+                str((call.get("function") or {}).get("arguments") or "")
+                for call in tool_calls or ()
+            )
+            usage = self.estimate_usage(request, text + arguments)
+        return ChatResult(text, usage, tool_calls, choice.get("finish_reason"))
+
+    # --- streaming ---
+
+    def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
+        try:
+            ended = False
+            for event in iter_sse(response.iter_lines()):
+                if event.is_done:
+                    ended = True
+                    break
+                delta = self.parse_chunk(event)
+                ended = ended or bool(delta.finish_reason)
+                yield delta
+            if not ended:
+                raise self._cut_off()
+        finally:
+            response.close()
+
+    async def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
+        try:
+            ended = False
+            async for event in aiter_sse(response.aiter_lines()):
+                if event.is_done:
+                    ended = True
+                    break
+                delta = self.parse_chunk(event)
+                ended = ended or bool(delta.finish_reason)
+                yield delta
+            if not ended:
+                raise self._cut_off()
+        finally:
+            await response.aclose()
+
+    def _cut_off(self) -> ProviderConnectionError:
+        # A clean end of the body without [DONE] or a finish reason: the provider (or a proxy)
+        # stopped mid-answer.
+        return self.context.error(ProviderConnectionError, "the stream ended before [DONE]")
+
+    def parse_chunk(self, event: SSEEvent) -> StreamDelta:
+        try:
+            chunk = event.json()
+        except ValueError:
+            raise self._malformed(f"stream chunk is not JSON: {event.data[:200]!r}") from None
+        if not isinstance(chunk, Mapping):
+            raise self._malformed("stream chunk is not a JSON object")
+        if chunk.get("error"):
+            raise self.context.classify(None, chunk)
+        # Groq reported streamed usage under x_groq before it supported stream_options.
+        usage_block = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
+        usage = self.reported_usage({"usage": usage_block}) if usage_block else None
+        choices = chunk.get("choices") or []
+        choice = choices[0] if choices and isinstance(choices[0], Mapping) else {}
+        delta = choice.get("delta") or {}
+        return StreamDelta(
+            text=_content_text(delta.get("content")),
+            usage=usage,
+            finish_reason=choice.get("finish_reason"),
+            tool_calls=delta.get("tool_calls") or None,
+        )
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # a few servers answer with content parts
+        return "".join(part.get("text") or "" for part in content if isinstance(part, Mapping))
+    return ""
+
+
+class OpenAIChat(OpenAIChatWire, ChatModel):
+    factories = CHAT_FACTORIES
+
+
+class OpenAIImage2Text(OpenAIChatWire, Image2TextModel):
+    factories = IMAGE2TEXT_FACTORIES
+
+
+# --- embeddings ----------------------------------------------------------------------------------
+
+
+class OpenAIEmbedding(OpenAIWire, EmbeddingModel):
+    factories = EMBEDDING_FACTORIES
+    batch_sizes = {"Tongyi-Qianwen": 10}  # DashScope's compatible mode takes 10 inputs at most
+
+    def body_model(self) -> str | None:
+        return self.wire_model_name
+
+    def embedding_options(self, *, query: bool) -> dict[str, Any]:
+        return {}
+
+    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
+        body: dict[str, Any] = {}
+        model = self.body_model()
+        if model is not None:
+            body["model"] = model
+        body["input"] = texts
+        body.update(self.embedding_options(query=query))
+        data = self._json(self.post("embeddings", json=body))
+        return self.parse_embeddings(data, texts)
+
+    def parse_embeddings(self, data: Any, texts: list[str]) -> EmbeddingResult:
+        items = data.get("data") if isinstance(data, Mapping) else None
+        if not isinstance(items, list):
+            raise self._malformed("the embeddings response has no data list")
+        try:
+            # `index` says which input each vector belongs to; order is not guaranteed.
+            ordered = sorted(items, key=lambda item: item.get("index", 0))
+            vectors = [[float(x) for x in item["embedding"]] for item in ordered]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise self._malformed("an embedding is missing or not a list of numbers") from None
+        usage = self.reported_usage(data) or self.estimate_usage(texts)
+        return EmbeddingResult(vectors, usage)
+
+
+class NvidiaEmbedding(OpenAIEmbedding):
+    """NVIDIA's retrieval embedders are asymmetric and require `input_type`."""
+
+    factories = ("NVIDIA",)
+
+    def embedding_options(self, *, query: bool) -> dict[str, Any]:
+        return {"input_type": "query" if query else "passage"}
+
+
+# --- audio ---------------------------------------------------------------------------------------
+
+
+class OpenAISpeech2Text(OpenAIWire, Speech2TextModel):
+    factories = SPEECH2TEXT_FACTORIES
+
+    def transcription(
+        self, audio: bytes, *, filename: str = "audio.wav", language: str | None = None
+    ) -> TranscriptionResult:
+        form = {"model": self.wire_model_name, "response_format": "json"}
+        if language:
+            form["language"] = language
+        mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        response = self.post(
+            "audio/transcriptions", data=form, files={"file": (filename, audio, mime)}
+        )
+        data = self._json(response)
+        text = data.get("text") if isinstance(data, Mapping) else None
+        if not isinstance(text, str):
+            raise self._malformed("the transcription has no text")
+        # Token usage when the model reports it (gpt-4o-transcribe); whisper-1 reports
+        # seconds of audio or nothing, so count the transcript instead.
+        usage = self.reported_usage(data) or Usage(
+            completion_tokens=self.count_tokens(text), estimated=True
+        )
+        return TranscriptionResult(text, usage)
+
+
+class OpenAITTS(OpenAIWire, TTSModel):
+    factories = TTS_FACTORIES
+    default_voice = "alloy"
+    response_format = "mp3"
+
+    def tts(self, text: str, *, voice: str | None = None) -> AudioStream:
+        body = {
+            "model": self.wire_model_name,
+            "input": text,
+            "voice": voice or self.options.get("voice") or self.default_voice,
+            "response_format": self.response_format,
+        }
+        response = self.post_stream("audio/speech", json=body)
+        # The speech endpoint reports no usage: bill the input text, estimated.
+        usage = Usage(prompt_tokens=self.count_tokens(text), estimated=True)
+        return AudioStream(
+            _audio_chunks(response),
+            context=self.context,
+            usage=usage,
+            content_type=response.headers.get("content-type"),
+            on_close=response.close,
+        )
+
+
+def _audio_chunks(response: httpx.Response) -> Iterator[bytes]:
+    try:
+        yield from response.iter_bytes()
+    finally:
+        response.close()

@@ -1,0 +1,816 @@
+"""Adapter base classes, one per model type, and the stream objects chat and TTS return.
+
+A family module subclasses these, declares `model_type` (inherited from the base), the
+`factories` it serves and their base URLs, and implements the `_`-prefixed hooks. Declaring
+`factories` on a class registers it (see `providers.registry`); intermediate classes that
+declare none are not registered.
+
+Usage rules every adapter keeps: the provider's reported usage is authoritative; when there is
+none, tokens are counted with tiktoken and the Usage says `estimated=True`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+
+from . import http
+from .credentials import Credentials
+from .errors import (
+    ErrorContext,
+    GenericProviderError,
+    InvalidRequestError,
+    ProviderError,
+)
+from .registry import register
+from .tokens import encoding_for_model, num_tokens_from_messages, num_tokens_from_string
+from .types import ModelType
+from .usage import (
+    ChatResult,
+    EmbeddingResult,
+    OCRResult,
+    RerankResult,
+    TranscriptionResult,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+# RAGFlow appends these to the names of self-hosted models (`qwen2___VLLM`); providers must
+# never see them, and users should not either.
+MODEL_NAME_SUFFIX_SEPARATOR = "___"
+
+
+def strip_model_suffix(model_name: str) -> str:
+    return model_name.split(MODEL_NAME_SUFFIX_SEPARATOR, 1)[0]
+
+
+class BaseAdapter:
+    model_type: ClassVar[ModelType]
+    factories: ClassVar[tuple[str, ...]] = ()
+    default_base_url: ClassVar[str | None] = None
+    # Hosted factories' base URLs, when one class serves several factories.
+    base_urls: ClassVar[Mapping[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("factories"):
+            register(cls)
+
+    def __init__(
+        self,
+        *,
+        factory: str,
+        model_name: str,
+        credentials: Credentials | str | Mapping[str, Any] | None,
+        base_url: str | None = None,
+        guard: http.Guard | None = None,
+        retry_policy: http.RetryPolicy | None = None,
+        **options: Any,
+    ) -> None:
+        if factory not in self.factories:
+            raise ValueError(f"{type(self).__name__} does not serve factory {factory!r}")
+        self.factory = factory
+        self.model_name = model_name
+        self.credentials = Credentials.parse(credentials)
+        self.guard = guard
+        # None: read LLM_TIMEOUT_SECONDS / LLM_MAX_RETRIES / LLM_BASE_DELAY at each call.
+        self.retry_policy = retry_policy
+        self.options = options
+        self.context = ErrorContext(factory, model_name, self.credentials.secrets())
+        self.base_url = self.resolve_base_url(base_url)
+
+    def resolve_base_url(self, given: str | None) -> str:
+        """The user's base URL, else the factory's hosted one; without slash at the end."""
+        url = (given or "").strip() or self.base_urls.get(self.factory) or self.default_base_url
+        if not url:
+            raise self.context.error(
+                InvalidRequestError, f"{self.factory} needs a base URL and none was given"
+            )
+        return url.rstrip("/")
+
+    @property
+    def wire_model_name(self) -> str:
+        """The model name the provider expects."""
+        return strip_model_suffix(self.model_name)
+
+    @property
+    def encoding(self) -> str:
+        return encoding_for_model(self.wire_model_name)
+
+    def count_tokens(self, text: str | None) -> int:
+        return num_tokens_from_string(text, self.encoding)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.factory}/{self.model_name} at {self.base_url} "
+            f"{self.credentials!r}>"
+        )
+
+    # --- HTTP, always through providers.http ---
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _request(self, method: str, path: str, **options: Any) -> http.ProviderResponse:
+        return http.request(
+            method,
+            self.url(path),
+            context=self.context,
+            guard=self.guard,
+            policy=self.retry_policy,
+            **options,
+        )
+
+    def _open_stream(self, method: str, path: str, **options: Any) -> httpx.Response:
+        return http.open_stream(
+            method,
+            self.url(path),
+            context=self.context,
+            guard=self.guard,
+            policy=self.retry_policy,
+            **options,
+        )
+
+    async def _arequest(self, method: str, path: str, **options: Any) -> http.ProviderResponse:
+        return await http.arequest(
+            method,
+            self.url(path),
+            context=self.context,
+            guard=self.guard,
+            policy=self.retry_policy,
+            **options,
+        )
+
+    async def _aopen_stream(self, method: str, path: str, **options: Any) -> httpx.Response:
+        return await http.aopen_stream(
+            method,
+            self.url(path),
+            context=self.context,
+            guard=self.guard,
+            policy=self.retry_policy,
+            **options,
+        )
+
+    def _json(self, response: http.ProviderResponse) -> Any:
+        """The JSON body of a 2xx response, or an error saying the provider sent garbage."""
+        try:
+            return response.json()
+        except ValueError:
+            raise self.context.error(
+                GenericProviderError,
+                f"HTTP {response.status_code} with a body that is not JSON: "
+                f"{response.text[:200]!r}",
+                status=response.status_code,
+            ) from None
+
+    def _malformed(self, what: str) -> ProviderError:
+        return self.context.error(GenericProviderError, f"unexpected response: {what}")
+
+
+# --- chat --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat call as the caller asked for it, before any wire format."""
+
+    history: list[dict[str, Any]]
+    system: str | None = None
+    gen_conf: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] | None = None
+
+    def messages(self) -> list[dict[str, Any]]:
+        """OpenAI-style messages: the system prompt first, then the history."""
+        messages = [dict(message) for message in self.history]
+        if self.system:
+            messages.insert(0, {"role": "system", "content": self.system})
+        return messages
+
+    def estimate_prompt_tokens(self, encoding: str) -> int:
+        return num_tokens_from_messages(self.messages(), encoding)
+
+
+@dataclass(slots=True)
+class StreamDelta:
+    """One step of a chat stream, in the caller's terms."""
+
+    text: str = ""
+    # The provider's usage report, replacing any earlier one (reports are cumulative; summing
+    # them, as RAGFlow did, over-counts).
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    # OpenAI-shaped fragments: {"index", "id"?, "type"?, "function": {"name"?, "arguments"?}}.
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class _StreamState:
+    """What a chat stream has accumulated; shared by the sync and async streams."""
+
+    def __init__(self, context: ErrorContext, estimate_prompt: Callable[[], int], encoding: str):
+        self.context = context
+        self._estimate_prompt = estimate_prompt
+        self._prompt_tokens: int | None = None
+        self._encoding = encoding
+        self._parts: list[str] = []
+        self._tool_calls: dict[int, dict[str, Any]] = {}
+        self.reported_usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.done = False
+        self.error: ProviderError | None = None
+        self.closed = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]] | None:
+        if not self._tool_calls:
+            return None
+        return [self._tool_calls[index] for index in sorted(self._tool_calls)]
+
+    @property
+    def usage(self) -> Usage:
+        if self.reported_usage is not None:
+            return self.reported_usage
+        if self._prompt_tokens is None:
+            self._prompt_tokens = self._estimate_prompt()
+        completion = num_tokens_from_string(self.text, self._encoding)
+        for call in self._tool_calls.values():
+            completion += num_tokens_from_string(call["function"]["arguments"], self._encoding)
+        return Usage(self._prompt_tokens, completion, estimated=True)
+
+    def apply(self, delta: StreamDelta) -> None:
+        if delta.text:
+            self._parts.append(delta.text)
+        if delta.usage is not None:
+            self.reported_usage = delta.usage
+        if delta.finish_reason:
+            self.finish_reason = delta.finish_reason
+        for fragment in delta.tool_calls or ():
+            self._merge_tool_call(fragment)
+
+    def _merge_tool_call(self, fragment: Mapping[str, Any]) -> None:
+        index = fragment.get("index")
+        if not isinstance(index, int):
+            index = len(self._tool_calls)
+        call = self._tool_calls.setdefault(
+            index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+        )
+        if fragment.get("id"):
+            call["id"] = fragment["id"]
+        if fragment.get("type"):
+            call["type"] = fragment["type"]
+        function = fragment.get("function") or {}
+        # The name arrives once, in the first fragment (some servers repeat it: keep the first).
+        if function.get("name") and not call["function"]["name"]:
+            call["function"]["name"] = function["name"]
+        if function.get("arguments"):
+            call["function"]["arguments"] += function["arguments"]
+
+    def failed(self, exc: BaseException) -> ProviderError:
+        error = exc if isinstance(exc, ProviderError) else self.context.from_transport(exc)
+        self.error = error
+        return error
+
+    def result(self) -> ChatResult:
+        return ChatResult(self.text, self.usage, self.tool_calls, self.finish_reason)
+
+
+class _StreamView:
+    """Read-only view of a stream's state, common to ChatStream and AsyncChatStream."""
+
+    _state: _StreamState
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return self._state.text
+
+    @property
+    def usage(self) -> Usage:
+        """The provider's last usage report, else an estimate (estimated=True)."""
+        return self._state.usage
+
+    @property
+    def reported_usage(self) -> Usage | None:
+        """The provider's last usage report, if it sent one."""
+        return self._state.reported_usage
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]] | None:
+        return self._state.tool_calls
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._state.finish_reason
+
+    @property
+    def done(self) -> bool:
+        """True once the provider's stream ended normally."""
+        return self._state.done
+
+    @property
+    def error(self) -> ProviderError | None:
+        """The failure that ended the stream, if one did."""
+        return self._state.error
+
+    @property
+    def closed(self) -> bool:
+        return self._state.closed
+
+
+class ChatStream(_StreamView):
+    """Iterate to get text deltas. Afterwards, or after close() or a failure midway, `.usage`,
+    `.text`, `.tool_calls`, `.finish_reason`, `.done` and `.error` tell what happened.
+
+    Close it (or use it as a context manager) when stopping early; it also closes itself
+    when garbage collected, so the connection goes back to the pool.
+    """
+
+    def __init__(
+        self,
+        deltas: Iterator[StreamDelta],
+        *,
+        context: ErrorContext,
+        estimate_prompt: Callable[[], int],
+        encoding: str,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._deltas = deltas
+        self._on_close = on_close
+        self._state = _StreamState(context, estimate_prompt, encoding)
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        state = self._state
+        while not state.closed:
+            try:
+                delta = next(self._deltas)
+            except StopIteration:
+                state.done = True
+                self.close()
+                raise
+            except Exception as exc:
+                self.close()
+                if not isinstance(exc, ProviderError | httpx.HTTPError):
+                    raise
+                error = state.failed(exc)
+                raise error from (None if exc is error else exc)
+            state.apply(delta)
+            if delta.text:
+                return delta.text
+        raise StopIteration
+
+    def result(self) -> ChatResult:
+        """Read the rest of the stream and return it as one ChatResult."""
+        for _ in self:
+            pass
+        return self._state.result()
+
+    def close(self) -> None:
+        if self._state.closed:
+            return
+        self._state.closed = True
+        try:
+            close = getattr(self._deltas, "close", None)  # generators have one, iterators not
+            if close is not None:
+                close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class AsyncChatStream(_StreamView):
+    """The async ChatStream: `async for delta in stream`, `await stream.aclose()`."""
+
+    def __init__(
+        self,
+        deltas: AsyncIterator[StreamDelta],
+        *,
+        context: ErrorContext,
+        estimate_prompt: Callable[[], int],
+        encoding: str,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._deltas = deltas
+        self._on_close = on_close
+        self._state = _StreamState(context, estimate_prompt, encoding)
+        self._loop = asyncio.get_running_loop()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self
+
+    async def __anext__(self) -> str:
+        state = self._state
+        while not state.closed:
+            try:
+                delta = await anext(self._deltas)
+            except StopAsyncIteration:
+                state.done = True
+                await self.aclose()
+                raise
+            except Exception as exc:
+                await self.aclose()
+                if not isinstance(exc, ProviderError | httpx.HTTPError):
+                    raise
+                error = state.failed(exc)
+                raise error from (None if exc is error else exc)
+            state.apply(delta)
+            if delta.text:
+                return delta.text
+        raise StopAsyncIteration
+
+    async def result(self) -> ChatResult:
+        async for _ in self:
+            pass
+        return self._state.result()
+
+    async def aclose(self) -> None:
+        if self._state.closed:
+            return
+        self._state.closed = True
+        try:
+            aclose = getattr(self._deltas, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            if self._on_close is not None:
+                await self._on_close()
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # Nothing can be awaited here: hand the cleanup to the stream's loop if it still runs.
+        if self._state.closed or self._loop.is_closed():
+            return
+        deltas, on_close = self._deltas, self._on_close
+
+        async def cleanup() -> None:
+            with contextlib.suppress(Exception):
+                aclose = getattr(deltas, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            with contextlib.suppress(Exception):
+                if on_close is not None:
+                    await on_close()
+
+        loop = self._loop  # not self: the callback must not resurrect the stream
+        with contextlib.suppress(Exception):
+            loop.call_soon_threadsafe(lambda: loop.create_task(cleanup()))
+
+
+class ChatModel(BaseAdapter):
+    """Chat. Subclasses implement `_chat` and `_chat_stream`, and ideally the async twins;
+    without them, the async methods run the sync ones in a worker thread."""
+
+    model_type = ModelType.CHAT
+
+    def chat(
+        self,
+        history: list[dict[str, Any]],
+        *,
+        system: str | None = None,
+        gen_conf: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> ChatResult:
+        return self._chat(ChatRequest(list(history), system, dict(gen_conf or {}), tools))
+
+    def chat_streamly(
+        self,
+        history: list[dict[str, Any]],
+        *,
+        system: str | None = None,
+        gen_conf: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> ChatStream:
+        """Opens the stream at once (errors before the first byte raise here)."""
+        return self._chat_stream(ChatRequest(list(history), system, dict(gen_conf or {}), tools))
+
+    async def achat(
+        self,
+        history: list[dict[str, Any]],
+        *,
+        system: str | None = None,
+        gen_conf: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> ChatResult:
+        return await self._achat(ChatRequest(list(history), system, dict(gen_conf or {}), tools))
+
+    async def achat_streamly(
+        self,
+        history: list[dict[str, Any]],
+        *,
+        system: str | None = None,
+        gen_conf: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> AsyncChatStream:
+        request = ChatRequest(list(history), system, dict(gen_conf or {}), tools)
+        return await self._achat_stream(request)
+
+    # --- hooks ---
+
+    def _chat(self, request: ChatRequest) -> ChatResult:
+        raise NotImplementedError
+
+    def _chat_stream(self, request: ChatRequest) -> ChatStream:
+        raise NotImplementedError
+
+    async def _achat(self, request: ChatRequest) -> ChatResult:
+        return await asyncio.to_thread(self._chat, request)
+
+    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
+        stream = await asyncio.to_thread(self._chat_stream, request)
+        return AsyncChatStream(
+            _deltas_in_thread(stream),
+            context=self.context,
+            estimate_prompt=lambda: request.estimate_prompt_tokens(self.encoding),
+            encoding=self.encoding,
+            on_close=lambda: asyncio.to_thread(stream.close),
+        )
+
+    # --- helpers for subclasses ---
+
+    def estimate_usage(self, request: ChatRequest, completion: str) -> Usage:
+        return Usage(
+            request.estimate_prompt_tokens(self.encoding),
+            self.count_tokens(completion),
+            estimated=True,
+        )
+
+    def make_stream(
+        self,
+        request: ChatRequest,
+        deltas: Iterator[StreamDelta],
+        on_close: Callable[[], None] | None = None,
+    ) -> ChatStream:
+        return ChatStream(
+            deltas,
+            context=self.context,
+            estimate_prompt=lambda: request.estimate_prompt_tokens(self.encoding),
+            encoding=self.encoding,
+            on_close=on_close,
+        )
+
+    def make_async_stream(
+        self,
+        request: ChatRequest,
+        deltas: AsyncIterator[StreamDelta],
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncChatStream:
+        return AsyncChatStream(
+            deltas,
+            context=self.context,
+            estimate_prompt=lambda: request.estimate_prompt_tokens(self.encoding),
+            encoding=self.encoding,
+            on_close=on_close,
+        )
+
+
+async def _deltas_in_thread(stream: ChatStream) -> AsyncIterator[StreamDelta]:
+    # Fallback for adapters without native async streaming: one worker-thread hop per delta.
+    # The sync stream has already merged usage and tool calls, so re-emit its state.
+    iterator = iter(stream)
+    while True:
+        text = await asyncio.to_thread(next, iterator, None)
+        if text is None:
+            break
+        yield StreamDelta(text=text)
+    yield StreamDelta(
+        usage=stream.reported_usage,
+        finish_reason=stream.finish_reason,
+        tool_calls=[dict(call, index=i) for i, call in enumerate(stream.tool_calls or [])],
+    )
+
+
+# --- image to text -------------------------------------------------------------------------------
+
+DEFAULT_DESCRIBE_PROMPT = (
+    "Describe this image in detail: what it shows, who and what is in it, where and when it "
+    "seems to be, and any text or numbers it contains."
+)
+
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+
+def image_mime_type(image: bytes) -> str:
+    if image[:4] == b"RIFF" and image[8:12] == b"WEBP":
+        return "image/webp"
+    for signature, mime in _IMAGE_SIGNATURES:
+        if image.startswith(signature):
+            return mime
+    return "image/jpeg"
+
+
+def image_data_url(image: bytes | str) -> str:
+    """A data URL for image bytes; URLs and data URLs given as text pass through."""
+    if isinstance(image, str):
+        if image.startswith(("data:", "http://", "https://")):
+            return image
+        return f"data:image/jpeg;base64,{image}"  # RAGFlow passes bare base64 JPEGs
+    encoded = base64.b64encode(image).decode("ascii")
+    return f"data:{image_mime_type(image)};base64,{encoded}"
+
+
+class Image2TextModel(ChatModel):
+    """Vision models are chat models that accept OpenAI-style image parts in messages
+    ({"type": "image_url", "image_url": {"url": "data:..."}}); families translate those parts
+    to their own wire format in `_chat`."""
+
+    model_type = ModelType.IMAGE2TEXT
+
+    def describe(self, image: bytes) -> ChatResult:
+        return self.describe_with_prompt(image)
+
+    def describe_with_prompt(self, image: bytes, prompt: str | None = None) -> ChatResult:
+        content = [
+            {"type": "image_url", "image_url": {"url": image_data_url(image)}},
+            {"type": "text", "text": prompt or DEFAULT_DESCRIBE_PROMPT},
+        ]
+        return self.chat([{"role": "user", "content": content}])
+
+
+# --- embedding and rerank ------------------------------------------------------------------------
+
+
+class EmbeddingModel(BaseAdapter):
+    model_type = ModelType.EMBEDDING
+    # Texts per request; providers cap it (DashScope at 10, for one).
+    batch_size: ClassVar[int] = 16
+    batch_sizes: ClassVar[Mapping[str, int]] = {}
+
+    def encode(self, texts: list[str]) -> EmbeddingResult:
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a list of texts; use encode_queries() for one query")
+        texts = list(texts)
+        size = self.batch_sizes.get(self.factory, self.batch_size)
+        vectors: list[list[float]] = []
+        usage = Usage.zero()
+        for start in range(0, len(texts), size):
+            batch = self._embed(texts[start : start + size], query=False)
+            vectors.extend(batch.vectors)
+            usage += batch.usage
+        self._check_count(len(vectors), len(texts))
+        return EmbeddingResult(vectors, usage)
+
+    def encode_queries(self, text: str) -> EmbeddingResult:
+        result = self._embed([text], query=True)
+        self._check_count(len(result.vectors), 1)
+        return result
+
+    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
+        raise NotImplementedError
+
+    def estimate_usage(self, texts: list[str]) -> Usage:
+        return Usage(sum(self.count_tokens(text) for text in texts), estimated=True)
+
+    def _check_count(self, got: int, expected: int) -> None:
+        if got != expected:
+            raise self._malformed(f"{got} vectors for {expected} texts")
+
+
+class RerankModel(BaseAdapter):
+    model_type = ModelType.RERANK
+
+    def similarity(self, query: str, texts: list[str]) -> RerankResult:
+        texts = list(texts)
+        if not texts:
+            return RerankResult([], Usage.zero())
+        result = self._rerank(query, texts)
+        if len(result.scores) != len(texts):
+            raise self._malformed(f"{len(result.scores)} scores for {len(texts)} texts")
+        return result
+
+    def _rerank(self, query: str, texts: list[str]) -> RerankResult:
+        """Scores in input order (providers return them sorted by relevance: re-order)."""
+        raise NotImplementedError
+
+    def estimate_usage(self, query: str, texts: list[str]) -> Usage:
+        tokens = self.count_tokens(query) * len(texts) + sum(map(self.count_tokens, texts))
+        return Usage(tokens, estimated=True)
+
+
+# --- audio and documents -------------------------------------------------------------------------
+
+
+class Speech2TextModel(BaseAdapter):
+    model_type = ModelType.SPEECH2TEXT
+
+    def transcription(
+        self, audio: bytes, *, filename: str = "audio.wav", language: str | None = None
+    ) -> TranscriptionResult:
+        raise NotImplementedError
+
+
+class AudioStream:
+    """Iterate to get audio bytes as the provider streams them; `.usage` counts the input
+    text (estimated unless the provider reported it)."""
+
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        *,
+        context: ErrorContext,
+        usage: Usage,
+        content_type: str | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._chunks = chunks
+        self._context = context
+        self._on_close = on_close
+        self.usage = usage
+        self.content_type = content_type
+        self.done = False
+        self.error: ProviderError | None = None
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        while not self.closed:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                self.done = True
+                self.close()
+                raise
+            except Exception as exc:
+                self.close()
+                if not isinstance(exc, ProviderError | httpx.HTTPError):
+                    raise
+                error = self._context.from_transport(exc)
+                self.error = error
+                raise error from (None if exc is error else exc)
+            if chunk:
+                return chunk
+        raise StopIteration
+
+    def read(self) -> bytes:
+        return b"".join(self)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class TTSModel(BaseAdapter):
+    model_type = ModelType.TTS
+
+    def tts(self, text: str, *, voice: str | None = None) -> AudioStream:
+        raise NotImplementedError
+
+
+class OCRModel(BaseAdapter):
+    model_type = ModelType.OCR
+
+    def ocr(self, document: bytes, *, mime_type: str = "application/pdf") -> OCRResult:
+        raise NotImplementedError

@@ -69,13 +69,16 @@ class _Call:
         self._lock = threading.Lock()
 
     @classmethod
-    def start(cls, resolved: ResolvedModel, reserve_tokens: int) -> _Call:
-        """Reserve quota first: over quota, this raises and the provider is never called."""
+    def start(cls, resolved: ResolvedModel, reserve_tokens) -> _Call:
+        """Reserve quota first: over quota, this raises and the provider is never called.
+
+        `reserve_tokens` is a number or a function giving it (counted only under a quota).
+        """
         reservation = None
         if resolved.quota_rules:
             reservation = quotas.reserve(
                 list(resolved.quota_rules),
-                reserve_tokens,
+                reserve_tokens() if callable(reserve_tokens) else reserve_tokens,
                 provider=resolved.factory,
                 model=resolved.llm_name,
             )
@@ -264,7 +267,7 @@ class LLMBundle:
 
     # --- accounting around one call ---
 
-    def _run(self, reserve_tokens: int, call, usage_of=lambda result: result.usage):
+    def _run(self, reserve_tokens, call, usage_of=lambda result: result.usage):
         adapter = self.adapter()
         accounting = _Call.start(self._adapter_for, reserve_tokens)
         try:
@@ -275,11 +278,11 @@ class LLMBundle:
         accounting.finish(usage_of(result))
         return result
 
-    def _start(self, reserve_tokens: int):
+    def _start(self, reserve_tokens):
         adapter = self.adapter()
         return adapter, _Call.start(self._adapter_for, reserve_tokens)
 
-    async def _arun(self, reserve_tokens: int, call):
+    async def _arun(self, reserve_tokens, call):
         # Resolution and quota reservation may touch the database: not on the loop's thread.
         adapter, accounting = await sync_to_async(self._start)(reserve_tokens)
         try:
@@ -301,13 +304,15 @@ class LLMBundle:
 
     def chat(self, history, *, system=None, gen_conf=None, tools=None):
         return self._run(
-            self._chat_reserve(history, system, gen_conf),
+            lambda: self._chat_reserve(history, system, gen_conf),
             lambda a: a.chat(history, system=system, gen_conf=gen_conf, tools=tools),
         )
 
     def chat_streamly(self, history, *, system=None, gen_conf=None, tools=None):
         adapter = self.adapter()
-        accounting = _Call.start(self._adapter_for, self._chat_reserve(history, system, gen_conf))
+        accounting = _Call.start(
+            self._adapter_for, lambda: self._chat_reserve(history, system, gen_conf)
+        )
         try:
             stream = adapter.chat_streamly(history, system=system, gen_conf=gen_conf, tools=tools)
         except BaseException as exc:
@@ -317,13 +322,14 @@ class LLMBundle:
 
     async def achat(self, history, *, system=None, gen_conf=None, tools=None):
         return await self._arun(
-            self._chat_reserve(history, system, gen_conf),
+            lambda: self._chat_reserve(history, system, gen_conf),
             lambda a: a.achat(history, system=system, gen_conf=gen_conf, tools=tools),
         )
 
     async def achat_streamly(self, history, *, system=None, gen_conf=None, tools=None):
-        reserve = self._chat_reserve(history, system, gen_conf)
-        adapter, accounting = await sync_to_async(self._start)(reserve)
+        adapter, accounting = await sync_to_async(self._start)(
+            lambda: self._chat_reserve(history, system, gen_conf)
+        )
         try:
             stream = await adapter.achat_streamly(
                 history, system=system, gen_conf=gen_conf, tools=tools
@@ -336,16 +342,18 @@ class LLMBundle:
     # --- embedding, rerank ---
 
     def encode(self, texts: list[str]):
-        reserve = sum(num_tokens_from_string(t) for t in texts)
-        return self._run(reserve, lambda a: a.encode(texts))
+        return self._run(
+            lambda: sum(num_tokens_from_string(t) for t in texts), lambda a: a.encode(texts)
+        )
 
     def encode_queries(self, text: str):
-        return self._run(num_tokens_from_string(text), lambda a: a.encode_queries(text))
+        return self._run(lambda: num_tokens_from_string(text), lambda a: a.encode_queries(text))
 
     def similarity(self, query: str, texts: list[str]):
-        reserve = num_tokens_from_string(query) * len(texts) + sum(
-            num_tokens_from_string(t) for t in texts
-        )
+        def reserve() -> int:
+            query_tokens = num_tokens_from_string(query)
+            return sum(query_tokens + num_tokens_from_string(t) for t in texts)
+
         return self._run(reserve, lambda a: a.similarity(query, texts))
 
     # --- vision, audio, OCR ---
@@ -370,7 +378,7 @@ class LLMBundle:
 
     def tts(self, text: str, *, voice: str | None = None):
         adapter = self.adapter()
-        accounting = _Call.start(self._adapter_for, num_tokens_from_string(text))
+        accounting = _Call.start(self._adapter_for, lambda: num_tokens_from_string(text))
         try:
             stream = adapter.tts(text, voice=voice)
         except BaseException as exc:

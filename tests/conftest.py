@@ -244,3 +244,13 @@ def chat_config(db, tenant, catalog, fake_provider):
     tenant.save()
     invalidate()
     return config
+
+
+@pytest.fixture(scope="session")
+def fake_provider_process():
+    """The fake provider in its own process, for many-threaded load."""
+    from tests.usage_helpers import FakeProviderProcess
+
+    server = FakeProviderProcess()
+    yield server
+    server.stop()

@@ -72,3 +72,29 @@ class PrivateRedis:
             redis.Redis(port=self.port).shutdown(nosave=False)
         self.process.wait(timeout=10)
         self.process = None
+
+
+class FakeProviderProcess:
+    """The fake provider server in a subprocess (python -m tests.fakeprovider)."""
+
+    def __init__(self) -> None:
+        import sys
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakeprovider"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        line = self.process.stdout.readline().split()
+        if len(line) != 2 or line[0] != "PORT":
+            raise RuntimeError(f"fake provider did not start: {line!r}")
+        self.port = int(line[1])
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=10)

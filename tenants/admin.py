@@ -32,6 +32,7 @@ class TenantLLMForm(forms.ModelForm):
             "api_base",
             "max_tokens",
             "token_quota",
+            "quota_window",
         )
 
     def clean_api_key(self) -> str:
@@ -61,23 +62,9 @@ class TenantLLMInline(admin.TabularInline):
     show_change_link = True
     autocomplete_fields = ("factory",)
 
-    actions = ("validate_now",)
-
     @admin.display(description="API key")
     def masked_key(self, obj: TenantLLM) -> str:
         return mask_credentials(obj.api_key) if obj.pk else ""
-
-    @admin.action(description="Validate now (live test call on the worker)")
-    def validate_now(self, request, queryset) -> None:
-        from .tasks import revalidate_tenant_llm
-
-        ids = list(queryset.values_list("pk", flat=True))
-        tenant_llm_mark_pending(config_ids=ids)
-        for config_id in ids:
-            transaction.on_commit(lambda cid=config_id: revalidate_tenant_llm.delay(cid))
-        self.message_user(
-            request, f"Validation of {len(ids)} configuration(s) was queued.", messages.SUCCESS
-        )
 
 
 class TenantMemberInline(admin.TabularInline):
@@ -95,6 +82,7 @@ class TenantAdmin(admin.ModelAdmin):
     inlines = (TenantMemberInline, TenantLLMInline)
     fieldsets = (
         (None, {"fields": ("id", "name", "status")}),
+        ("Quota", {"fields": ("token_quota", "quota_window", "unlimited")}),
         (
             "Default models",
             {
@@ -153,7 +141,10 @@ class TenantLLMAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("tenant", "factory", "llm_name", "model_type", "status")}),
         ("Credentials", {"fields": ("masked_key", "api_key", "api_base")}),
-        ("Limits and usage", {"fields": ("max_tokens", "token_quota", "used_tokens")}),
+        (
+            "Limits and usage",
+            {"fields": ("max_tokens", "token_quota", "quota_window", "used_tokens")},
+        ),
         ("Validation", {"fields": ("validation_status", "validated_at", "last_error")}),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
@@ -161,6 +152,20 @@ class TenantLLMAdmin(admin.ModelAdmin):
     @admin.display(description="API key")
     def masked_key(self, obj: TenantLLM) -> str:
         return mask_credentials(obj.api_key) if obj.pk else ""
+
+    actions = ("validate_now",)
+
+    @admin.action(description="Validate now (live test call on the worker)")
+    def validate_now(self, request, queryset) -> None:
+        from .tasks import revalidate_tenant_llm
+
+        ids = list(queryset.values_list("pk", flat=True))
+        tenant_llm_mark_pending(config_ids=ids)
+        for config_id in ids:
+            transaction.on_commit(lambda cid=config_id: revalidate_tenant_llm.delay(cid))
+        self.message_user(
+            request, f"Validation of {len(ids)} configuration(s) was queued.", messages.SUCCESS
+        )
 
 
 @admin.register(APIToken)

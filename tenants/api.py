@@ -598,7 +598,19 @@ class DefaultModelsView(TenantAPIView):
                 request_only=True,
             )
         ],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT), **ERRORS},
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                examples=[
+                    envelope_example(
+                        "Updated",
+                        dict.fromkeys(DEFAULT_FIELD_NAMES, "")
+                        | {"llm_id": "gpt-4o@OpenAI", "embd_id": "text-embedding-3-small@OpenAI"},
+                    )
+                ],
+            ),
+            **ERRORS,
+        },
     )
     def put(self, request):
         data = _parse(DefaultModelsInput, request.data)

@@ -65,7 +65,8 @@ HOSTED_BASE_URLS = {
 # Self-hosted: the user gives the base URL. These servers answer the OpenAI API under /v1 of
 # the address users usually type (http://host:11434), so /v1 is added when missing;
 # OpenAI-API-Compatible URLs are taken as given, since its path is whatever the server uses.
-SELF_HOSTED_V1 = ("Ollama", "LocalAI", "VLLM", "LM-Studio", "Xinference", "GPUStack", "HuggingFace")
+# (Ollama is served by its native API, providers/adapters/ollama.py.)
+SELF_HOSTED_V1 = ("LocalAI", "VLLM", "LM-Studio", "Xinference", "GPUStack", "HuggingFace")
 SELF_HOSTED = (*SELF_HOSTED_V1, "OpenAI-API-Compatible")
 
 CHAT_FACTORIES = (*HOSTED_BASE_URLS, *SELF_HOSTED)
@@ -78,7 +79,6 @@ IMAGE2TEXT_FACTORIES = (
     "ZHIPU-AI",
     "Tongyi-Qianwen",
     "StepFun",
-    "Ollama",
     "VLLM",
     "Xinference",
     "LM-Studio",
@@ -93,7 +93,6 @@ EMBEDDING_FACTORIES = (  # NVIDIA has its own class below
     "ZHIPU-AI",
     "Tongyi-Qianwen",
     "VolcEngine",
-    "Ollama",
     "LocalAI",
     "VLLM",
     "Xinference",

@@ -324,7 +324,6 @@ def test_hosted_factories_default_to_their_base_url(factory, base_url):
 @pytest.mark.parametrize(
     "factory",
     [
-        "Ollama",
         "LocalAI",
         "VLLM",
         "LM-Studio",
@@ -342,7 +341,7 @@ def test_self_hosted_factories_need_a_base_url(factory):
 def test_a_keyless_self_hosted_server_gets_no_authorization(fake_provider, make_adapter):
     for base_url in (fake_provider.url("/keyless"), fake_provider.url("/keyless/v1/")):
         result = make_adapter(
-            factory="Ollama", model_name="llama3.2", api_key="", base_url=base_url
+            factory="LM-Studio", model_name="llama3.2", api_key="", base_url=base_url
         ).chat(HISTORY)
         assert result.text == CHAT_TEXT
         request = fake_provider.last_request

@@ -87,7 +87,7 @@ def test_it_reports_a_response_without_vectors(fake_provider, make_adapter):
 def test_a_keyless_server_embeds_without_authorization(fake_provider, make_adapter):
     adapter = make_adapter(
         "embedding",
-        factory="Ollama",
+        factory="LM-Studio",
         model_name="bge-m3",
         api_key="",
         base_url=fake_provider.url("/keyless"),

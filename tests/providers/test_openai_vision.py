@@ -53,7 +53,7 @@ def test_a_vision_model_also_chats_with_images_in_history(make_adapter):
 def test_vision_works_on_a_keyless_server(fake_provider, make_adapter):
     adapter = make_adapter(
         "image2text",
-        factory="Ollama",
+        factory="LM-Studio",
         model_name="llava",
         api_key="",
         base_url=fake_provider.url("/keyless"),

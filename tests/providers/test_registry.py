@@ -48,6 +48,7 @@ def test_it_lists_supported_factories():
     assert "Groq" in registry.supported_factories(ModelType.SPEECH2TEXT)
     assert "DeepSeek" not in registry.supported_factories("embedding")
     assert registry.supported_factories("tts") == [
+        "Fish Audio",
         "GPUStack",
         "OpenAI",
         "OpenAI-API-Compatible",

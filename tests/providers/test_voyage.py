@@ -1,0 +1,221 @@
+from dataclasses import replace
+
+import pytest
+
+from providers.adapters.voyage import VoyageEmbedding, VoyageRerank
+from providers.errors import (
+    AuthError,
+    GenericProviderError,
+    MaxRetriesExceededError,
+    ModelError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+    RateLimitError,
+)
+from providers.registry import build_adapter, get_adapter_class
+from providers.tokens import num_tokens_from_string
+from providers.usage import Usage
+from tests.fakeprovider import Reply
+from tests.fakeprovider.voyage import TOKENS_PER_TEXT, relevance, vector
+
+from .conftest import KEY
+
+QUERY = "what is the capital of france"
+DOCUMENTS = [
+    "Berlin is a big city in Germany with many museums",
+    "Paris is the capital of France",
+    "the capital",
+]
+
+
+@pytest.fixture
+def voyage(fake_provider, make_adapter):
+    def make(model_type="embedding", model_name=None, api_key=KEY, **options):
+        default = "voyage-3.5" if model_type == "embedding" else "rerank-2.5"
+        return make_adapter(
+            model_type,
+            factory="Voyage AI",
+            model_name=model_name or default,
+            api_key=api_key,
+            base_url=fake_provider.url("/voyage/v1"),
+            **options,
+        )
+
+    return make
+
+
+# --- embeddings ---
+
+
+def test_it_embeds_documents(fake_provider, voyage):
+    result = voyage().encode(["a", "bb", "ccc"])
+    request = fake_provider.last_request
+    assert request.path == "/voyage/v1/embeddings"
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.json == {
+        "input": ["a", "bb", "ccc"],
+        "model": "voyage-3.5",
+        "input_type": "document",
+    }
+    # The fake answers in reverse order; `index` says where each vector goes.
+    assert result.vectors == [vector(t, i, "document") for i, t in enumerate(["a", "bb", "ccc"])]
+    assert result.usage == Usage(3 * TOKENS_PER_TEXT)
+
+
+def test_it_embeds_queries_as_queries(fake_provider, voyage):
+    result = voyage().encode_queries("where?")
+    assert fake_provider.last_request.json["input_type"] == "query"
+    assert result.vectors == [vector("where?", 0, "query")]
+
+
+def test_it_batches_large_inputs_and_sums_usage(fake_provider, voyage):
+    result = voyage().encode([f"text {i}" for i in range(70)])
+    sizes = [len(r.json["input"]) for r in fake_provider.requests_to("/voyage/v1/embeddings")]
+    assert sizes == [64, 6]
+    assert result.vectors[65] == vector("text 65", 1, "document")
+    assert result.usage == Usage(70 * TOKENS_PER_TEXT)
+
+
+def test_it_estimates_embedding_usage_when_none_is_reported(voyage):
+    result = voyage(model_name="fake-nousage").encode(["hello world"])
+    assert result.usage == Usage(num_tokens_from_string("hello world"), estimated=True)
+
+
+def test_it_reports_a_response_without_vectors(fake_provider, voyage):
+    fake_provider.script("/voyage/v1/embeddings", [Reply.json({"object": "list"})])
+    with pytest.raises(GenericProviderError, match="no data list"):
+        voyage().encode(["a"])
+
+
+# --- rerank ---
+
+
+def test_it_reranks_and_returns_scores_in_input_order(fake_provider, voyage):
+    result = voyage("rerank").similarity(QUERY, DOCUMENTS)
+    request = fake_provider.last_request
+    assert request.path == "/voyage/v1/rerank"
+    assert request.json == {
+        "query": QUERY,
+        "documents": DOCUMENTS,
+        "model": "rerank-2.5",
+        "top_k": 3,
+    }
+    assert result.scores == [relevance(QUERY, doc) for doc in DOCUMENTS]
+    assert result.scores != sorted(result.scores, reverse=True)  # the fake answered reordered
+    assert result.usage == Usage(4 * TOKENS_PER_TEXT)
+
+
+def test_it_estimates_rerank_usage_when_none_is_reported(voyage):
+    result = voyage("rerank", model_name="fake-nousage").similarity(QUERY, DOCUMENTS)
+    tokens = num_tokens_from_string(QUERY) * 3 + sum(map(num_tokens_from_string, DOCUMENTS))
+    assert result.usage == Usage(tokens, estimated=True)
+
+
+def test_it_reports_a_missing_rerank_score(fake_provider, voyage):
+    reply = Reply.json({"data": [{"index": 0, "relevance_score": 0.4}]})
+    fake_provider.script("/voyage/v1/rerank", [reply])
+    with pytest.raises(GenericProviderError, match="no score for text 1"):
+        voyage("rerank").similarity("q", ["a", "b"])
+
+
+# --- errors ---
+
+
+@pytest.mark.parametrize("api_key", ["", "pa-invalid-0123456789abcdef"])
+def test_it_classifies_key_problems_without_retrying(voyage, sleeps, api_key):
+    with pytest.raises(AuthError) as caught:
+        voyage(api_key=api_key).encode(["a"])
+    assert sleeps == []
+    assert caught.value.provider == "Voyage AI"
+
+
+def test_it_classifies_an_unsupported_model(voyage):
+    with pytest.raises(ModelError, match="not supported"):
+        voyage("rerank", model_name="missing-model").similarity("q", ["a"])
+
+
+def test_it_reports_a_malformed_body(voyage):
+    with pytest.raises(GenericProviderError, match="not JSON"):
+        voyage(model_name="fake-malformed").encode(["a"])
+
+
+def test_it_retries_rate_limits_honouring_retry_after(fake_provider, voyage, sleeps):
+    with pytest.raises(MaxRetriesExceededError) as caught:
+        voyage("rerank", model_name="fake-429").similarity("q", ["a"])
+    assert sleeps == [2.0, 2.0, 2.0]
+    assert isinstance(caught.value.last_error, RateLimitError)
+    assert len(fake_provider.requests_to("/voyage/v1/rerank")) == 4
+
+
+def test_it_recovers_from_server_errors(fake_provider, voyage, sleeps):
+    down = Reply.json({"detail": "Service Unavailable"}, 503, headers={"Retry-After": "1"})
+    fake_provider.script("/voyage/v1/embeddings", [down])
+    assert len(voyage().encode(["a"]).vectors) == 1
+    assert sleeps == [1.0]
+
+
+def test_it_gives_up_on_a_failing_server(voyage, sleeps):
+    with pytest.raises(MaxRetriesExceededError, match="SERVER_ERROR"):
+        voyage(model_name="fake-500").encode(["a"])
+    assert sleeps == [1.0, 2.0, 4.0]
+
+
+def test_it_times_out_a_slow_provider(voyage, policy):
+    adapter = voyage(
+        model_name="fake-slow", retry_policy=replace(policy, timeout=0.3, max_retries=0)
+    )
+    with pytest.raises(ProviderTimeout):
+        adapter.encode(["a"])
+
+
+def test_a_refused_connection_is_a_connection_error_not_a_bad_key(
+    make_adapter, closed_port, policy
+):
+    adapter = make_adapter(
+        "embedding",
+        factory="Voyage AI",
+        model_name="voyage-3.5",
+        base_url=f"http://127.0.0.1:{closed_port}/v1",
+        retry_policy=replace(policy, max_retries=0),
+    )
+    with pytest.raises(ProviderConnectionError) as caught:
+        adapter.encode(["a"])
+    assert not isinstance(caught.value, AuthError)
+    assert "connection refused" in str(caught.value).lower()
+
+
+@pytest.mark.parametrize(
+    ("api_key", "model_type", "model"),
+    [
+        ("pa-invalid-0123456789abcdef", "embedding", "voyage-3.5"),
+        ("pa-invalid-0123456789abcdef", "rerank", "rerank-2.5"),
+        (KEY, "embedding", "fake-429"),
+        (KEY, "rerank", "fake-malformed"),
+    ],
+)
+def test_the_key_never_appears_in_an_error(voyage, api_key, model_type, model):
+    adapter = voyage(model_type, model_name=model, api_key=api_key)
+    with pytest.raises(ProviderError) as caught:
+        adapter.encode(["a"]) if model_type == "embedding" else adapter.similarity("q", ["a"])
+    error = caught.value
+    while error is not None:
+        assert api_key not in str(error)
+        assert api_key not in repr(error)
+        error = error.__cause__ or error.__context__
+    assert api_key not in repr(adapter)
+
+
+# --- factory ---
+
+
+def test_it_serves_voyage_for_embedding_and_rerank():
+    assert get_adapter_class("embedding", "Voyage AI") is VoyageEmbedding
+    assert get_adapter_class("rerank", "Voyage AI") is VoyageRerank
+
+
+def test_it_calls_the_hosted_api_by_default():
+    adapter = build_adapter(
+        model_type="embedding", factory="Voyage AI", model_name="m", api_key="k"
+    )
+    assert adapter.base_url == "https://api.voyageai.com/v1"

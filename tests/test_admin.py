@@ -63,6 +63,7 @@ def test_a_blank_key_on_edit_keeps_the_stored_key(admin_client_, config):
         "api_base": "https://changed.example.test/v1",
         "max_tokens": "4096",
         "token_quota": "",
+        "quota_window": "monthly",
     }
     response = admin_client_.post(url, form)
     assert response.status_code == 302, response.content.decode()[:2000]

@@ -79,7 +79,7 @@ def test_a_writer_killed_after_applying_is_replayed_without_double_counting(
     applied_batches = []
 
     def apply_then_die(records):
-        result = apply_records(records)  # committed...
+        apply_records(records)  # committed...
         applied_batches.append(len(records))
         raise Killed  # ...but the writer dies before acknowledging
 

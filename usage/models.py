@@ -78,6 +78,10 @@ class UsageHourly(_Rollup):
         ordering = ["-bucket"]
         verbose_name = "hourly usage"
         verbose_name_plural = "hourly usage"
+        indexes = [
+            # The admin's top tenants and the daily rollup: all tenants over a time range.
+            models.Index(fields=["bucket"], name="usagehourly_bucket_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant", "bucket", "factory", "llm_name", "model_type"],

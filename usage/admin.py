@@ -1,0 +1,197 @@
+"""The usage ledger in the admin: read-only lists, plus a usage dashboard and a page per tenant.
+
+Nothing here writes: events, rollups and counters change only through the ledger and quota
+services. The two pages read the hourly rollups (exact and fresh) through usage.selectors and
+draw their charts with the Chart.js copy under static/vendor/chartjs/ (no CDN); the numbers
+reach the page through `json_script`, never through JavaScript built from strings.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from tenants.models import Tenant
+from tenants.selectors import tenant_find
+
+from .models import QuotaCounter, UsageDaily, UsageEvent, UsageHourly
+from .reporting import Period, money, parse_period
+from .selectors import quota_status, top_tenants, usage_series, usage_summary
+
+TOP_TENANTS = 20
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by services only: no add, change or delete from the admin."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "tenant",
+        "llm_name",
+        "factory",
+        "model_type",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "estimated",
+        "cost",
+        "latency_ms",
+        "outcome",
+        "error_code",
+        "request_id",
+    )
+    list_filter = ("outcome", "model_type", "estimated", "created_at")
+    search_fields = ("=request_id", "tenant__name", "=tenant__id", "llm_name", "factory")
+    list_select_related = ("tenant",)
+    # The events table is the largest one: no second COUNT(*) over all of it per page.
+    show_full_result_count = False
+
+
+class RollupAdmin(ReadOnlyAdmin):
+    list_filter = ("model_type",)
+    search_fields = ("tenant__name", "=tenant__id", "llm_name", "factory")
+    list_select_related = ("tenant",)
+    sums = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
+
+
+@admin.register(UsageHourly)
+class UsageHourlyAdmin(RollupAdmin):
+    list_display = ("bucket", "tenant", "llm_name", "factory", "model_type", *RollupAdmin.sums)
+
+
+@admin.register(QuotaCounter)
+class QuotaCounterAdmin(ReadOnlyAdmin):
+    list_display = ("scope", "scope_id", "window_start", "used", "warned", "updated_at")
+    list_filter = ("scope", "warned")
+    search_fields = ("=scope_id",)
+
+
+@admin.register(UsageDaily)
+class UsageDailyAdmin(RollupAdmin):
+    list_display = ("day", "tenant", "llm_name", "factory", "model_type", *RollupAdmin.sums)
+
+    def get_urls(self):
+        # Before the default routes: "<path:object_id>/" would take them otherwise.
+        return [
+            path(
+                "dashboard/",
+                self.admin_site.admin_view(self.dashboard_view),
+                name="usage_dashboard",
+            ),
+            path(
+                "tenant/<uuid:tenant_id>/",
+                self.admin_site.admin_view(self.tenant_view),
+                name="usage_tenant",
+            ),
+            *super().get_urls(),
+        ]
+
+    # --- Pages ----------------------------------------------------------------------------
+
+    def _period(self, request) -> Period:
+        try:
+            return parse_period(request.GET.get("from"), request.GET.get("to"))
+        except ValueError as exc:
+            messages.error(request, f"{exc}. Showing the last 30 days.")
+            return parse_period(None, None)
+
+    def _require_view(self, request) -> None:
+        # admin_view() already sent non-staff to the login page; staff need the view right.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+
+    def _context(self, request, period: Period, title: str) -> dict:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "period": period,
+            "first_day": period.start.date(),
+            "last_day": (period.end - timedelta(microseconds=1)).date(),
+            "dashboard_url": reverse("admin:usage_dashboard"),
+        }
+
+    def dashboard_view(self, request):
+        self._require_view(request)
+        ref = request.GET.get("tenant", "").strip()
+        if ref:
+            found = tenant_find(ref=ref)
+            if found is not None:
+                return redirect("admin:usage_tenant", tenant_id=found.pk)
+            messages.error(request, f"No tenant matches {ref!r} (id, owner email or name).")
+        period = self._period(request)
+        context = self._context(request, period, "Usage dashboard")
+        tenants = top_tenants(start=period.start, end=period.end, limit=TOP_TENANTS)
+        totals = usage_summary(tenant=None, start=period.start, end=period.end, group_by="type")
+        context |= {
+            "tenants": [
+                {
+                    "name": item.name,
+                    "usage": item.usage,
+                    "cost": money(item.usage.cost),
+                    "url": reverse("admin:usage_tenant", args=[item.tenant_id]),
+                }
+                for item in tenants
+            ],
+            "top": TOP_TENANTS,
+            "totals": totals.totals,
+            "totals_cost": money(totals.totals.cost),
+            "by_type": [(row, money(row.cost)) for row in totals.rows],
+            "chart": {
+                "kind": "tenants",
+                "labels": [item.name for item in tenants],
+                "tokens": [item.usage.total_tokens for item in tenants],
+                "cost": [float(item.usage.cost) for item in tenants],
+            },
+        }
+        return TemplateResponse(request, "admin/usage/dashboard.html", context)
+
+    def tenant_view(self, request, tenant_id):
+        self._require_view(request)
+        tenant = get_object_or_404(Tenant, pk=tenant_id)
+        period = self._period(request)
+        context = self._context(request, period, f"Usage of {tenant.name}")
+        series = usage_series(tenant=tenant, start=period.start, end=period.end)
+        by_model = usage_summary(
+            tenant=tenant, start=period.start, end=period.end, group_by="model"
+        )
+        context |= {
+            "tenant": tenant,
+            "tenant_change_url": reverse("admin:tenants_tenant_change", args=[tenant.pk]),
+            "quota": quota_status(tenant=tenant),
+            "rows": [(day, row, money(row.cost)) for day, row in series.rows],
+            "by_model": [(row, money(row.cost)) for row in by_model.rows],
+            "totals": by_model.totals,
+            "totals_cost": money(by_model.totals.cost),
+            "chart": {
+                "kind": "tenant",
+                "days": [day.isoformat() for day in series.days],
+                "models": [
+                    {
+                        "label": model,
+                        "tokens": series.tokens[model],
+                        "cost": [float(c) for c in series.cost[model]],
+                    }
+                    for model in series.models
+                ],
+                "cost": [float(c) for c in series.cost_per_day],
+            },
+        }
+        return TemplateResponse(request, "admin/usage/tenant.html", context)

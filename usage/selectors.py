@@ -1,0 +1,271 @@
+"""Reads for usage: sums by group, chart series, top tenants, and quota status.
+
+Sums read UsageHourly, not UsageDaily: hourly rows are written in the same transaction as the
+events, so they equal the events exactly and are never stale, while the daily rows are rebuilt
+by a beat job and can lag. Every function makes a fixed number of queries, whatever the number
+of tenants, models or days.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from tenants.models import Role, Tenant, TenantLLM
+
+from .models import QuotaCounter, UsageHourly
+from .quotas import WARN_AT, QuotaRule, config_rule, tenant_rule, window_start
+
+SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
+# The columns each group_by groups on; "model" keys read "llm_name@factory", as RAGFlow's do.
+_GROUP_FIELDS = {
+    "day": ("day",),
+    "model": ("llm_name", "factory"),
+    "factory": ("factory",),
+    "type": ("model_type",),
+}
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    key: str
+    calls: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    group_by: str
+    start: datetime
+    end: datetime
+    rows: list[UsageRow]
+    totals: UsageRow
+
+
+@dataclass(frozen=True)
+class UsageSeries:
+    """Per UTC day and model, for charts: every day of the range, zeros included."""
+
+    days: list[date]
+    models: list[str]  # most tokens first
+    tokens: dict[str, list[int]]  # model -> total tokens per day
+    cost: dict[str, list[Decimal]]  # model -> cost per day
+    rows: list[tuple[date, UsageRow]]  # the non-empty (day, model) cells, by day then model
+
+    @property
+    def cost_per_day(self) -> list[Decimal]:
+        return [
+            sum((self.cost[m][i] for m in self.models), Decimal(0)) for i in range(len(self.days))
+        ]
+
+
+@dataclass(frozen=True)
+class TenantUsage:
+    tenant_id: uuid.UUID
+    name: str
+    usage: UsageRow
+
+
+@dataclass(frozen=True)
+class QuotaEntry:
+    """One quota in its current window; `used` is its counter (settled plus reserved tokens)."""
+
+    quota: int | None
+    window: str
+    window_start: datetime | None = None
+    used: int | None = None
+    remaining: int | None = None
+    percent: float | None = None
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class ModelQuota:
+    config_id: int
+    model: str  # llm_name@factory
+    model_type: str
+    used_tokens: int  # lifetime, from TenantLLM.used_tokens
+    quota: QuotaEntry
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    unlimited: bool
+    tenant: QuotaEntry
+    models: list[ModelQuota] = field(default_factory=list)
+
+
+def _hourly(*, tenant: Tenant | None, start: datetime, end: datetime) -> QuerySet[UsageHourly]:
+    rows = UsageHourly.objects.filter(bucket__gte=start, bucket__lt=end)
+    return rows if tenant is None else rows.filter(tenant=tenant)
+
+
+def _sums() -> dict[str, Sum]:
+    # Aliased: an annotation may not reuse a model field's name.
+    return {f"sum_{name}": Sum(name) for name in SUMS}
+
+
+def _row(key: str, item: dict) -> UsageRow:
+    values = {name: item[f"sum_{name}"] or 0 for name in SUMS}
+    values["cost"] = Decimal(values["cost"])
+    return UsageRow(key=key, **values)
+
+
+def _total(rows: list[UsageRow], key: str = "total") -> UsageRow:
+    return UsageRow(
+        key=key,
+        **{
+            name: sum((getattr(r, name) for r in rows), Decimal(0) if name == "cost" else 0)
+            for name in SUMS
+        },
+    )
+
+
+def _key(group_by: str, item: dict) -> str:
+    if group_by == "day":
+        return item["day"].isoformat()
+    if group_by == "model":
+        return f"{item['llm_name']}@{item['factory']}"
+    return item[_GROUP_FIELDS[group_by][0]]
+
+
+def usage_summary(
+    *, tenant: Tenant | None, start: datetime, end: datetime, group_by: str
+) -> UsageSummary:
+    """Sums per group over `[start, end)`; `tenant=None` sums over every tenant. One query.
+
+    Days come in order; other groups with the most tokens first.
+    """
+    fields = _GROUP_FIELDS[group_by]
+    rows = _hourly(tenant=tenant, start=start, end=end)
+    if group_by == "day":
+        rows = rows.annotate(day=TruncDate("bucket", tzinfo=UTC))
+    grouped = rows.values(*fields).annotate(**_sums()).order_by(*fields)
+    result = [_row(_key(group_by, item), item) for item in grouped]
+    if group_by != "day":
+        result.sort(key=lambda r: (-r.total_tokens, r.key))
+    return UsageSummary(group_by=group_by, start=start, end=end, rows=result, totals=_total(result))
+
+
+def usage_series(*, tenant: Tenant | None, start: datetime, end: datetime) -> UsageSeries:
+    """Tokens and cost per UTC day and model over `[start, end)`, for charts. One query."""
+    grouped = (
+        _hourly(tenant=tenant, start=start, end=end)
+        .annotate(day=TruncDate("bucket", tzinfo=UTC))
+        .values("day", "llm_name", "factory")
+        .annotate(**_sums())
+        .order_by("day", "llm_name", "factory")
+    )
+    first = start.astimezone(UTC).date()
+    last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    cells = [(item["day"], _row(_key("model", item), item)) for item in grouped]
+    totals: dict[str, int] = {}
+    for _, row in cells:
+        totals[row.key] = totals.get(row.key, 0) + row.total_tokens
+    models = sorted(totals, key=lambda m: (-totals[m], m))
+    index = {day: i for i, day in enumerate(days)}
+    tokens = {m: [0] * len(days) for m in models}
+    cost = {m: [Decimal(0)] * len(days) for m in models}
+    for day, row in cells:
+        if day in index:
+            tokens[row.key][index[day]] += row.total_tokens
+            cost[row.key][index[day]] += row.cost
+    return UsageSeries(days=days, models=models, tokens=tokens, cost=cost, rows=cells)
+
+
+def top_tenants(*, start: datetime, end: datetime, limit: int = 20) -> list[TenantUsage]:
+    """The tenants that used the most tokens over `[start, end)`. One query."""
+    grouped = (
+        UsageHourly.objects.filter(bucket__gte=start, bucket__lt=end)
+        .values("tenant_id", "tenant__name")
+        .annotate(**_sums())
+        .order_by("-sum_total_tokens", "-sum_cost", "tenant__name")[:limit]
+    )
+    return [
+        TenantUsage(
+            tenant_id=item["tenant_id"],
+            name=item["tenant__name"],
+            usage=_row(item["tenant__name"], item),
+        )
+        for item in grouped
+    ]
+
+
+def _entry(rule: QuotaRule | None, window: str, used: dict, starts: dict, *, enforced: bool):
+    if rule is None:
+        return QuotaEntry(quota=None, window=window)
+    start = starts[rule.window]
+    spent = used.get((rule.scope, rule.scope_id, start), 0)
+    quota = rule.quota
+    return QuotaEntry(
+        quota=quota,
+        window=rule.window,
+        window_start=start,
+        used=spent,
+        remaining=max(quota - spent, 0),
+        percent=round(spent * 100 / quota, 1) if quota else 100.0,
+        # The same threshold as the warning logged when a call is settled (usage.quotas).
+        warning=enforced and spent >= int(quota * WARN_AT),
+    )
+
+
+def quota_status(*, tenant: Tenant, now: datetime | None = None) -> QuotaStatus:
+    """The tenant's quota and each of its model configurations with a quota. Three queries.
+
+    `used` is the quota counter of the current window, the number calls are checked against.
+    An unlimited tenant (flagged, or owned by a superuser) bypasses quotas: its counters do
+    not move and nothing warns.
+    """
+    configs = list(
+        TenantLLM.objects.filter(tenant=tenant, token_quota__isnull=False)
+        .select_related("factory")
+        .order_by("factory__name", "llm_name")
+    )
+    unlimited = (
+        tenant.unlimited or tenant.members.filter(role=Role.OWNER, user__is_superuser=True).exists()
+    )
+    rules: list[QuotaRule] = [r for r in [tenant_rule(tenant)] if r is not None]
+    config_rules = [(config, config_rule(config)) for config in configs]
+    rules += [rule for _, rule in config_rules if rule is not None]
+    starts = {w: window_start(w, now) for w in {rule.window for rule in rules}}
+
+    used: dict[tuple[str, str, datetime], int] = {}
+    if rules:
+        # One condition per scope and window (at most six), not one per configuration.
+        ids: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for rule in rules:
+            ids[(rule.scope, rule.window)].append(rule.scope_id)
+        wanted = Q()
+        for (scope, window), scope_ids in ids.items():
+            wanted |= Q(scope=scope, window_start=starts[window], scope_id__in=scope_ids)
+        for scope, scope_id, start, spent in QuotaCounter.objects.filter(wanted).values_list(
+            "scope", "scope_id", "window_start", "used"
+        ):
+            used[(scope, scope_id, start)] = spent
+
+    enforced = not unlimited
+    return QuotaStatus(
+        unlimited=unlimited,
+        tenant=_entry(tenant_rule(tenant), tenant.quota_window, used, starts, enforced=enforced),
+        models=[
+            ModelQuota(
+                config_id=config.pk,
+                model=f"{config.llm_name}@{config.factory.name}",
+                model_type=config.model_type,
+                used_tokens=config.used_tokens,
+                quota=_entry(rule, config.quota_window, used, starts, enforced=enforced),
+            )
+            for config, rule in config_rules
+        ],
+    )

@@ -1,1 +1,736 @@
-"""(being written)"""
+"""Amazon Bedrock Runtime: Converse for chat, InvokeModel for embeddings, SigV4 by botocore.
+
+Endpoints, relative to https://bedrock-runtime.{region}.amazonaws.com (a user's base URL, such
+as a VPC endpoint, replaces it); the model id is percent-encoded as one path segment:
+- POST model/{modelId}/converse: {"messages": [{"role", "content": [{"text"} | {"toolUse"} |
+  {"toolResult"} | {"image"}]}], "system": [{"text"}], "inferenceConfig": {"maxTokens",
+  "temperature", "topP", "stopSequences"}, "toolConfig"} -> {"output": {"message": {"content":
+  [...]}}, "stopReason", "usage": {"inputTokens", "outputTokens", "totalTokens"}}.
+- POST model/{modelId}/converse-stream: the same request, answered in AWS's binary event-stream
+  framing (application/vnd.amazon.eventstream): messageStart, contentBlockStart,
+  contentBlockDelta, contentBlockStop, messageStop {stopReason} and metadata {usage}; a failure
+  midway arrives as a frame whose :message-type is "exception".
+- POST model/{modelId}/invoke: the model's native body. Embeddings: Titan text
+  ({"inputText"} -> {"embedding", "inputTextTokenCount"}, one text per call) and Cohere embed
+  ({"texts", "input_type"} -> {"embeddings"}).
+
+Authentication: every attempt is signed anew with SigV4 (botocore's SigV4Auth, service
+"bedrock", the credentials' region), so a retry never carries a stale X-Amz-Date.
+Credentials (RAGFlow's JSON): {auth_mode, bedrock_ak, bedrock_sk, bedrock_region,
+aws_role_arn}. auth_mode "access_key_secret" (the default) signs with the access key;
+"iam_role" uses that access key to call STS AssumeRole for aws_role_arn and signs with the
+temporary credentials, cached until shortly before they expire. "assume_role" (RAGFlow: this
+server's own AWS identity) is refused: the service's identity is not lent to tenants.
+
+Errors: Bedrock says what went wrong in the x-amzn-ErrorType header; providers.http classifies
+by status and body, which agree with it except for ResourceNotFoundException (404) and
+ModelErrorException (424), re-classified here as model errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import threading
+import xml.etree.ElementTree as ElementTree
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as AwsCredentials
+from botocore.eventstream import EventStreamBuffer, ParserError
+
+from .. import http
+from ..base import (
+    AsyncChatStream,
+    BaseAdapter,
+    ChatModel,
+    ChatRequest,
+    ChatResult,
+    ChatStream,
+    EmbeddingModel,
+    StreamDelta,
+)
+from ..credentials import Credentials
+from ..errors import (
+    AuthError,
+    ErrorContext,
+    InvalidRequestError,
+    MaxRetriesExceededError,
+    ModelError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+)
+from ..usage import EmbeddingResult, Usage
+
+T = TypeVar("T")
+
+RUNTIME_URL = "https://bedrock-runtime.{region}.amazonaws.com"
+STS_URL = "https://sts.{region}.amazonaws.com"
+SERVICE = "bedrock"
+DEFAULT_AUTH_MODE = "access_key_secret"
+AUTH_MODE_FIELDS = {
+    "access_key_secret": ("bedrock_ak", "bedrock_sk"),
+    "iam_role": ("bedrock_ak", "bedrock_sk", "aws_role_arn"),
+}
+ROLE_SESSION_NAME = "ragllm-bedrock"
+# Temporary credentials are replaced this long before AWS says they expire.
+CREDENTIALS_MARGIN = timedelta(minutes=5)
+
+# Event-stream exception types, and the x-amzn-ErrorType values they mirror.
+ERROR_TYPES: dict[str, type[ProviderError]] = {
+    "throttlingexception": RateLimitError,
+    "accessdeniedexception": AuthError,
+    "unrecognizedclientexception": AuthError,
+    "validationexception": InvalidRequestError,
+    "resourcenotfoundexception": ModelError,
+    "modelerrorexception": ModelError,
+    "modelnotreadyexception": ServerError,
+    "serviceunavailableexception": ServerError,
+    "internalserverexception": ServerError,
+    "modelstreamerrorexception": ServerError,
+    "modeltimeoutexception": ProviderTimeout,
+    "servicequotaexceededexception": QuotaExceededError,
+}
+# Statuses whose generic reading is wrong for Bedrock (404 would say "check the base URL").
+STATUS_ERRORS: dict[int, type[ProviderError]] = {404: ModelError, 424: ModelError}
+
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "content_filtered": "content_filter",
+    "guardrail_intervened": "content_filter",
+}
+IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
+
+
+class BedrockWire(BaseAdapter):
+    """Addressing, credentials and per-attempt SigV4 signing. Not registered."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Checked before anything else so one error names every missing field.
+        _check_credentials(
+            Credentials.parse(kwargs.get("credentials")),
+            provider=kwargs.get("factory", ""),
+            model=kwargs.get("model_name", ""),
+        )
+        super().__init__(**kwargs)
+
+    @property
+    def region(self) -> str:
+        (region,) = self.credentials.require(
+            "bedrock_region", provider=self.factory, model=self.model_name
+        )
+        return region
+
+    @property
+    def auth_mode(self) -> str:
+        return self.credentials.get("auth_mode") or DEFAULT_AUTH_MODE
+
+    def resolve_base_url(self, given: str | None) -> str:
+        url = (given or "").strip() or RUNTIME_URL.format(region=self.region)
+        return url.rstrip("/")
+
+    def model_path(self, operation: str) -> str:
+        # One path segment: ARNs and versioned ids ("...-v1:0") carry ':' and '/'.
+        return f"model/{quote(self.wire_model_name, safe='')}/{operation}"
+
+    # --- credentials ---
+
+    def aws_credentials(self) -> AwsCredentials:
+        access_key, secret_key = self.credentials.require(
+            "bedrock_ak", "bedrock_sk", provider=self.factory, model=self.model_name
+        )
+        base = AwsCredentials(access_key, secret_key)
+        if self.auth_mode == "iam_role":
+            return _assumed_roles.get(self, base)
+        return base
+
+    def sign(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        return sigv4_headers(
+            self.aws_credentials(),
+            method,
+            url,
+            body,
+            service=SERVICE,
+            region=self.region,
+            headers={"Content-Type": "application/json"},
+        )
+
+    # --- requests, signed anew for every attempt ---
+
+    def _policies(self) -> tuple[http.RetryPolicy, http.RetryPolicy]:
+        # providers.http builds each attempt from fixed headers; a signature must be fresh per
+        # attempt, so the retry loop runs here around single attempts.
+        policy = self.retry_policy or http.RetryPolicy.from_settings()
+        return policy, replace(policy, max_retries=0)
+
+    def _reclassified(self, error: ProviderError) -> ProviderError | None:
+        cls = STATUS_ERRORS.get(error.status or 0)
+        if cls is None or isinstance(error, cls):
+            return None
+        return self.context.error(cls, error.detail, status=error.status)
+
+    def call(self, transport: Callable[..., T], path: str, body: dict[str, Any]) -> T:
+        policy, once = self._policies()
+        url, content = self.url(path), json.dumps(body).encode()
+
+        def attempt() -> T:
+            try:
+                return transport(
+                    "POST",
+                    url,
+                    context=self.context,
+                    guard=self.guard,
+                    policy=once,
+                    content=content,
+                    headers=self.sign("POST", url, content),
+                )
+            except ProviderError as error:
+                better = self._reclassified(error)
+                if better is None:
+                    raise
+                raise better from error
+
+        return http.send_with_retries(attempt, policy=policy, secrets=self.context.secrets)
+
+    async def acall(
+        self, transport: Callable[..., Awaitable[T]], path: str, body: dict[str, Any]
+    ) -> T:
+        policy, once = self._policies()
+        url, content = self.url(path), json.dumps(body).encode()
+        if self.auth_mode == "iam_role":
+            await asyncio.to_thread(self.aws_credentials)  # STS, off the event loop
+
+        async def attempt() -> T:
+            try:
+                return await transport(
+                    "POST",
+                    url,
+                    context=self.context,
+                    guard=self.guard,
+                    policy=once,
+                    content=content,
+                    headers=self.sign("POST", url, content),
+                )
+            except ProviderError as error:
+                better = self._reclassified(error)
+                if better is None:
+                    raise
+                raise better from error
+
+        return await http.asend_with_retries(attempt, policy=policy, secrets=self.context.secrets)
+
+    def invoke(self, path: str, body: dict[str, Any]) -> http.ProviderResponse:
+        return self.call(http.request, path, body)
+
+
+def _check_credentials(credentials: Credentials, *, provider: str, model: str) -> None:
+    mode = credentials.get("auth_mode") or DEFAULT_AUTH_MODE
+    if mode not in AUTH_MODE_FIELDS:
+        raise InvalidRequestError(
+            f"Bedrock auth_mode {mode!r} is not supported; use access_key_secret (bedrock_ak, "
+            "bedrock_sk) or iam_role (bedrock_ak and bedrock_sk allowed to assume "
+            "aws_role_arn): this service does not lend its own AWS identity to tenants",
+            provider=provider,
+            model=model,
+            secrets=credentials.secrets(),
+        )
+    credentials.require("bedrock_region", *AUTH_MODE_FIELDS[mode], provider=provider, model=model)
+
+
+def sigv4_headers(
+    credentials: AwsCredentials,
+    method: str,
+    url: str,
+    body: bytes,
+    *,
+    service: str,
+    region: str,
+    headers: Mapping[str, str],
+) -> dict[str, str]:
+    """The headers to send: `headers` plus X-Amz-Date, Authorization (and the session token),
+    signed now by botocore. `url` must be exactly the URL sent, percent-encoding included."""
+    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
+    SigV4Auth(credentials, service, region).add_auth(request)
+    return dict(request.headers.items())
+
+
+# --- iam_role: STS AssumeRole ----------------------------------------------------------------
+
+
+class _AssumedRoles:
+    """Temporary credentials per (STS endpoint, access key, role), shared by the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._cache: dict[tuple[str, str, str], tuple[AwsCredentials, datetime]] = {}
+
+    def get(self, adapter: BedrockWire, base: AwsCredentials) -> AwsCredentials:
+        (role_arn,) = adapter.credentials.require(
+            "aws_role_arn", provider=adapter.factory, model=adapter.model_name
+        )
+        sts_url = adapter.options.get("sts_base_url") or STS_URL.format(region=adapter.region)
+        key = (sts_url.rstrip("/"), base.access_key, role_arn)
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        # One AssumeRole at a time per key: callers arriving meanwhile get its result.
+        with key_lock:
+            cached = self._cache.get(key)
+            if cached is not None and datetime.now(UTC) < cached[1] - CREDENTIALS_MARGIN:
+                return cached[0]
+            credentials, expires = _assume_role(adapter, base, key[0], role_arn)
+            self._cache[key] = (credentials, expires)
+            return credentials
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+_assumed_roles = _AssumedRoles()
+
+_STS_NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
+
+
+def _assume_role(
+    adapter: BedrockWire, base: AwsCredentials, sts_url: str, role_arn: str
+) -> tuple[AwsCredentials, datetime]:
+    form = urlencode(
+        {
+            "Action": "AssumeRole",
+            "Version": "2011-06-15",
+            "RoleArn": role_arn,
+            "RoleSessionName": ROLE_SESSION_NAME,
+        }
+    ).encode()
+    url = sts_url + "/"
+    policy, once = adapter._policies()
+    form_headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+
+    def attempt() -> http.ProviderResponse:
+        headers = sigv4_headers(
+            base, "POST", url, form, service="sts", region=adapter.region, headers=form_headers
+        )
+        return http.request(
+            "POST",
+            url,
+            context=adapter.context,
+            guard=adapter.guard,
+            policy=once,
+            content=form,
+            headers=headers,
+        )
+
+    try:
+        response = http.send_with_retries(attempt, policy=policy, secrets=adapter.context.secrets)
+    except MaxRetriesExceededError:
+        raise
+    except ProviderError as error:
+        raise adapter.context.error(
+            type(error),
+            f"could not assume {role_arn}: {_sts_error_message(error.detail)}",
+            status=error.status,
+        ) from error
+    try:
+        # A TLS-protected answer from STS; expat refuses external entities.
+        root = ElementTree.fromstring(response.content)  # noqa: S314
+        found = root.find("sts:AssumeRoleResult/sts:Credentials", _STS_NS)
+        values = {
+            name: found.findtext(f"sts:{name}", namespaces=_STS_NS) if found is not None else None
+            for name in ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
+        }
+        expires = datetime.fromisoformat(values["Expiration"] or "")
+    except (ElementTree.ParseError, ValueError):
+        raise adapter._malformed("STS AssumeRole answered without credentials") from None
+    if not all(values.values()):
+        raise adapter._malformed("STS AssumeRole answered without credentials")
+    credentials = AwsCredentials(
+        values["AccessKeyId"], values["SecretAccessKey"], values["SessionToken"]
+    )
+    return credentials, expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+
+
+def _sts_error_message(detail: str) -> str:
+    # STS errors are XML: <ErrorResponse><Error><Code/><Message/></Error></ErrorResponse>.
+    start, end = detail.find("<Message>"), detail.find("</Message>")
+    if 0 <= start < end:
+        return detail[start + len("<Message>") : end]
+    return detail
+
+
+# --- chat ----------------------------------------------------------------------------------------
+
+
+class BedrockChat(BedrockWire, ChatModel):
+    factories = ("Bedrock",)
+
+    def converse_body(self, request: ChatRequest) -> dict[str, Any]:
+        system = [{"text": request.system}] if request.system else []
+        messages: list[dict[str, Any]] = []
+        for message in request.history:
+            role = message.get("role")
+            if role == "system":
+                system += [{"text": text} for text in _texts(message.get("content")) if text]
+                continue
+            if role == "tool":
+                role, blocks = "user", [_tool_result(message)]
+            elif role == "assistant":
+                blocks = self._blocks(message.get("content"))
+                blocks += [_tool_use(call) for call in message.get("tool_calls") or ()]
+            else:
+                role, blocks = "user", self._blocks(message.get("content"))
+            # Converse wants user and assistant turns to alternate: merge neighbours.
+            if messages and messages[-1]["role"] == role:
+                messages[-1]["content"].extend(blocks)
+            else:
+                messages.append({"role": role, "content": blocks})
+        body: dict[str, Any] = {"messages": messages}
+        if system:
+            body["system"] = system
+        inference = _inference_config(request.gen_conf)
+        if inference:
+            body["inferenceConfig"] = inference
+        if request.tools:
+            body["toolConfig"] = _tool_config(request.tools, request.gen_conf.get("tool_choice"))
+        return body
+
+    def _blocks(self, content: Any) -> list[dict[str, Any]]:
+        if isinstance(content, str):
+            return [{"text": content}] if content else []
+        blocks = []
+        for part in content or ():
+            if not isinstance(part, Mapping):
+                continue
+            if part.get("type") == "image_url":
+                blocks.append(self._image_block(part))
+            elif part.get("text"):
+                blocks.append({"text": part["text"]})
+        return blocks
+
+    def _image_block(self, part: Mapping[str, Any]) -> dict[str, Any]:
+        url = str((part.get("image_url") or {}).get("url") or "")
+        header, _, data = url.partition(",")
+        mime = header.removeprefix("data:").removesuffix(";base64")
+        if not url.startswith("data:") or mime not in IMAGE_FORMATS:
+            raise self.context.error(
+                InvalidRequestError, "Bedrock takes images as PNG, JPEG, GIF or WebP data URLs"
+            )
+        try:
+            base64.b64decode(data, validate=True)
+        except binascii.Error:
+            raise self.context.error(InvalidRequestError, "invalid base64 image data") from None
+        # Over the JSON protocol, blob members travel base64-encoded.
+        return {"image": {"format": IMAGE_FORMATS[mime], "source": {"bytes": data}}}
+
+    def _chat(self, request: ChatRequest) -> ChatResult:
+        response = self.invoke(self.model_path("converse"), self.converse_body(request))
+        return self.parse_converse(self._json(response), request)
+
+    async def _achat(self, request: ChatRequest) -> ChatResult:
+        body = self.converse_body(request)
+        response = await self.acall(http.arequest, self.model_path("converse"), body)
+        return self.parse_converse(self._json(response), request)
+
+    def parse_converse(self, data: Any, request: ChatRequest) -> ChatResult:
+        content = _dig(data, "output", "message", "content")
+        if not isinstance(content, list) or not all(isinstance(b, Mapping) for b in content):
+            raise self._malformed("the Converse answer has no output.message.content")
+        text = "".join(str(block.get("text") or "") for block in content if "text" in block)
+        tool_calls = [
+            _openai_tool_call(block["toolUse"])
+            for block in content
+            if isinstance(block.get("toolUse"), Mapping)
+        ] or None
+        usage = _usage(data.get("usage"))
+        if usage is None:
+            arguments = "".join(call["function"]["arguments"] for call in tool_calls or ())
+            usage = self.estimate_usage(request, text + arguments)
+        return ChatResult(text, usage, tool_calls, _finish_reason(data.get("stopReason")))
+
+    # --- streaming ---
+
+    def _chat_stream(self, request: ChatRequest) -> ChatStream:
+        path = self.model_path("converse-stream")
+        response = self.call(http.open_stream, path, self.converse_body(request))
+        return self.make_stream(request, self.stream_deltas(response), on_close=response.close)
+
+    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
+        path = self.model_path("converse-stream")
+        response = await self.acall(http.aopen_stream, path, self.converse_body(request))
+        deltas = self.astream_deltas(response)
+        return self.make_async_stream(request, deltas, on_close=response.aclose)
+
+    def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
+        decoder = _EventDecoder(self.context, self._malformed)
+        try:
+            for chunk in response.iter_bytes():
+                yield from decoder.feed(chunk)
+            decoder.finish()
+        finally:
+            response.close()
+
+    async def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
+        decoder = _EventDecoder(self.context, self._malformed)
+        try:
+            async for chunk in response.aiter_bytes():
+                for delta in decoder.feed(chunk):
+                    yield delta
+            decoder.finish()
+        finally:
+            await response.aclose()
+
+
+class _EventDecoder:
+    """Converse-stream events, from event-stream frames, into StreamDeltas."""
+
+    def __init__(self, context: ErrorContext, malformed: Callable[[str], ProviderError]) -> None:
+        self._context = context
+        self._malformed = malformed
+        self._buffer = EventStreamBuffer()  # checks both CRCs of every frame
+        self._stopped = False
+
+    def feed(self, chunk: bytes) -> Iterator[StreamDelta]:
+        self._buffer.add_data(chunk)
+        try:
+            messages = list(self._buffer)
+        except ParserError as exc:
+            raise self._malformed(f"bad event-stream frame: {exc}") from None
+        for message in messages:
+            delta = self._event(message.headers, message.payload)
+            if delta is not None:
+                yield delta
+
+    def finish(self) -> None:
+        if not self._stopped:
+            raise self._context.error(
+                ProviderConnectionError, "the stream ended before messageStop"
+            )
+
+    def _event(self, headers: Mapping[str, Any], payload: bytes) -> StreamDelta | None:
+        try:
+            data = json.loads(payload) if payload else {}
+        except ValueError:
+            raise self._malformed(f"event payload is not JSON: {payload[:200]!r}") from None
+        kind = headers.get(":message-type")
+        if kind == "exception":
+            name = str(headers.get(":exception-type") or "")
+            raise _typed_error(self._context, name, data)
+        if kind == "error":
+            raise _typed_error(
+                self._context,
+                str(headers.get(":error-code") or ""),
+                {"message": headers.get(":error-message")},
+            )
+        event = headers.get(":event-type")
+        if event == "contentBlockStart":
+            tool = _dig(data, "start", "toolUse")
+            if isinstance(tool, Mapping):
+                call = {"name": tool.get("name") or "", "arguments": ""}
+                return StreamDelta(
+                    tool_calls=[
+                        {
+                            "index": data.get("contentBlockIndex"),
+                            "id": tool.get("toolUseId"),
+                            "type": "function",
+                            "function": call,
+                        }
+                    ]
+                )
+        elif event == "contentBlockDelta":
+            delta = data.get("delta") or {}
+            if "text" in delta:
+                return StreamDelta(text=str(delta["text"] or ""))
+            partial = _dig(delta, "toolUse", "input")
+            if isinstance(partial, str):
+                fragment = {
+                    "index": data.get("contentBlockIndex"),
+                    "function": {"arguments": partial},
+                }
+                return StreamDelta(tool_calls=[fragment])
+        elif event == "messageStop":
+            self._stopped = True
+            return StreamDelta(finish_reason=_finish_reason(data.get("stopReason")))
+        elif event == "metadata":
+            return StreamDelta(usage=_usage(data.get("usage")))
+        return None
+
+
+def _typed_error(context: ErrorContext, name: str, data: Any) -> ProviderError:
+    message = (data.get("message") or data.get("Message")) if isinstance(data, Mapping) else None
+    cls = ERROR_TYPES.get(name.lower())
+    if cls is None:
+        return context.classify(None, {"message": message or name, "code": name})
+    return context.error(cls, f"{name}: {message or 'no error message'}")
+
+
+# --- embeddings ----------------------------------------------------------------------------------
+
+
+class BedrockEmbedding(BedrockWire, EmbeddingModel):
+    factories = ("Bedrock",)
+
+    @property
+    def is_cohere(self) -> bool:
+        return "cohere.embed" in self.wire_model_name
+
+    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
+        path = self.model_path("invoke")
+        if self.is_cohere:
+            body = {"texts": texts, "input_type": "search_query" if query else "search_document"}
+            response = self.invoke(path, body)
+            vectors = self._vectors(_cohere_vectors(self._json(response)), len(texts))
+            tokens = _header_int(response.headers, "x-amzn-bedrock-input-token-count")
+            usage = Usage(tokens) if tokens is not None else self.estimate_usage(texts)
+            return EmbeddingResult(vectors, usage)
+        # Titan embeds one text per call.
+        vectors, usage = [], Usage.zero()
+        for text in texts:
+            data = self._json(self.invoke(path, {"inputText": text}))
+            vectors += self._vectors(
+                [data.get("embedding")] if isinstance(data, Mapping) else [], 1
+            )
+            count = data.get("inputTextTokenCount")
+            counted = isinstance(count, int) and not isinstance(count, bool) and count >= 0
+            usage += Usage(count) if counted else self.estimate_usage([text])
+        return EmbeddingResult(vectors, usage)
+
+    def _vectors(self, items: Any, expected: int) -> list[list[float]]:
+        try:
+            vectors = [[float(x) for x in item] for item in items]
+        except (TypeError, ValueError):
+            raise self._malformed("an embedding is missing or not a list of numbers") from None
+        if len(vectors) != expected:
+            raise self._malformed(f"{len(vectors)} vectors for {expected} texts")
+        return vectors
+
+
+def _cohere_vectors(data: Any) -> Any:
+    embeddings = data.get("embeddings") if isinstance(data, Mapping) else None
+    if isinstance(embeddings, Mapping):  # asked with embedding_types: {"float": [...]}
+        embeddings = embeddings.get("float")
+    return embeddings
+
+
+# --- wire helpers --------------------------------------------------------------------------------
+
+
+def _dig(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _texts(content: Any) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    return [
+        str(part.get("text") or "")
+        for part in content or ()
+        if isinstance(part, Mapping) and part.get("text")
+    ]
+
+
+def _inference_config(gen_conf: Mapping[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for ours, theirs in (
+        ("max_tokens", "maxTokens"),
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+    ):
+        if gen_conf.get(ours) is not None:
+            config[theirs] = gen_conf[ours]
+    stop = gen_conf.get("stop")
+    if stop:
+        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    return config
+
+
+def _tool_config(tools: list[dict[str, Any]], choice: Any) -> dict[str, Any]:
+    specs = []
+    for tool in tools:
+        function = tool.get("function") or tool
+        spec = {
+            "name": function.get("name"),
+            "inputSchema": {"json": function.get("parameters") or {"type": "object"}},
+        }
+        if function.get("description"):
+            spec["description"] = function["description"]
+        specs.append({"toolSpec": spec})
+    config: dict[str, Any] = {"tools": specs}
+    if choice == "auto":
+        config["toolChoice"] = {"auto": {}}
+    elif choice == "required":
+        config["toolChoice"] = {"any": {}}
+    elif isinstance(choice, Mapping) and _dig(choice, "function", "name"):
+        config["toolChoice"] = {"tool": {"name": choice["function"]["name"]}}
+    return config
+
+
+def _tool_use(call: Mapping[str, Any]) -> dict[str, Any]:
+    function = call.get("function") or {}
+    try:
+        arguments = json.loads(function.get("arguments") or "{}")
+    except ValueError:
+        arguments = {}
+    return {
+        "toolUse": {"toolUseId": call.get("id"), "name": function.get("name"), "input": arguments}
+    }
+
+
+def _tool_result(message: Mapping[str, Any]) -> dict[str, Any]:
+    text = "".join(_texts(message.get("content"))) or " "
+    return {"toolResult": {"toolUseId": message.get("tool_call_id"), "content": [{"text": text}]}}
+
+
+def _openai_tool_call(tool: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": tool.get("toolUseId"),
+        "type": "function",
+        "function": {
+            "name": tool.get("name") or "",
+            "arguments": json.dumps(tool.get("input") or {}, ensure_ascii=False),
+        },
+    }
+
+
+def _finish_reason(stop_reason: Any) -> str | None:
+    if not stop_reason:
+        return None
+    return STOP_REASONS.get(str(stop_reason), str(stop_reason))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _usage(usage: Any) -> Usage | None:
+    if not isinstance(usage, Mapping) or "inputTokens" not in usage:
+        return None
+    # Prompt-cache reads and writes are prompt tokens too; totalTokens already counts them.
+    prompt = sum(
+        _count(usage.get(key))
+        for key in ("inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+    )
+    return Usage(prompt, _count(usage.get("outputTokens")), _count(usage.get("totalTokens")))
+
+
+def _header_int(headers: httpx.Headers, name: str) -> int | None:
+    value = headers.get(name)
+    return int(value) if value and value.isdigit() else None

@@ -1,1 +1,80 @@
-"""(being written)"""
+"""Fish Audio text to speech.
+
+- POST {base}/v1/tts with `Authorization: Bearer <key>`, the TTS model in a `model` header
+  (s1, s2-pro, ...; Fish Audio picks its default when it is absent) and a JSON body
+  {"text", "reference_id", "format": "mp3"} -> the audio bytes, streamed (chunked), with no
+  JSON around them. Errors are JSON {"status", "message"}; 402 means the API credit ran out, 404
+  an unknown reference_id (the voice), 422 a validation error {"detail": [...]}.
+- Credentials (RAGFlow's JSON): {fish_audio_ak, fish_audio_refid}: the key and the voice model
+  to speak with (a `voice` given to tts() replaces it).
+- Fish Audio reports no usage: the input text is counted, estimated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from ..base import AudioStream, TTSModel
+from ..errors import ModelError, ProviderError
+from ..usage import Usage
+
+AUDIO_FORMAT = "mp3"
+
+
+class FishAudioTTS(TTSModel):
+    factories = ("Fish Audio",)
+    default_base_url = "https://api.fish.audio"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.api_key, self.reference_id = self.credentials.require(
+            "fish_audio_ak", "fish_audio_refid", provider=self.factory, model=self.model_name
+        )
+
+    def resolve_base_url(self, given: str | None) -> str:
+        # RAGFlow's default was the endpoint itself (https://api.fish.audio/v1/tts).
+        url = super().resolve_base_url(given)
+        for suffix in ("/v1/tts", "/v1"):
+            url = url.removesuffix(suffix)
+        return url
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        model = self.wire_model_name.strip()
+        if model:
+            headers["model"] = model
+        return headers
+
+    def tts(self, text: str, *, voice: str | None = None) -> AudioStream:
+        body = {
+            "text": text,
+            "reference_id": voice or self.reference_id,
+            "format": AUDIO_FORMAT,
+        }
+        try:
+            response = self._open_stream("POST", "v1/tts", headers=self.headers(), json=body)
+        except ProviderError as error:
+            if error.status == 404:  # the voice (reference_id) does not exist
+                raise self.context.error(
+                    ModelError,
+                    f"unknown voice {body['reference_id']!r}: {error.detail}",
+                    status=404,
+                ) from error
+            raise
+        return AudioStream(
+            _audio_chunks(response),
+            context=self.context,
+            usage=Usage(prompt_tokens=self.count_tokens(text), estimated=True),
+            content_type=response.headers.get("content-type"),
+            on_close=response.close,
+        )
+
+
+def _audio_chunks(response: httpx.Response) -> Iterator[bytes]:
+    try:
+        yield from response.iter_bytes()
+    finally:
+        response.close()

@@ -1,1 +1,482 @@
-"""(being written)"""
+"""Tencent Hunyuan through Tencent Cloud API 3.0 (ChatCompletions), TC3-HMAC-SHA256 signed.
+
+One endpoint, https://hunyuan.tencentcloudapi.com/ (overridable), POST with JSON and the headers
+X-TC-Action: ChatCompletions, X-TC-Version: 2023-09-01, X-TC-Timestamp (and X-TC-Region when
+the adapter is given a `region` option), plus an Authorization header signed per attempt:
+- body {"Model", "Messages": [{"Role", "Content"}], "Stream", "Temperature", "TopP", "Tools"};
+- answer {"Response": {"Choices": [{"Message": {"Content", "ToolCalls"}, "FinishReason"}],
+  "Usage": {"PromptTokens", "CompletionTokens", "TotalTokens"}, "RequestId"}};
+- streamed as SSE `data: {"Choices": [{"Delta": {"Content"}, "FinishReason"}], "Usage"}`, the
+  last chunk with a FinishReason;
+- errors come with HTTP 200: {"Response": {"Error": {"Code", "Message"}, "RequestId"}}, also
+  for a stream that fails before it starts.
+
+Credentials (RAGFlow's JSON): {hunyuan_sid, hunyuan_sk}: a SecretId and SecretKey.
+
+The signature (Tencent's "Signature v3"): a canonical request (method, path, query, the signed
+headers lower-cased and sorted, their names, the SHA-256 of the body), a string to sign
+("TC3-HMAC-SHA256", the timestamp, the scope {date}/{service}/tc3_request, the canonical
+request's SHA-256), and keys derived by HMAC-SHA256 from "TC3" + SecretKey through the UTC date,
+the service and "tc3_request". Tencent refuses a timestamp more than five minutes off, hence a
+fresh signature for every attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from .. import http
+from ..base import (
+    AsyncChatStream,
+    ChatModel,
+    ChatRequest,
+    ChatResult,
+    ChatStream,
+    StreamDelta,
+)
+from ..errors import (
+    AuthError,
+    ContentFilteredError,
+    ErrorContext,
+    InvalidRequestError,
+    ModelError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+)
+from ..sse import SSEEvent, aiter_sse, iter_sse
+from ..usage import Usage
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+SERVICE = "hunyuan"
+ACTION = "ChatCompletions"
+VERSION = "2023-09-01"
+ALGORITHM = "TC3-HMAC-SHA256"
+CONTENT_TYPE = "application/json"
+
+# Tencent Cloud error codes, general and Hunyuan's: exact codes first, then by prefix.
+ERROR_CODES: dict[str, type[ProviderError]] = {
+    "FailedOperation.EngineRequestTimeout": ProviderTimeout,
+    "FailedOperation.EngineServerError": ServerError,
+    "FailedOperation.EngineServerLimitExceeded": RateLimitError,
+    "FailedOperation.FreeResourcePackExhausted": QuotaExceededError,
+    "FailedOperation.ResourcePackExhausted": QuotaExceededError,
+    "FailedOperation.ServiceNotActivated": AuthError,
+    "FailedOperation.ServiceStop": QuotaExceededError,
+    "FailedOperation.ServiceStopArrears": QuotaExceededError,
+    "InvalidParameterValue.Model": ModelError,
+    "OperationDenied.ContentViolation": ContentFilteredError,
+    "ResourceInsufficient.ChargeResourceExhaust": QuotaExceededError,
+}
+ERROR_PREFIXES: tuple[tuple[str, type[ProviderError]], ...] = (
+    ("AuthFailure", AuthError),
+    ("UnauthorizedOperation", AuthError),
+    ("RequestLimitExceeded", RateLimitError),
+    ("LimitExceeded", RateLimitError),
+    ("ResourceInsufficient", QuotaExceededError),
+    ("ResourceNotFound", ModelError),
+    ("InternalError", ServerError),
+    ("ServiceUnavailable", ServerError),
+    ("ResourceUnavailable", ServerError),
+    ("InvalidParameter", InvalidRequestError),
+    ("MissingParameter", InvalidRequestError),
+    ("UnknownParameter", InvalidRequestError),
+    ("InvalidAction", InvalidRequestError),
+    ("UnsupportedOperation", InvalidRequestError),
+    ("RequestSizeLimitExceeded", InvalidRequestError),
+)
+FINISH_REASONS = {"sensitive": "content_filter", "tool_calls": "tool_calls", "stop": "stop"}
+
+
+def tc3_authorization(
+    *,
+    secret_id: str,
+    secret_key: str,
+    service: str,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    payload: bytes,
+    timestamp: int,
+) -> str:
+    """The Authorization header of Tencent Cloud's signature v3 over `headers` (which must
+    include Host and Content-Type): names and values are signed trimmed and lower-cased."""
+    signed = {name.strip().lower(): value.strip().lower() for name, value in headers.items()}
+    names = sorted(signed)
+    canonical_request = "\n".join(
+        [
+            method.upper(),
+            path or "/",
+            query,
+            "".join(f"{name}:{signed[name]}\n" for name in names),
+            ";".join(names),
+            hashlib.sha256(payload).hexdigest(),
+        ]
+    )
+    date = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+    scope = f"{date}/{service}/tc3_request"
+    string_to_sign = "\n".join(
+        [
+            ALGORITHM,
+            str(timestamp),
+            scope,
+            hashlib.sha256(canonical_request.encode()).hexdigest(),
+        ]
+    )
+    secret_date = _hmac(f"TC3{secret_key}".encode(), date)
+    secret_service = _hmac(secret_date, service)
+    secret_signing = _hmac(secret_service, "tc3_request")
+    signature = hmac.new(secret_signing, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    return (
+        f"{ALGORITHM} Credential={secret_id}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={signature}"
+    )
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def error_for_code(context: ErrorContext, code: str, message: str) -> ProviderError:
+    cls = ERROR_CODES.get(code)
+    if cls is None:
+        cls = next((c for prefix, c in ERROR_PREFIXES if code.startswith(prefix)), None)
+    if cls is None:
+        return context.classify(None, {"message": f"{code}: {message}"})
+    return context.error(cls, f"{code}: {message}")
+
+
+def _api_error(context: ErrorContext, data: Any) -> ProviderError | None:
+    if not isinstance(data, Mapping):
+        return None
+    # {"Response": {"Error": ...}} in answers; stream chunks may carry the Error bare.
+    response = data.get("Response")
+    error = response.get("Error") if isinstance(response, Mapping) else data.get("Error")
+    if not isinstance(error, Mapping):
+        return None
+    return error_for_code(
+        context, str(error.get("Code") or ""), str(error.get("Message") or "no error message")
+    )
+
+
+class HunyuanChat(ChatModel):
+    factories = ("Tencent Hunyuan",)
+    default_base_url = "https://hunyuan.tencentcloudapi.com"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.secret_id, self.secret_key = self.credentials.require(
+            "hunyuan_sid", "hunyuan_sk", provider=self.factory, model=self.model_name
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url + "/"
+
+    def signed_headers(self, body: bytes) -> dict[str, str]:
+        url = httpx.URL(self.endpoint)
+        timestamp = _now()
+        host = url.netloc.decode("ascii")
+        authorization = tc3_authorization(
+            secret_id=self.secret_id,
+            secret_key=self.secret_key,
+            service=SERVICE,
+            method="POST",
+            path=url.raw_path.decode("ascii").partition("?")[0],
+            query=url.query.decode("ascii"),
+            headers={"Content-Type": CONTENT_TYPE, "Host": host, "X-TC-Action": ACTION},
+            payload=body,
+            timestamp=timestamp,
+        )
+        headers = {
+            "Authorization": authorization,
+            "Content-Type": CONTENT_TYPE,
+            "X-TC-Action": ACTION,
+            "X-TC-Version": VERSION,
+            "X-TC-Timestamp": str(timestamp),
+        }
+        region = self.options.get("region")
+        if region:
+            headers["X-TC-Region"] = str(region)
+        return headers
+
+    # --- requests, signed anew for every attempt ---
+
+    def call(self, transport: Callable[..., R], body: dict[str, Any], check: Callable[[R], T]) -> T:
+        """One signed attempt per try: `check` reads the answer and raises its errors inside
+        the retry loop (Tencent reports rate limits with HTTP 200)."""
+        policy = self.retry_policy or http.RetryPolicy.from_settings()
+        once = replace(policy, max_retries=0)
+        content = json.dumps(body, ensure_ascii=False).encode()
+
+        def attempt() -> T:
+            result = transport(
+                "POST",
+                self.endpoint,
+                context=self.context,
+                guard=self.guard,
+                policy=once,
+                content=content,
+                headers=self.signed_headers(content),
+            )
+            return check(result)
+
+        return http.send_with_retries(attempt, policy=policy, secrets=self.context.secrets)
+
+    async def acall(
+        self,
+        transport: Callable[..., Awaitable[R]],
+        body: dict[str, Any],
+        check: Callable[[R], Awaitable[T]],
+    ) -> T:
+        policy = self.retry_policy or http.RetryPolicy.from_settings()
+        once = replace(policy, max_retries=0)
+        content = json.dumps(body, ensure_ascii=False).encode()
+
+        async def attempt() -> T:
+            result = await transport(
+                "POST",
+                self.endpoint,
+                context=self.context,
+                guard=self.guard,
+                policy=once,
+                content=content,
+                headers=self.signed_headers(content),
+            )
+            return await check(result)
+
+        return await http.asend_with_retries(attempt, policy=policy, secrets=self.context.secrets)
+
+    # --- chat ---
+
+    def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        messages = [_message(message) for message in request.messages()]
+        body: dict[str, Any] = {"Model": self.wire_model_name, "Messages": messages}
+        body["Stream"] = stream
+        if request.gen_conf.get("temperature") is not None:
+            body["Temperature"] = request.gen_conf["temperature"]
+        if request.gen_conf.get("top_p") is not None:
+            body["TopP"] = request.gen_conf["top_p"]
+        if request.tools:
+            body["Tools"] = [_tool(tool) for tool in request.tools]
+            choice = request.gen_conf.get("tool_choice")
+            if choice in ("auto", "none"):
+                body["ToolChoice"] = choice
+        return body
+
+    def _answer(self, response: http.ProviderResponse) -> dict[str, Any]:
+        data = self._json(response)
+        error = _api_error(self.context, data)
+        if error is not None:
+            raise error
+        answer = data.get("Response") if isinstance(data, Mapping) else None
+        if not isinstance(answer, Mapping):
+            raise self._malformed("the answer has no Response object")
+        return dict(answer)
+
+    async def _aanswer(self, response: http.ProviderResponse) -> dict[str, Any]:
+        return self._answer(response)
+
+    def _chat(self, request: ChatRequest) -> ChatResult:
+        answer = self.call(http.request, self.chat_body(request, stream=False), self._answer)
+        return self.parse_answer(answer, request)
+
+    async def _achat(self, request: ChatRequest) -> ChatResult:
+        body = self.chat_body(request, stream=False)
+        answer = await self.acall(http.arequest, body, self._aanswer)
+        return self.parse_answer(answer, request)
+
+    def parse_answer(self, answer: Mapping[str, Any], request: ChatRequest) -> ChatResult:
+        choices = answer.get("Choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+            raise self._malformed("the answer has no Choices")
+        message = choices[0].get("Message") or {}
+        text = str(message.get("Content") or "")
+        tool_calls = [_openai_tool_call(call) for call in message.get("ToolCalls") or ()] or None
+        usage = _usage(answer.get("Usage"))
+        if usage is None:
+            arguments = "".join(call["function"]["arguments"] for call in tool_calls or ())
+            usage = self.estimate_usage(request, text + arguments)
+        return ChatResult(text, usage, tool_calls, _finish_reason(choices[0].get("FinishReason")))
+
+    # --- streaming ---
+
+    def _check_stream(self, response: httpx.Response) -> httpx.Response:
+        if _is_sse(response):
+            return response
+        # A failure before the first chunk is a plain JSON answer with an Error.
+        try:
+            content = response.read()
+        finally:
+            response.close()
+        self._answer(_read(response, content))
+        raise self._malformed("a stream answered without events")
+
+    async def _acheck_stream(self, response: httpx.Response) -> httpx.Response:
+        if _is_sse(response):
+            return response
+        try:
+            content = await response.aread()
+        finally:
+            await response.aclose()
+        self._answer(_read(response, content))
+        raise self._malformed("a stream answered without events")
+
+    def _chat_stream(self, request: ChatRequest) -> ChatStream:
+        body = self.chat_body(request, stream=True)
+        response = self.call(http.open_stream, body, self._check_stream)
+        return self.make_stream(request, self.stream_deltas(response), on_close=response.close)
+
+    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
+        body = self.chat_body(request, stream=True)
+        response = await self.acall(http.aopen_stream, body, self._acheck_stream)
+        return self.make_async_stream(
+            request, self.astream_deltas(response), on_close=response.aclose
+        )
+
+    def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
+        try:
+            ended = False
+            for event in iter_sse(response.iter_lines()):
+                if event.is_done:
+                    break
+                delta = self.parse_chunk(event)
+                ended = ended or bool(delta.finish_reason)
+                yield delta
+            if not ended:
+                raise self._cut_off()
+        finally:
+            response.close()
+
+    async def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
+        try:
+            ended = False
+            async for event in aiter_sse(response.aiter_lines()):
+                if event.is_done:
+                    break
+                delta = self.parse_chunk(event)
+                ended = ended or bool(delta.finish_reason)
+                yield delta
+            if not ended:
+                raise self._cut_off()
+        finally:
+            await response.aclose()
+
+    def _cut_off(self) -> ProviderConnectionError:
+        return self.context.error(ProviderConnectionError, "the stream ended before a FinishReason")
+
+    def parse_chunk(self, event: SSEEvent) -> StreamDelta:
+        try:
+            chunk = event.json()
+        except ValueError:
+            raise self._malformed(f"stream chunk is not JSON: {event.data[:200]!r}") from None
+        if not isinstance(chunk, Mapping):
+            raise self._malformed("stream chunk is not a JSON object")
+        error = _api_error(self.context, chunk)
+        if error is not None:
+            raise error
+        choices = chunk.get("Choices") or []
+        choice = choices[0] if choices and isinstance(choices[0], Mapping) else {}
+        delta = choice.get("Delta") or {}
+        fragments = [
+            {**_openai_tool_call(call), "index": call.get("Index", index)}
+            for index, call in enumerate(delta.get("ToolCalls") or ())
+        ]
+        return StreamDelta(
+            text=str(delta.get("Content") or ""),
+            usage=_usage(chunk.get("Usage")),
+            finish_reason=_finish_reason(choice.get("FinishReason")),
+            tool_calls=fragments or None,
+        )
+
+
+def _is_sse(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+def _read(response: httpx.Response, content: bytes) -> http.ProviderResponse:
+    return http.ProviderResponse(response.status_code, response.headers, content, response.url)
+
+
+def _message(message: Mapping[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    if not isinstance(content, str):
+        content = "".join(
+            str(part.get("text") or "") for part in content or () if isinstance(part, Mapping)
+        )
+    converted: dict[str, Any] = {"Role": message.get("role") or "user", "Content": content}
+    if message.get("tool_call_id"):
+        converted["ToolCallId"] = message["tool_call_id"]
+    if message.get("tool_calls"):
+        converted["ToolCalls"] = [
+            {
+                "Id": call.get("id"),
+                "Type": call.get("type") or "function",
+                "Function": {
+                    "Name": (call.get("function") or {}).get("name"),
+                    "Arguments": (call.get("function") or {}).get("arguments") or "{}",
+                },
+            }
+            for call in message["tool_calls"]
+        ]
+    return converted
+
+
+def _tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    function = tool.get("function") or tool
+    converted = {
+        "Name": function.get("name"),
+        # Hunyuan takes the JSON schema as a JSON string.
+        "Parameters": json.dumps(function.get("parameters") or {"type": "object"}),
+    }
+    if function.get("description"):
+        converted["Description"] = function["description"]
+    return {"Type": "function", "Function": converted}
+
+
+def _openai_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    function = call.get("Function") or {}
+    return {
+        "id": call.get("Id"),
+        "type": call.get("Type") or "function",
+        "function": {
+            "name": function.get("Name") or "",
+            "arguments": function.get("Arguments") or "",
+        },
+    }
+
+
+def _finish_reason(reason: Any) -> str | None:
+    if not reason:
+        return None
+    return FINISH_REASONS.get(str(reason), str(reason))
+
+
+def _usage(usage: Any) -> Usage | None:
+    if not isinstance(usage, Mapping):
+        return None
+    counts = [usage.get(key) for key in ("PromptTokens", "CompletionTokens", "TotalTokens")]
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return None
+    if counts[2] == 0:
+        return None
+    return Usage(*counts)

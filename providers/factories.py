@@ -78,11 +78,11 @@ CREDENTIAL_SHAPES: dict[str, CredentialShape] = {
     "OpenRouter": CredentialShape(("api_key", "provider_order"), ("api_key",)),
 }
 
-# Bedrock's required fields depend on how it authenticates.
+# Bedrock's required fields depend on how it authenticates. RAGFlow's "assume_role" (use this
+# server's own AWS identity) is not offered: a multi-tenant service must not lend it to tenants.
 BEDROCK_AUTH_MODES = {
     "access_key_secret": ("bedrock_ak", "bedrock_sk"),
-    "iam_role": ("aws_role_arn",),
-    "assume_role": (),
+    "iam_role": ("bedrock_ak", "bedrock_sk", "aws_role_arn"),
 }
 
 

@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from providers.factories import (
+    BEDROCK_AUTH_MODES,
     CREDENTIAL_SHAPES,
     SELF_HOSTED_FACTORIES,
     required_credential_fields,
@@ -208,6 +209,10 @@ def credentials_from_input(
     for name, default in shape.defaults.items():
         if values.get(name) in (None, ""):
             values[name] = default
+    if factory == "Bedrock" and values["auth_mode"] not in BEDROCK_AUTH_MODES:
+        raise ApiError(
+            f"auth_mode must be one of {', '.join(BEDROCK_AUTH_MODES)}, not {values['auth_mode']!r}"
+        )
     missing = [
         n for n in required_credential_fields(factory, values) if values.get(n) in (None, "")
     ]

@@ -56,6 +56,13 @@ class RedisBuffer:
     def push(self, record: UsageRecord) -> None:
         self.client.xadd(self.stream, {"r": record.to_json()})
 
+    def push_many(self, records: list[UsageRecord]) -> None:
+        """Append a batch in one round trip (a pipeline, not a transaction)."""
+        pipe = self.client.pipeline(transaction=False)
+        for record in records:
+            pipe.xadd(self.stream, {"r": record.to_json()})
+        pipe.execute()
+
     def ensure_group(self) -> None:
         import redis
 

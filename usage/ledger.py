@@ -30,7 +30,8 @@ from .records import UsageRecord
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 500
+CHUNK = 500  # rows per VALUES statement (SQLite)
+PG_CHUNK = 10_000  # rows per unnest() statement (PostgreSQL)
 _EVENT_COLUMNS = (
     "request_id",
     "tenant_id",
@@ -64,10 +65,10 @@ class ApplyResult:
         return self
 
 
-def _prep(model, column: str, value):
-    """The backend's representation of `value` for `column` (UUIDs, datetimes, decimals...)."""
-    name = column[:-3] if column in {"tenant_id", "tenant_llm_id"} else column
-    return model._meta.get_field(name).get_db_prep_save(value, connection)
+def _field(model, column: str):
+    return model._meta.get_field(
+        column[:-3] if column in {"tenant_id", "tenant_llm_id"} else column
+    )
 
 
 def _hour(ts: float) -> datetime:
@@ -75,44 +76,92 @@ def _hour(ts: float) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+def _bulk_insert(
+    model,
+    columns: tuple[str, ...],
+    rows: list[tuple],
+    *,
+    conflict: tuple[str, ...],
+    add: tuple[str, ...] = (),
+    returning: str | None = None,
+) -> list:
+    """INSERT many rows with ON CONFLICT: DO NOTHING, or DO UPDATE SET c = c + EXCLUDED.c.
+
+    PostgreSQL gets one array per column through unnest() (a short statement whatever the
+    batch size); SQLite gets a multi-row VALUES list of converted values.
+    """
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    column_list = ", ".join(qn(c) for c in columns)
+    on_conflict = f"ON CONFLICT ({', '.join(qn(c) for c in conflict)}) " + (
+        "DO UPDATE SET " + ", ".join(f"{qn(c)} = {table}.{qn(c)} + EXCLUDED.{qn(c)}" for c in add)
+        if add
+        else "DO NOTHING"
+    )
+    tail = f" RETURNING {qn(returning)}" if returning else ""
+    found: list = []
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        arrays = ", ".join(f"%s::{_field(model, c).db_type(connection)}[]" for c in columns)
+        sql = f"INSERT INTO {table} ({column_list}) SELECT * FROM unnest({arrays}) {on_conflict}"
+        connection.ensure_connection()
+        # A plain psycopg cursor binds parameters server-side, in binary; Django's cursor binds
+        # client-side and would spell every array out as quoted text.
+        with psycopg.Cursor(connection.connection) as cursor:
+            for start in range(0, len(rows), PG_CHUNK):
+                chunk = rows[start : start + PG_CHUNK]
+                params = [list(values) for values in zip(*chunk, strict=True)]
+                cursor.execute(sql + tail, params, binary=True)
+                if returning:
+                    found.extend(value for (value,) in cursor.fetchall())
+        return found
+    with connection.cursor() as cursor:
+        fields = [_field(model, c) for c in columns]
+        row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            params = [
+                field.get_db_prep_save(value, connection)
+                for values in chunk
+                for field, value in zip(fields, values, strict=True)
+            ]
+            sql = (
+                f"INSERT INTO {table} ({column_list}) VALUES {', '.join([row_sql] * len(chunk))} "
+                f"{on_conflict}{tail}"
+            )
+            cursor.execute(sql, params)
+            if returning:
+                found.extend(value for (value,) in cursor.fetchall())
+    return found
+
+
 def _insert_events(records: list[UsageRecord]) -> set[str]:
     """Insert the events; return the request ids (hex) that were new."""
-    table = connection.ops.quote_name(UsageEvent._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in _EVENT_COLUMNS)
-    inserted: set[str] = set()
-    for start in range(0, len(records), CHUNK):
-        chunk = records[start : start + CHUNK]
-        params: list = []
-        for r in chunk:
-            values = {
-                "request_id": uuid.UUID(r.request_id),
-                "tenant_id": uuid.UUID(r.tenant_id),
-                "tenant_llm_id": r.tenant_llm_id,
-                "factory": r.factory,
-                "llm_name": r.llm_name,
-                "model_type": r.model_type,
-                "prompt_tokens": r.prompt_tokens,
-                "completion_tokens": r.completion_tokens,
-                "total_tokens": r.total_tokens,
-                "estimated": r.estimated,
-                "cost": r.cost_decimal,
-                "latency_ms": r.latency_ms,
-                "outcome": r.outcome,
-                "error_code": r.error_code,
-                "created_at": datetime.fromtimestamp(r.created_at, tz=UTC),
-            }
-            params.extend(_prep(UsageEvent, c, values[c]) for c in _EVENT_COLUMNS)
-        row = "(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
-        sql = (
-            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))} "
-            f"ON CONFLICT ({connection.ops.quote_name('request_id')}) DO NOTHING "
-            f"RETURNING {connection.ops.quote_name('request_id')}"
+    rows = [
+        (
+            uuid.UUID(r.request_id),
+            uuid.UUID(r.tenant_id),
+            r.tenant_llm_id,
+            r.factory,
+            r.llm_name,
+            r.model_type,
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.total_tokens,
+            r.estimated,
+            r.cost_decimal,
+            r.latency_ms,
+            r.outcome,
+            r.error_code,
+            datetime.fromtimestamp(r.created_at, tz=UTC),
         )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            for (value,) in cursor.fetchall():
-                inserted.add(value.hex if isinstance(value, uuid.UUID) else uuid.UUID(value).hex)
-    return inserted
+        for r in records
+    ]
+    new = _bulk_insert(
+        UsageEvent, _EVENT_COLUMNS, rows, conflict=("request_id",), returning="request_id"
+    )
+    return {value.hex if isinstance(value, uuid.UUID) else uuid.UUID(value).hex for value in new}
 
 
 def _upsert_hourly(records: list[UsageRecord]) -> None:
@@ -128,32 +177,13 @@ def _upsert_hourly(records: list[UsageRecord]) -> None:
         acc[5] += r.cost_decimal
     if not sums:
         return
-    qn = connection.ops.quote_name
-    table = qn(UsageHourly._meta.db_table)
+    # A fixed order of rows, so that two writers lock them in the same order (no deadlock).
+    rows = [
+        (uuid.UUID(tenant_id), bucket, factory, llm_name, model_type, *acc)
+        for (tenant_id, bucket, factory, llm_name, model_type), acc in sorted(sums.items())
+    ]
     key_columns = ("tenant_id", "bucket", "factory", "llm_name", "model_type")
-    columns = key_columns + _SUMS
-    updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + EXCLUDED.{qn(c)}" for c in _SUMS)
-    items = sorted(sums.items(), key=lambda item: (item[0][0], item[0][1], *item[0][2:]))
-    for start in range(0, len(items), CHUNK):
-        chunk = items[start : start + CHUNK]
-        params: list = []
-        for (tenant_id, bucket, factory, llm_name, model_type), acc in chunk:
-            values = dict(
-                zip(
-                    columns,
-                    (uuid.UUID(tenant_id), bucket, factory, llm_name, model_type, *acc),
-                    strict=True,
-                )
-            )
-            params.extend(_prep(UsageHourly, c, values[c]) for c in columns)
-        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        sql = (
-            f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) "
-            f"VALUES {', '.join([row] * len(chunk))} "
-            f"ON CONFLICT ({', '.join(qn(c) for c in key_columns)}) DO UPDATE SET {updates}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    _bulk_insert(UsageHourly, key_columns + _SUMS, rows, conflict=key_columns, add=_SUMS)
 
 
 def _drop_orphans(records: list[UsageRecord]) -> tuple[list[UsageRecord], int]:

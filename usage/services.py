@@ -19,7 +19,10 @@ _SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens"
 
 
 def usage_drain(*, max_batches: int | None = None, claim_idle_ms: int = 30_000) -> DrainResult:
-    """Apply what is buffered: the Redis stream (if configured) and this process's queue."""
+    """Apply what is buffered: this process's queues and the Redis stream (if configured)."""
+    from .recorder import flush_forwarder
+
+    flush_forwarder()
     result = DrainResult()
     buffer = redis_buffer()
     if buffer is not None:

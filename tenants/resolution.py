@@ -187,7 +187,7 @@ def _resolve_from_db(tenant_id: str, model_type: str, llm_name: str | None) -> R
 
     catalog = LLM.objects.filter(factory__name=factory_name, llm_name=bare).first()
     return ResolvedModel(
-        tenant_id=str(tenant.pk),
+        tenant_id=tenant.pk.hex,
         tenant_name=tenant.name,
         config_id=config_id,
         factory=factory_name,

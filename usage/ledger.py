@@ -31,7 +31,6 @@ from .records import UsageRecord
 logger = logging.getLogger(__name__)
 
 CHUNK = 500  # rows per VALUES statement (SQLite)
-PG_CHUNK = 10_000  # rows per unnest() statement (PostgreSQL)
 _EVENT_COLUMNS = (
     "request_id",
     "tenant_id",
@@ -87,8 +86,8 @@ def _bulk_insert(
 ) -> list:
     """INSERT many rows with ON CONFLICT: DO NOTHING, or DO UPDATE SET c = c + EXCLUDED.c.
 
-    PostgreSQL gets one array per column through unnest() (a short statement whatever the
-    batch size); SQLite gets a multi-row VALUES list of converted values.
+    PostgreSQL gets the rows by COPY into a temporary table; SQLite gets multi-row VALUES
+    lists of converted values.
     """
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
@@ -103,18 +102,25 @@ def _bulk_insert(
     if connection.vendor == "postgresql":
         import psycopg
 
-        arrays = ", ".join(f"%s::{_field(model, c).db_type(connection)}[]" for c in columns)
-        sql = f"INSERT INTO {table} ({column_list}) SELECT * FROM unnest({arrays}) {on_conflict}"
+        # COPY the batch into a temporary table (psycopg's COPY is the fastest way in), then
+        # one INSERT ... SELECT with the conflict rule. The table dies with the transaction.
+        staging = qn(f"staging_{model._meta.db_table}")
         connection.ensure_connection()
-        # A plain psycopg cursor binds parameters server-side, in binary; Django's cursor binds
-        # client-side and would spell every array out as quoted text.
         with psycopg.Cursor(connection.connection) as cursor:
-            for start in range(0, len(rows), PG_CHUNK):
-                chunk = rows[start : start + PG_CHUNK]
-                params = [list(values) for values in zip(*chunk, strict=True)]
-                cursor.execute(sql + tail, params, binary=True)
-                if returning:
-                    found.extend(value for (value,) in cursor.fetchall())
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+                f"SELECT {column_list} FROM {table} WITH NO DATA"
+            )
+            cursor.execute(f"TRUNCATE {staging}")
+            with cursor.copy(f"COPY {staging} ({column_list}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {staging} "
+                f"{on_conflict}{tail}"
+            )
+            if returning:
+                found.extend(value for (value,) in cursor.fetchall())
         return found
     with connection.cursor() as cursor:
         fields = [_field(model, c) for c in columns]
@@ -140,8 +146,8 @@ def _insert_events(records: list[UsageRecord]) -> set[str]:
     """Insert the events; return the request ids (hex) that were new."""
     rows = [
         (
-            uuid.UUID(r.request_id),
-            uuid.UUID(r.tenant_id),
+            r.request_id,  # hex strings: both backends parse them as uuid
+            r.tenant_id,
             r.tenant_llm_id,
             r.factory,
             r.llm_name,
@@ -179,7 +185,7 @@ def _upsert_hourly(records: list[UsageRecord]) -> None:
         return
     # A fixed order of rows, so that two writers lock them in the same order (no deadlock).
     rows = [
-        (uuid.UUID(tenant_id), bucket, factory, llm_name, model_type, *acc)
+        (tenant_id, bucket, factory, llm_name, model_type, *acc)
         for (tenant_id, bucket, factory, llm_name, model_type), acc in sorted(sums.items())
     ]
     key_columns = ("tenant_id", "bucket", "factory", "llm_name", "model_type")
@@ -200,12 +206,28 @@ def _drop_orphans(records: list[UsageRecord]) -> tuple[list[UsageRecord], int]:
     )
     kept: list[UsageRecord] = []
     for r in records:
-        if uuid.UUID(r.tenant_id).hex not in live_tenants:
+        if r.tenant_id not in live_tenants:
             continue
         if r.tenant_llm_id is not None and r.tenant_llm_id not in live_configs:
             r = UsageRecord(**{**_as_dict(r), "tenant_llm_id": None})
         kept.append(r)
     return kept, len(records) - len(kept)
+
+
+def _hex(value: str) -> str:
+    return value if len(value) == 32 else uuid.UUID(value).hex
+
+
+def _normalized(record: UsageRecord) -> UsageRecord:
+    if len(record.request_id) == 32 and len(record.tenant_id) == 32:
+        return record
+    return UsageRecord(
+        **{
+            **_as_dict(record),
+            "request_id": _hex(record.request_id),
+            "tenant_id": _hex(record.tenant_id),
+        }
+    )
 
 
 def _as_dict(record: UsageRecord) -> dict:
@@ -214,13 +236,14 @@ def _as_dict(record: UsageRecord) -> dict:
 
 def apply_records(records: Iterable[UsageRecord]) -> ApplyResult:
     """Apply a batch in one transaction. Replaying any part of it changes nothing."""
-    batch = list({r.request_id: r for r in records}.values())  # a batch may repeat an id
+    # Ids in one spelling (32 hex digits), and each once: a batch may repeat an id.
+    batch = list({r.request_id: r for r in map(_normalized, records)}.values())
     if not batch:
         return ApplyResult()
     with transaction.atomic():
         batch, dropped = _drop_orphans(batch)
         new_ids = _insert_events(batch) if batch else set()
-        fresh = [r for r in batch if uuid.UUID(r.request_id).hex in new_ids]
+        fresh = [r for r in batch if r.request_id in new_ids]
         per_config: dict[int, int] = defaultdict(int)
         for r in fresh:
             if r.tenant_llm_id is not None and r.total_tokens:

@@ -18,7 +18,9 @@ logger = logging.getLogger(__name__)
 _SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
 
 
-def usage_drain(*, max_batches: int | None = None, claim_idle_ms: int = 30_000) -> DrainResult:
+def usage_drain(
+    *, max_batches: int | None = None, claim_idle_ms: int = 30_000, batch_size: int = 5000
+) -> DrainResult:
     """Apply what is buffered: this process's queues and the Redis stream (if configured)."""
     from .recorder import flush_forwarder
 
@@ -26,7 +28,9 @@ def usage_drain(*, max_batches: int | None = None, claim_idle_ms: int = 30_000) 
     result = DrainResult()
     buffer = redis_buffer()
     if buffer is not None:
-        result = buffer.drain(max_batches=max_batches, claim_idle_ms=claim_idle_ms)
+        result = buffer.drain(
+            max_batches=max_batches, claim_idle_ms=claim_idle_ms, batch_size=batch_size
+        )
     local = local_buffer()
     if len(local):
         applied = local.flush()

@@ -17,13 +17,12 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from providers.factories import SELF_HOSTED_FACTORIES, strip_name_suffix
-from providers.registry import supported_factories
+from providers.factories import strip_name_suffix
 from providers.types import ModelType, normalize_model_type
-from ragllm.api import ApiError, Forbidden, MissingArguments, NotFound, ok
+from ragllm.api import ApiError, Forbidden, NotFound, ok
 
 from .auth import TENANT_HEADER, TenantContext, resolve_tenant
-from .models import KeyValidation, Tenant, TenantLLM, ValidationKind, ValidationState
+from .models import KeyValidation, Tenant, ValidationState
 from .selectors import (
     factories_with_types,
     factory_get,
@@ -32,13 +31,12 @@ from .selectors import (
     tenant_my_llms,
 )
 from .services import (
-    check_base_url,
-    credentials_from_input,
-    key_validation_request,
     key_validation_wait,
     tenant_default_models_set,
     tenant_factory_delete,
     tenant_llm_delete,
+    tenant_llm_request_key,
+    tenant_llm_request_model,
     tenant_llm_set_status,
 )
 from .validation import http_status_for
@@ -313,20 +311,13 @@ class SetApiKeyView(TenantAPIView):
     )
     def post(self, request):
         data = _parse(SetApiKeyInput, request.data)
-        factory = _factory_or_404(data["llm_factory"])
-        api_key = credentials_from_input(
-            factory=factory.name, api_key=data.get("api_key"), fields=request.data
-        )
-        if not api_key:
-            raise MissingArguments(["api_key"])
-        check_base_url(factory=factory.name, url=data["base_url"])
-        validation = key_validation_request(
+        validation = tenant_llm_request_key(
             tenant=self.tenant,
-            kind=ValidationKind.SET_API_KEY,
-            factory=factory,
-            api_key=api_key,
-            api_base=data["base_url"],
-            verify_only=data["verify"],
+            factory=_factory_or_404(data["llm_factory"]),
+            api_key=data.get("api_key"),
+            fields=request.data,
+            base_url=data["base_url"],
+            verify=data["verify"],
             user=request.user,
         )
         return _validation_response(validation, wait=not data["async"])
@@ -380,36 +371,16 @@ class AddLLMView(TenantAPIView):
     )
     def post(self, request):
         data = _parse(AddLLMInput, request.data)
-        factory = _factory_or_404(data["llm_factory"])
-        model_type = _model_type(data["model_type"])
-        if factory.name not in supported_factories(model_type):
-            raise ApiError(f"Factory {factory.name} does not serve {model_type} models.")
-        llm_name = strip_name_suffix(data["llm_name"].strip())
-        api_base = data["api_base"] or data["base_url"]
-        check_base_url(factory=factory.name, url=api_base)
-        api_key = credentials_from_input(
-            factory=factory.name, api_key=data.get("api_key"), fields=request.data
-        )
-        if api_key is None:
-            stored = TenantLLM.objects.filter(
-                tenant=self.tenant, factory=factory, llm_name=llm_name
-            ).first()
-            if stored is not None:
-                api_key = stored.api_key  # editing without a key keeps the stored one
-            elif factory.name in SELF_HOSTED_FACTORIES:
-                api_key = ""
-            else:
-                raise MissingArguments(["api_key"])
-        validation = key_validation_request(
+        validation = tenant_llm_request_model(
             tenant=self.tenant,
-            kind=ValidationKind.ADD_LLM,
-            factory=factory,
-            api_key=api_key,
-            api_base=api_base,
-            llm_name=llm_name,
-            model_type=model_type,
+            factory=_factory_or_404(data["llm_factory"]),
+            llm_name=data["llm_name"],
+            model_type=_model_type(data["model_type"]),
+            api_base=data["api_base"] or data["base_url"],
+            api_key=data.get("api_key"),
+            fields=request.data,
             max_tokens=data.get("max_tokens"),
-            verify_only=data["verify"],
+            verify=data["verify"],
             user=request.user,
         )
         return _validation_response(validation, wait=not data["async"])

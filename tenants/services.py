@@ -271,6 +271,82 @@ def key_validation_request(
     return validation
 
 
+def tenant_llm_request_key(
+    *,
+    tenant: Tenant,
+    factory: LLMFactory,
+    api_key: str | None,
+    fields: dict[str, Any],
+    base_url: str = "",
+    verify: bool = False,
+    user: AbstractBaseUser | None = None,
+    enqueue: bool = True,
+) -> KeyValidation:
+    """set_api_key: check the input, then ask for the factory's key to be validated."""
+    key = credentials_from_input(factory=factory.name, api_key=api_key, fields=fields)
+    if not key:
+        raise MissingArguments(["api_key"])
+    check_base_url(factory=factory.name, url=base_url)
+    return key_validation_request(
+        tenant=tenant,
+        kind=ValidationKind.SET_API_KEY,
+        factory=factory,
+        api_key=key,
+        api_base=base_url,
+        verify_only=verify,
+        user=user,
+        enqueue=enqueue,
+    )
+
+
+def tenant_llm_request_model(
+    *,
+    tenant: Tenant,
+    factory: LLMFactory,
+    llm_name: str,
+    model_type: str,
+    api_base: str = "",
+    api_key: str | None = None,
+    fields: dict[str, Any] | None = None,
+    max_tokens: int | None = None,
+    verify: bool = False,
+    user: AbstractBaseUser | None = None,
+) -> KeyValidation:
+    """add_llm: check the input, then ask for this one model to be validated and saved.
+
+    Without a new credential the stored one is used (editing keeps the key); self-hosted
+    factories may have none at all.
+    """
+    from providers.factories import strip_name_suffix
+    from providers.registry import supported_factories
+
+    if factory.name not in supported_factories(model_type):
+        raise ApiError(f"Factory {factory.name} does not serve {model_type} models.")
+    llm_name = strip_name_suffix(llm_name.strip())
+    check_base_url(factory=factory.name, url=api_base)
+    key = credentials_from_input(factory=factory.name, api_key=api_key, fields=fields or {})
+    if key is None:
+        stored = TenantLLM.objects.filter(tenant=tenant, factory=factory, llm_name=llm_name).first()
+        if stored is not None:
+            key = stored.api_key
+        elif factory.name in SELF_HOSTED_FACTORIES:
+            key = ""
+        else:
+            raise MissingArguments(["api_key"])
+    return key_validation_request(
+        tenant=tenant,
+        kind=ValidationKind.ADD_LLM,
+        factory=factory,
+        api_key=key,
+        api_base=api_base,
+        llm_name=llm_name,
+        model_type=model_type,
+        max_tokens=max_tokens,
+        verify_only=verify,
+        user=user,
+    )
+
+
 def key_validation_wait(*, validation: KeyValidation, timeout: float) -> KeyValidation:
     """Poll until the task has finished or `timeout` seconds passed; the latest row either way."""
     deadline = time.monotonic() + timeout

@@ -7,14 +7,9 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from ragllm.api import ApiError
-from tenants.models import ValidationKind, ValidationState
+from tenants.models import ValidationState
 from tenants.selectors import factory_get, tenant_find
-from tenants.services import (
-    check_base_url,
-    credentials_from_input,
-    key_validation_request,
-    key_validation_run,
-)
+from tenants.services import key_validation_run, tenant_llm_request_key
 
 
 class Command(BaseCommand):
@@ -52,23 +47,18 @@ class Command(BaseCommand):
         if factory_obj is None:
             raise CommandError(f"Factory {factory!r} is not in the catalog.")
         try:
-            api_key = credentials_from_input(
-                factory=factory_obj.name, api_key=self._read_key(key), fields={}
+            # Run here, not on a worker: the command shows each model's verdict as it comes.
+            validation = tenant_llm_request_key(
+                tenant=tenant_obj,
+                factory=factory_obj,
+                api_key=self._read_key(key),
+                fields={},
+                base_url=base_url,
+                verify=verify,
+                enqueue=False,
             )
-            if not api_key:
-                raise CommandError("The key is empty.")
-            check_base_url(factory=factory_obj.name, url=base_url)
         except ApiError as exc:
             raise CommandError(exc.message) from exc
-        validation = key_validation_request(
-            tenant=tenant_obj,
-            kind=ValidationKind.SET_API_KEY,
-            factory=factory_obj,
-            api_key=api_key,
-            api_base=base_url,
-            verify_only=verify,
-            enqueue=False,
-        )
         self.stdout.write(f"Testing the key against {factory_obj.name}...")
         result = key_validation_run(validation_id=str(validation.pk))
         for attempt in result.attempts:

@@ -392,6 +392,13 @@ class DeleteLLMView(TenantAPIView):
         summary="Delete one model configuration",
         parameters=[TENANT_PARAM],
         request=ModelRefInput,
+        examples=[
+            OpenApiExample(
+                "One model",
+                value={"llm_factory": "OpenAI", "llm_name": "gpt-4o"},
+                request_only=True,
+            )
+        ],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, examples=[envelope_example("Deleted", True)]),
             **ERRORS,

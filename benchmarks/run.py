@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -81,14 +83,11 @@ def _in_threads(threads: int, n: int, work) -> None:
 
 def bench_recording(config, n: int, threads: int) -> None:
     """Our recorder (Redis stream + batched writer) vs RAGFlow's per-call SELECT + UPDATE."""
-    import threading
-
     from tenants.models import Tenant, TenantLLM
     from usage.buffer import redis_buffer
     from usage.models import UsageEvent, UsageHourly
     from usage.recorder import record_usage
     from usage.records import UsageRecord
-    from usage.services import usage_drain
 
     print(f"\nRecording {n:,} usage events from {threads} threads")
     tenant_id = str(config.tenant_id)
@@ -126,24 +125,20 @@ def bench_recording(config, n: int, threads: int) -> None:
             )
         )
 
-    done = threading.Event()
-
-    def writer() -> None:  # beat's drain task, running beside the callers
-        try:
-            while not done.is_set():
-                usage_drain(claim_idle_ms=0)
-                time.sleep(0.01)
-            usage_drain(claim_idle_ms=0)
-        finally:
-            connection.close()
-
+    # The writer is a process of its own, as beat's drain task on a Celery worker would be.
+    writer = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--writer"],
+        stdin=subprocess.PIPE,
+        env={**os.environ, "DATABASE_URL": _database_url()},
+    )
     start = time.perf_counter()
-    writer_thread = threading.Thread(target=writer)
-    writer_thread.start()
     _in_threads(threads, n, ours)
+    from usage.recorder import flush_forwarder
+
+    flush_forwarder()
     callers = time.perf_counter() - start
-    done.set()
-    writer_thread.join()
+    writer.stdin.close()  # "finish what is in the stream, then stop"
+    writer.wait(timeout=600)
     end_to_end = time.perf_counter() - start
     used = TenantLLM.objects.get(pk=config.pk).used_tokens
     events = UsageEvent.objects.aggregate(t=Sum("total_tokens"))["t"]
@@ -241,7 +236,25 @@ def bench_rollup(tenant, config, n: int) -> None:
     line("hourly totals exact", str(total == 18 * n))
 
 
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def writer_loop() -> None:
+    """The usage writer process: drain until stdin closes, then drain what is left."""
+    from usage.services import usage_drain
+
+    while not select.select([sys.stdin], [], [], 0.01)[0]:
+        usage_drain(claim_idle_ms=60_000)
+    sys.stdin.read()
+    usage_drain(claim_idle_ms=0)
+
+
 def main() -> None:
+    if "--writer" in sys.argv:
+        writer_loop()
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )

@@ -188,6 +188,10 @@ QUOTA_COMPLETION_RESERVE = env.int("QUOTA_COMPLETION_RESERVE", default=1024)
 # Quota windows (daily, monthly) follow the calendar of this time zone.
 QUOTA_TIME_ZONE = env.str("QUOTA_TIME_ZONE", default=env.str("TIME_ZONE", default="UTC"))
 
+# How long a process may use a cached model resolution before re-reading it (seconds). Changes
+# made through the app invalidate caches at once; this bounds anything else (e.g. raw SQL).
+CONFIG_CACHE_SECONDS = env.int("CONFIG_CACHE_SECONDS", default=60)
+
 # --- LLM calls ------------------------------------------------------------------------------
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=60.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)

@@ -486,6 +486,15 @@ def _apply_validated(validation: KeyValidation) -> None:
     transaction.on_commit(invalidate_resolutions)
 
 
+def key_validation_prune(*, older_than_days: int = 30) -> int:
+    """Forget finished validations (their keys are already wiped) after a while."""
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = KeyValidation.objects.filter(
+        state__in=[ValidationState.SUCCEEDED, ValidationState.FAILED], finished_at__lt=cutoff
+    ).delete()
+    return deleted
+
+
 def tenant_llm_revalidate(*, config: TenantLLM) -> Attempt:
     """Re-test a stored configuration with its stored key and record the verdict."""
     attempt = probe_model(

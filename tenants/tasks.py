@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from .models import TenantLLM
-from .services import key_validation_run, tenant_llm_revalidate
+from .services import key_validation_prune, key_validation_run, tenant_llm_revalidate
 
 
 @shared_task(
@@ -34,3 +34,9 @@ def revalidate_all_tenant_llms() -> int:
     for config_id in ids:
         revalidate_tenant_llm.delay(config_id)
     return len(ids)
+
+
+@shared_task(ignore_result=True)
+def prune_key_validations() -> int:
+    """Daily: delete finished key validations older than 30 days."""
+    return key_validation_prune(older_than_days=30)

@@ -175,3 +175,46 @@ def test_admin_issue_api_token_shows_it_once(client, superuser, owner):
     token = APIToken.objects.get(user=owner)
     assert f"rgl_{token.prefix}_" in body
     assert client.get(url).content.decode().count(f"rgl_{token.prefix}_") == 0
+
+
+def test_finished_key_validations_are_pruned_after_30_days(tenant, catalog):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenants.models import KeyValidation
+    from tenants.services import key_validation_prune
+
+    openai = LLMFactory.objects.get(name="OpenAI")
+    old = KeyValidation.objects.create(
+        tenant=tenant,
+        kind="set_api_key",
+        factory=openai,
+        state="failed",
+        finished_at=timezone.now() - timedelta(days=31),
+    )
+    recent = KeyValidation.objects.create(
+        tenant=tenant,
+        kind="set_api_key",
+        factory=openai,
+        state="succeeded",
+        finished_at=timezone.now() - timedelta(days=2),
+    )
+    running = KeyValidation.objects.create(tenant=tenant, kind="set_api_key", factory=openai)
+    assert key_validation_prune(older_than_days=30) == 1
+    assert set(KeyValidation.objects.values_list("pk", flat=True)) == {recent.pk, running.pk}
+    assert not KeyValidation.objects.filter(pk=old.pk).exists()
+
+
+def test_the_beat_schedules_exist_on_a_fresh_install(db):
+    from django_celery_beat.models import PeriodicTask
+
+    tasks = dict(PeriodicTask.objects.values_list("task", "enabled"))
+    for task in (
+        "usage.tasks.drain_usage_buffer",
+        "usage.tasks.rollup_usage_daily",
+        "usage.tasks.prune_usage_events",
+        "tenants.tasks.revalidate_all_tenant_llms",
+        "tenants.tasks.prune_key_validations",
+    ):
+        assert tasks.get(task) is True, task

@@ -97,3 +97,16 @@ def test_the_default_model_config_can_come_from_a_file(tmp_path):
         assert check_default_llm_config(None) == []
     with override_settings(USER_DEFAULT_LLM_FILE=str(tmp_path / "missing.json")):
         assert "cannot be read" in check_default_llm_config(None)[0].msg
+
+
+def test_every_setting_read_from_the_environment_is_documented():
+    import re
+    from pathlib import Path
+
+    base = Path(settings.BASE_DIR)
+    source = (base / "ragllm" / "settings.py").read_text()
+    names = set(re.findall(r'env\.\w+\("([A-Z_]+)"', source))
+    names |= set(re.findall(r'_secret\("([A-Z_]+)"\)', source))
+    documented = (base / ".env.example").read_text()
+    assert names, "no settings found"
+    assert sorted(n for n in names if n not in documented) == []

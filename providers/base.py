@@ -27,6 +27,7 @@ from .errors import (
     ErrorContext,
     GenericProviderError,
     InvalidRequestError,
+    ProviderConnectionError,
     ProviderError,
 )
 from .registry import register
@@ -209,6 +210,17 @@ class StreamDelta:
     finish_reason: str | None = None
     # OpenAI-shaped fragments: {"index", "id"?, "type"?, "function": {"name"?, "arguments"?}}.
     tool_calls: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStep:
+    """What one server-sent event of a chat stream means (see ChatModel.sse_deltas)."""
+
+    deltas: tuple[StreamDelta, ...] = ()
+    complete: bool = False  # the provider marked the answer complete
+    stop: bool = False  # nothing after this event is part of the answer
+    # Raised once `deltas` are out: an event may carry usage and then an error (a refusal).
+    error: BaseException | None = None
 
 
 class _StreamState:
@@ -554,6 +566,58 @@ class ChatModel(BaseAdapter):
         )
 
     # --- helpers for subclasses ---
+
+    # How the provider marks a complete stream, for the error when a stream ends without it.
+    stream_end_marker: ClassVar[str] = "its end marker"
+
+    def sse_deltas(
+        self, response: httpx.Response, step: Callable[[Any], StreamStep]
+    ) -> Iterator[StreamDelta]:
+        """The deltas of an SSE response, `step` reading each event; the response is closed
+        at the end. A body that ends before the provider marked the answer complete (a
+        provider or proxy cut it) raises a connection error."""
+        from .sse import iter_sse
+
+        complete = False
+        try:
+            for event in iter_sse(response.iter_lines()):
+                result = step(event)
+                yield from result.deltas
+                if result.error is not None:
+                    raise result.error
+                complete = complete or result.complete
+                if result.stop:
+                    break
+            if not complete:
+                raise self.stream_cut_off()
+        finally:
+            response.close()
+
+    async def asse_deltas(
+        self, response: httpx.Response, step: Callable[[Any], StreamStep]
+    ) -> AsyncIterator[StreamDelta]:
+        from .sse import aiter_sse
+
+        complete = False
+        try:
+            async for event in aiter_sse(response.aiter_lines()):
+                result = step(event)
+                for delta in result.deltas:
+                    yield delta
+                if result.error is not None:
+                    raise result.error
+                complete = complete or result.complete
+                if result.stop:
+                    break
+            if not complete:
+                raise self.stream_cut_off()
+        finally:
+            await response.aclose()
+
+    def stream_cut_off(self) -> ProviderConnectionError:
+        return self.context.error(
+            ProviderConnectionError, f"the stream ended before {self.stream_end_marker}"
+        )
 
     def estimate_usage(self, request: ChatRequest, completion: str) -> Usage:
         return Usage(

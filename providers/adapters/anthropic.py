@@ -40,10 +40,11 @@ from ..base import (
     ChatStream,
     Image2TextModel,
     StreamDelta,
+    StreamStep,
 )
-from ..errors import ContentFilteredError, InvalidRequestError, ProviderConnectionError
+from ..errors import ContentFilteredError, InvalidRequestError, ProviderError
 from ..http import ProviderResponse
-from ..sse import SSEEvent, aiter_sse, iter_sse
+from ..sse import SSEEvent
 from ..tokens import usage_from_response
 from ..usage import Usage
 
@@ -231,31 +232,27 @@ class AnthropicWire(BaseAdapter):
 
     # --- streaming ---
 
+    stream_end_marker = "its message_stop event"
+
     def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        reader = _EventReader(self)
-        try:
-            for event in iter_sse(response.iter_lines()):
-                yield from reader.read(event)
-            if not reader.stopped:
-                raise self._cut_off()
-        finally:
-            response.close()
+        return self.sse_deltas(response, self.stream_stepper())
 
-    async def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        reader = _EventReader(self)
-        try:
-            async for event in aiter_sse(response.aiter_lines()):
-                for delta in reader.read(event):
-                    yield delta
-            if not reader.stopped:
-                raise self._cut_off()
-        finally:
-            await response.aclose()
+    def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
+        return self.asse_deltas(response, self.stream_stepper())
 
-    def _cut_off(self) -> ProviderConnectionError:
-        return self.context.error(
-            ProviderConnectionError, "the stream ended before its message_stop event"
-        )
+    def stream_stepper(self):
+        """A step function with the state of one stream."""
+        reader = _EventReader(self)
+
+        def step(event: SSEEvent) -> StreamStep:
+            deltas: list[StreamDelta] = []
+            try:
+                deltas.extend(reader.read(event))
+            except ProviderError as exc:
+                return StreamStep(tuple(deltas), error=exc)
+            return StreamStep(tuple(deltas), complete=reader.stopped)
+
+        return step
 
 
 class _EventReader:

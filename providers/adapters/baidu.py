@@ -41,19 +41,19 @@ from ..base import (
     ChatStream,
     EmbeddingModel,
     StreamDelta,
+    StreamStep,
 )
 from ..errors import (
     AuthError,
     ErrorContext,
     InvalidRequestError,
     ModelError,
-    ProviderConnectionError,
     ProviderError,
     QuotaExceededError,
     RateLimitError,
     ServerError,
 )
-from ..sse import SSEEvent, aiter_sse, iter_sse
+from ..sse import SSEEvent
 from ..tokens import usage_from_response
 from ..usage import EmbeddingResult, Usage
 
@@ -458,34 +458,17 @@ class BaiduChat(BaiduWire, ChatModel):
             request, self.astream_deltas(response), on_close=response.aclose
         )
 
+    stream_end_marker = "is_end"
+
     def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        try:
-            ended = False
-            for event in iter_sse(response.iter_lines()):
-                delta, ended = self.parse_chunk(event)
-                yield delta
-                if ended:
-                    break
-            if not ended:
-                raise self._cut_off()
-        finally:
-            response.close()
+        return self.sse_deltas(response, self.stream_step)
 
-    async def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        try:
-            ended = False
-            async for event in aiter_sse(response.aiter_lines()):
-                delta, ended = self.parse_chunk(event)
-                yield delta
-                if ended:
-                    break
-            if not ended:
-                raise self._cut_off()
-        finally:
-            await response.aclose()
+    def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
+        return self.asse_deltas(response, self.stream_step)
 
-    def _cut_off(self) -> ProviderConnectionError:
-        return self.context.error(ProviderConnectionError, "the stream ended before is_end")
+    def stream_step(self, event: SSEEvent) -> StreamStep:
+        delta, ended = self.parse_chunk(event)
+        return StreamStep((delta,), complete=ended, stop=ended)
 
     def parse_chunk(self, event: SSEEvent) -> tuple[StreamDelta, bool]:
         try:

@@ -38,10 +38,11 @@ from ..base import (
     EmbeddingModel,
     RerankModel,
     StreamDelta,
+    StreamStep,
 )
-from ..errors import AuthError, ProviderConnectionError, ProviderError
+from ..errors import AuthError, ProviderError
 from ..http import ProviderResponse
-from ..sse import SSEEvent, aiter_sse, iter_sse
+from ..sse import SSEEvent
 from ..tokens import usage_from_response
 from ..usage import ChatResult, EmbeddingResult, RerankResult, Usage
 from .jina import scores_in_input_order
@@ -152,32 +153,17 @@ class CohereChat(CohereWire, ChatModel):
 
     # --- streaming ---
 
+    stream_end_marker = "message-end"
+
     def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        try:
-            for event in iter_sse(response.iter_lines()):
-                delta, ended = self.parse_event(event)
-                if delta is not None:
-                    yield delta
-                if ended:
-                    return
-            raise self._cut_off()
-        finally:
-            response.close()
+        return self.sse_deltas(response, self.stream_step)
 
-    async def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        try:
-            async for event in aiter_sse(response.aiter_lines()):
-                delta, ended = self.parse_event(event)
-                if delta is not None:
-                    yield delta
-                if ended:
-                    return
-            raise self._cut_off()
-        finally:
-            await response.aclose()
+    def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
+        return self.asse_deltas(response, self.stream_step)
 
-    def _cut_off(self) -> ProviderConnectionError:
-        return self.context.error(ProviderConnectionError, "the stream ended before message-end")
+    def stream_step(self, event: SSEEvent) -> StreamStep:
+        delta, ended = self.parse_event(event)
+        return StreamStep((delta,) if delta is not None else (), complete=ended, stop=ended)
 
     def parse_event(self, event: SSEEvent) -> tuple[StreamDelta | None, bool]:
         """The delta one event carries (if any), and whether it ends the stream."""

@@ -42,6 +42,7 @@ from ..base import (
     ChatResult,
     ChatStream,
     StreamDelta,
+    StreamStep,
 )
 from ..errors import (
     AuthError,
@@ -49,14 +50,13 @@ from ..errors import (
     ErrorContext,
     InvalidRequestError,
     ModelError,
-    ProviderConnectionError,
     ProviderError,
     ProviderTimeout,
     QuotaExceededError,
     RateLimitError,
     ServerError,
 )
-from ..sse import SSEEvent, aiter_sse, iter_sse
+from ..sse import SSEEvent
 from ..usage import Usage
 
 T = TypeVar("T")
@@ -353,36 +353,19 @@ class HunyuanChat(ChatModel):
             request, self.astream_deltas(response), on_close=response.aclose
         )
 
+    stream_end_marker = "a FinishReason"
+
     def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        try:
-            ended = False
-            for event in iter_sse(response.iter_lines()):
-                if event.is_done:
-                    break
-                delta = self.parse_chunk(event)
-                ended = ended or bool(delta.finish_reason)
-                yield delta
-            if not ended:
-                raise self._cut_off()
-        finally:
-            response.close()
+        return self.sse_deltas(response, self.stream_step)
 
-    async def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        try:
-            ended = False
-            async for event in aiter_sse(response.aiter_lines()):
-                if event.is_done:
-                    break
-                delta = self.parse_chunk(event)
-                ended = ended or bool(delta.finish_reason)
-                yield delta
-            if not ended:
-                raise self._cut_off()
-        finally:
-            await response.aclose()
+    def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
+        return self.asse_deltas(response, self.stream_step)
 
-    def _cut_off(self) -> ProviderConnectionError:
-        return self.context.error(ProviderConnectionError, "the stream ended before a FinishReason")
+    def stream_step(self, event: SSEEvent) -> StreamStep:
+        if event.is_done:
+            return StreamStep(stop=True)
+        delta = self.parse_chunk(event)
+        return StreamStep((delta,), complete=bool(delta.finish_reason))
 
     def parse_chunk(self, event: SSEEvent) -> StreamDelta:
         try:

@@ -34,11 +34,11 @@ from ..base import (
     Image2TextModel,
     Speech2TextModel,
     StreamDelta,
+    StreamStep,
     TTSModel,
 )
-from ..errors import ProviderConnectionError
 from ..http import ProviderResponse
-from ..sse import SSEEvent, aiter_sse, iter_sse
+from ..sse import SSEEvent
 from ..tokens import usage_from_response
 from ..usage import EmbeddingResult, TranscriptionResult, Usage
 
@@ -297,40 +297,22 @@ class OpenAIChatWire(OpenAIWire):
 
     # --- streaming ---
 
+    # A clean end of the body without [DONE] or a finish reason: the provider (or a proxy)
+    # stopped mid-answer.
+    stream_end_marker = "[DONE]"
+
     def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        try:
-            ended = False
-            for event in iter_sse(response.iter_lines()):
-                if event.is_done:
-                    ended = True
-                    break
-                delta = self.parse_chunk(event)
-                ended = ended or bool(delta.finish_reason)
-                yield delta
-            if not ended:
-                raise self._cut_off()
-        finally:
-            response.close()
+        return self.sse_deltas(response, self.stream_step)
 
-    async def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        try:
-            ended = False
-            async for event in aiter_sse(response.aiter_lines()):
-                if event.is_done:
-                    ended = True
-                    break
-                delta = self.parse_chunk(event)
-                ended = ended or bool(delta.finish_reason)
-                yield delta
-            if not ended:
-                raise self._cut_off()
-        finally:
-            await response.aclose()
+    def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
+        return self.asse_deltas(response, self.stream_step)
 
-    def _cut_off(self) -> ProviderConnectionError:
-        # A clean end of the body without [DONE] or a finish reason: the provider (or a proxy)
-        # stopped mid-answer.
-        return self.context.error(ProviderConnectionError, "the stream ended before [DONE]")
+    def stream_step(self, event: SSEEvent) -> StreamStep:
+        if event.is_done:
+            return StreamStep(complete=True, stop=True)
+        delta = self.parse_chunk(event)
+        # The finish reason completes the answer; a usage chunk may still follow it.
+        return StreamStep((delta,), complete=bool(delta.finish_reason))
 
     def parse_chunk(self, event: SSEEvent) -> StreamDelta:
         try:

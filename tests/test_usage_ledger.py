@@ -150,6 +150,7 @@ def test_the_local_writer_thread_applies_events_in_the_background(chat_config, s
     assert totals(chat_config) == (400, 400, 400, 40)
 
 
+@pytest.mark.timeout(600)  # 16,000 real HTTP calls: about a minute on a 2-core machine
 @pytest.mark.django_db(transaction=True)
 def test_32_threads_of_500_calls_give_exact_totals(
     chat_config, tenant, usage_redis, fake_provider_process

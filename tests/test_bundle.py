@@ -144,6 +144,12 @@ def test_async_chat_and_stream_are_recorded(chat_config, tenant, no_usage_redis)
         result = await bundle.achat(HISTORY)
         stream = await bundle.achat_streamly(HISTORY)
         pieces = [piece async for piece in stream]
+        # The ORM ran in asgiref's worker thread: close its connection, as Django's request
+        # handling would, so the test database can be dropped at the end of the session.
+        from asgiref.sync import sync_to_async
+        from django.db import connection
+
+        await sync_to_async(lambda: connection.close())()
         return result, pieces
 
     result, pieces = asyncio.run(run())

@@ -342,6 +342,8 @@ _STRONG_SIGNALS: dict[str, ErrorCode] = {
     "not_found": ErrorCode.MODEL_ERROR,  # Gemini
     "modelnotfound": ErrorCode.MODEL_ERROR,
     "resourcenotfoundexception": ErrorCode.MODEL_ERROR,  # Bedrock
+    "invalid_model": ErrorCode.MODEL_ERROR,  # Mistral
+    "modelnotreadyexception": ErrorCode.SERVER_ERROR,  # Bedrock (HTTP 429, but not a limit)
     # content filtering
     "content_filter": ErrorCode.CONTENT_FILTERED,  # OpenAI / Azure
     "content_policy_violation": ErrorCode.CONTENT_FILTERED,
@@ -462,9 +464,15 @@ def classify(
     model: str,
     secrets: Iterable[str] = (),
     retry_after: float | None = None,
+    signals: Iterable[str] = (),
 ) -> ProviderError:
-    """Turn an HTTP error status and the provider's error body into a ProviderError."""
+    """Turn an HTTP error status and the provider's error body into a ProviderError.
+
+    `signals` are error type names the provider sent outside the body (a header); they are
+    read first, as the body's own are.
+    """
     info = parse_error_body(body)
+    info.signals[:0] = [signal.lower() for signal in signals if signal]
     code = classify_code(status, info)
     message = " ".join(info.message.split())[:500] or "no error message"
     if status is not None and not 200 <= status < 300:
@@ -531,7 +539,12 @@ class ErrorContext:
     secrets: tuple[str, ...] = ()
 
     def classify(
-        self, status: int | None, body: Any, *, retry_after: float | None = None
+        self,
+        status: int | None,
+        body: Any,
+        *,
+        retry_after: float | None = None,
+        signals: Iterable[str] = (),
     ) -> ProviderError:
         return classify(
             status,
@@ -540,6 +553,7 @@ class ErrorContext:
             model=self.model,
             secrets=self.secrets,
             retry_after=retry_after,
+            signals=signals,
         )
 
     def from_transport(self, exc: Exception) -> ProviderError:

@@ -332,8 +332,13 @@ class _Call:
                 f"HTTP {response.status_code}: the provider redirected; check the base URL",
                 status=response.status_code,
             )
+        # AWS names the error in a header ("ThrottlingException:http://internal...").
+        aws_type = response.headers.get("x-amzn-errortype", "").split(":", 1)[0]
         return self.context.classify(
-            response.status_code, body, retry_after=parse_retry_after(response.headers)
+            response.status_code,
+            body,
+            retry_after=parse_retry_after(response.headers),
+            signals=[aws_type] if aws_type else (),
         )
 
     def deadline(self) -> float:

@@ -551,3 +551,20 @@ def test_embedding_errors_are_classified(fake_provider, make_bedrock):
     fake_provider.script(path, [Reply.json({"embeddings": [[1.0]]})])
     with pytest.raises(GenericProviderError, match="1 vectors for 2 texts"):
         make_bedrock("embedding", model_name="cohere.embed-english-v3").encode(["x", "y"])
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "code"),
+    [
+        (429, "ModelNotReadyException", "SERVER_ERROR"),
+        (400, "ThrottlingException", "RATE_LIMIT_EXCEEDED"),
+        (400, "AccessDeniedException", "AUTH_ERROR"),
+    ],
+)
+def test_it_reads_the_error_type_header(fake_provider, make_bedrock, status, error_type, code):
+    # The header wins over the status: Bedrock's 429 "model not ready" is not a rate limit.
+    fake_provider.script(CONVERSE_PATH, [fake.error(status, error_type, "no")])
+    adapter = make_bedrock(retry_policy=replace(make_bedrock().retry_policy, max_retries=0))
+    with pytest.raises(ProviderError) as caught:
+        adapter.chat(HISTORY)
+    assert caught.value.code == code

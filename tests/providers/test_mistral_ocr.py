@@ -7,8 +7,8 @@ from providers.adapters.mistral_ocr import MistralOCR
 from providers.errors import (
     AuthError,
     GenericProviderError,
-    InvalidRequestError,
     MaxRetriesExceededError,
+    ModelError,
     ProviderConnectionError,
     ProviderError,
     RateLimitError,
@@ -83,8 +83,8 @@ def test_the_default_base_url_is_mistrals():
     ("model", "api_key", "expected"),
     [
         ("mistral-ocr-latest", "wrong-key-0123456789", AuthError),
-        # Mistral says "invalid_model"; the shared classifier reads it as a request error.
-        ("missing-model", fake.API_KEY, InvalidRequestError),
+        # Mistral says "invalid_model": the model is at fault, not the request.
+        ("missing-model", fake.API_KEY, ModelError),
         ("fake-malformed", fake.API_KEY, GenericProviderError),
     ],
 )

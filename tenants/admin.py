@@ -9,6 +9,12 @@ from .models import APIToken, KeyValidation, Tenant, TenantLLM, TenantMember
 from .services import api_token_issue, api_token_revoke, tenant_llm_mark_pending
 
 
+@admin.display(description="API key")
+def masked_key(obj: TenantLLM) -> str:
+    """The stored key as the admin may show it (never the key itself)."""
+    return mask_credentials(obj.api_key) if obj.pk else ""
+
+
 class TenantLLMForm(forms.ModelForm):
     # The stored key is never sent to the browser: the field starts empty, and leaving it
     # empty on edit keeps the stored key.
@@ -62,9 +68,7 @@ class TenantLLMInline(admin.TabularInline):
     show_change_link = True
     autocomplete_fields = ("factory",)
 
-    @admin.display(description="API key")
-    def masked_key(self, obj: TenantLLM) -> str:
-        return mask_credentials(obj.api_key) if obj.pk else ""
+    masked_key = staticmethod(masked_key)
 
 
 class TenantMemberInline(admin.TabularInline):
@@ -149,9 +153,7 @@ class TenantLLMAdmin(admin.ModelAdmin):
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
 
-    @admin.display(description="API key")
-    def masked_key(self, obj: TenantLLM) -> str:
-        return mask_credentials(obj.api_key) if obj.pk else ""
+    masked_key = staticmethod(masked_key)
 
     actions = ("validate_now",)
 

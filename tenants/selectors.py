@@ -6,8 +6,6 @@ import hashlib
 import hmac
 import uuid
 
-from django.db.models import QuerySet
-
 from .models import APIToken, KeyValidation, Role, Status, Tenant, TenantLLM, TenantMember
 
 TOKEN_PREFIX = "rgl_"
@@ -33,10 +31,6 @@ def tenant_owned_by(*, user) -> Tenant | None:
         .order_by("created_at")
         .first()
     )
-
-
-def tenant_llm_list(*, tenant: Tenant) -> QuerySet[TenantLLM]:
-    return TenantLLM.objects.filter(tenant=tenant).select_related("factory")
 
 
 def membership_for(*, user, tenant_id: str | None) -> TenantMember | None:
@@ -75,22 +69,6 @@ def api_token_authenticate(*, raw: str) -> APIToken | None:
     if not hmac.compare_digest(token.token_hash, token_hash(raw)):
         return None
     return token
-
-
-def split_model_name(name: str) -> tuple[str, str]:
-    """("gpt-4o", "OpenAI") for "gpt-4o@OpenAI"; the factory part only if it is a known factory.
-
-    Model names may contain "@" themselves, so the split is at the last "@" and only when the
-    tail names a factory of the catalog. RAGFlow's self-hosted name suffixes are dropped.
-    """
-    from providers.factories import strip_name_suffix
-    from providers.models import LLMFactory
-
-    if "@" in name:
-        head, tail = name.rsplit("@", 1)
-        if LLMFactory.objects.filter(name=tail).exists():
-            return strip_name_suffix(head), tail
-    return strip_name_suffix(name), ""
 
 
 def factory_get(*, name: str):

@@ -583,9 +583,9 @@ def tenant_default_models_set(*, tenant: Tenant, values: dict[str, str]) -> Tena
 
 def tenant_llm_find_enabled(*, tenant: Tenant, name: str, model_type: str) -> TenantLLM:
     """The tenant's enabled config for `name` ("model@factory" or bare) usable as `model_type`."""
-    from .selectors import split_model_name
+    from .resolution import split_name
 
-    llm_name, factory_name = split_model_name(name)
+    llm_name, factory_name = split_name(name)
     configs = TenantLLM.objects.select_related("factory").filter(
         tenant=tenant, llm_name=llm_name, status=Status.VALID
     )

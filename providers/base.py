@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import httpx
 
 from . import http
-from .credentials import Credentials
+from .api_keys import Credentials
 from .errors import (
     ErrorContext,
     GenericProviderError,
@@ -31,9 +31,7 @@ from .errors import (
     ProviderError,
 )
 from .registry import register
-from .tokens import encoding_for_model, num_tokens_from_messages, num_tokens_from_string
-from .types import ModelType
-from .usage import (
+from .results import (
     ChatResult,
     EmbeddingResult,
     OCRResult,
@@ -41,6 +39,8 @@ from .usage import (
     TranscriptionResult,
     Usage,
 )
+from .tokens import encoding_for_model, num_tokens_from_messages, num_tokens_from_string
+from .types import ModelType
 
 logger = logging.getLogger(__name__)
 

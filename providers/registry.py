@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .credentials import Credentials
+from .api_keys import Credentials
 from .errors import UnsupportedModelError
 from .types import ModelType, normalize_model_type
 

@@ -21,7 +21,7 @@ from typing import Any
 import tiktoken
 from tiktoken_ext import openai_public
 
-from .usage import Usage
+from .results import Usage
 
 DEFAULT_ENCODING = "cl100k_base"
 _CONSTRUCTORS = {"cl100k_base": openai_public.cl100k_base, "o200k_base": openai_public.o200k_base}

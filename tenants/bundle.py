@@ -31,9 +31,9 @@ from asgiref.sync import sync_to_async
 
 from providers.errors import ErrorCode, ProviderError
 from providers.registry import build_adapter
+from providers.results import Usage
 from providers.tokens import num_tokens_from_string
 from providers.types import ModelType, normalize_model_type
-from providers.usage import Usage
 from usage import quotas
 from usage.recorder import record_usage
 from usage.records import UsageRecord

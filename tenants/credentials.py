@@ -4,21 +4,7 @@ from __future__ import annotations
 
 import json
 
-# Fields of JSON credentials that identify rather than authenticate: safe to show as they are.
-PUBLIC_FIELDS = frozenset(
-    {
-        "endpoint_id",
-        "api_version",
-        "auth_mode",
-        "bedrock_region",
-        "aws_role_arn",
-        "provider_order",
-        "google_project_id",
-        "google_region",
-        "fish_audio_refid",
-        "spark_app_id",
-    }
-)
+from providers.api_keys import NON_SECRET_FIELDS
 
 
 def mask_key(value: str) -> str:
@@ -42,7 +28,7 @@ def mask_credentials(raw: str) -> str:
             return mask_key(raw)
         if isinstance(data, dict):
             shown = {
-                key: (value if key in PUBLIC_FIELDS else mask_key(str(value)))
+                key: (value if key in NON_SECRET_FIELDS else mask_key(str(value)))
                 for key, value in data.items()
                 if value not in (None, "")
             }

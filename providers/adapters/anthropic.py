@@ -44,9 +44,9 @@ from ..base import (
 )
 from ..errors import ContentFilteredError, InvalidRequestError, ProviderError
 from ..http import ProviderResponse
+from ..results import Usage
 from ..sse import SSEEvent
 from ..tokens import usage_from_response
-from ..usage import Usage
 
 API_VERSION = "2023-06-01"
 MESSAGES_PATH = "v1/messages"

@@ -53,9 +53,9 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
+from ..results import EmbeddingResult, Usage
 from ..sse import SSEEvent
 from ..tokens import usage_from_response
-from ..usage import EmbeddingResult, Usage
 
 T = TypeVar("T")
 

@@ -48,6 +48,7 @@ from botocore.credentials import Credentials as AwsCredentials
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from .. import http
+from ..api_keys import Credentials
 from ..base import (
     AsyncChatStream,
     BaseAdapter,
@@ -58,7 +59,6 @@ from ..base import (
     EmbeddingModel,
     StreamDelta,
 )
-from ..credentials import Credentials
 from ..errors import (
     AuthError,
     ErrorContext,
@@ -72,7 +72,7 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
-from ..usage import EmbeddingResult, Usage
+from ..results import EmbeddingResult, Usage
 
 T = TypeVar("T")
 

@@ -42,9 +42,9 @@ from ..base import (
 )
 from ..errors import AuthError, ProviderError
 from ..http import ProviderResponse
+from ..results import ChatResult, EmbeddingResult, RerankResult, Usage
 from ..sse import SSEEvent
 from ..tokens import usage_from_response
-from ..usage import ChatResult, EmbeddingResult, RerankResult, Usage
 from .jina import scores_in_input_order
 
 # Cohere answers a revoked or malformed key with its own status 498 "invalid token", which

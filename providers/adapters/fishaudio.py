@@ -19,7 +19,7 @@ import httpx
 
 from ..base import AudioStream, TTSModel
 from ..errors import ModelError, ProviderError
-from ..usage import Usage
+from ..results import Usage
 
 AUDIO_FORMAT = "mp3"
 

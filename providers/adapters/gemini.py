@@ -54,9 +54,9 @@ from ..base import (
 )
 from ..errors import ContentFilteredError, InvalidRequestError, ProviderError
 from ..http import ProviderResponse
+from ..results import EmbeddingResult, Usage
 from ..sse import SSEEvent
 from ..tokens import usage_from_response
-from ..usage import EmbeddingResult, Usage
 
 API_PREFIX = "v1beta"
 

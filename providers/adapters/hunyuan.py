@@ -56,8 +56,8 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
+from ..results import Usage
 from ..sse import SSEEvent
-from ..usage import Usage
 
 T = TypeVar("T")
 R = TypeVar("R")

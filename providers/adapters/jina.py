@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..base import BaseAdapter, EmbeddingModel, RerankModel
-from ..usage import EmbeddingResult, RerankResult, Usage
+from ..results import EmbeddingResult, RerankResult, Usage
 
 HOSTED_BASE_URLS = {
     "Jina": "https://api.jina.ai/v1",

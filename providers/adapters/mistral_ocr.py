@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..base import OCRModel
-from ..usage import OCRResult, Usage
+from ..results import OCRResult, Usage
 
 
 class MistralOCR(OCRModel):

@@ -33,7 +33,7 @@ from ..base import (
     StreamDelta,
 )
 from ..errors import InvalidRequestError, ProviderConnectionError
-from ..usage import ChatResult, EmbeddingResult, Usage
+from ..results import ChatResult, EmbeddingResult, Usage
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 # gen_conf names -> Ollama option names.

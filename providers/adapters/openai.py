@@ -38,9 +38,9 @@ from ..base import (
     TTSModel,
 )
 from ..http import ProviderResponse
+from ..results import EmbeddingResult, TranscriptionResult, Usage
 from ..sse import SSEEvent
 from ..tokens import usage_from_response
-from ..usage import EmbeddingResult, TranscriptionResult, Usage
 
 HOSTED_BASE_URLS = {
     "OpenAI": "https://api.openai.com/v1",

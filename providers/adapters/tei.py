@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..base import BaseAdapter, EmbeddingModel, RerankModel
-from ..usage import EmbeddingResult, RerankResult
+from ..results import EmbeddingResult, RerankResult
 from .jina import scores_in_input_order
 
 MAX_CLIENT_BATCH_SIZE = 32

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..base import BaseAdapter, EmbeddingModel, RerankModel
-from ..usage import EmbeddingResult, RerankResult, Usage
+from ..results import EmbeddingResult, RerankResult, Usage
 from .jina import scores_in_input_order
 
 

@@ -22,8 +22,8 @@ from providers.errors import (
     ServerError,
 )
 from providers.registry import coverage
+from providers.results import ChatResult, EmbeddingResult, RerankResult, Usage
 from providers.tokens import num_tokens_from_string
-from providers.usage import ChatResult, EmbeddingResult, RerankResult, Usage
 
 CONTEXT = ErrorContext("Test", "test-model", ("secret-0123456789",))
 

@@ -21,8 +21,8 @@ from providers.errors import (
     ServerError,
 )
 from providers.registry import build_adapter
+from providers.results import Usage
 from providers.tokens import num_tokens_from_string
-from providers.usage import Usage
 from tests.fakeprovider import Reply
 from tests.fakeprovider import bedrock as fake
 from tests.fakeprovider.bedrock import CHAT_PIECES, CHAT_TEXT

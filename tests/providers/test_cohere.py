@@ -16,8 +16,8 @@ from providers.errors import (
     RateLimitError,
 )
 from providers.registry import build_adapter, get_adapter_class
+from providers.results import Usage
 from providers.tokens import num_tokens_from_string
-from providers.usage import Usage
 from tests.fakeprovider import Reply
 from tests.fakeprovider.cohere import (
     BILLED,

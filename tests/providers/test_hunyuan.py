@@ -20,8 +20,8 @@ from providers.errors import (
     ServerError,
 )
 from providers.registry import build_adapter
+from providers.results import Usage
 from providers.tokens import num_tokens_from_messages, num_tokens_from_string
-from providers.usage import Usage
 from tests.fakeprovider import Reply
 from tests.fakeprovider import hunyuan as fake
 from tests.fakeprovider.hunyuan import CHAT_PIECES, CHAT_TEXT

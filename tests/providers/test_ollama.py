@@ -21,8 +21,8 @@ from providers.errors import (
 )
 from providers.netguard import guard_for
 from providers.registry import get_adapter_class
+from providers.results import Usage
 from providers.tokens import num_tokens_from_string
-from providers.usage import Usage
 from tests.fakeprovider import Reply
 from tests.fakeprovider.ollama import (
     CHAT_PIECES,

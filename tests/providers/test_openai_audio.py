@@ -1,8 +1,8 @@
 import pytest
 
 from providers.errors import AuthError, ProviderConnectionError
+from providers.results import Usage
 from providers.tokens import num_tokens_from_string
-from providers.usage import Usage
 from tests.fakeprovider.openai import SPEECH_CHUNKS, TRANSCRIPT
 
 from .conftest import KEY

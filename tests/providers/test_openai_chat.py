@@ -18,8 +18,8 @@ from providers.errors import (
     RateLimitError,
 )
 from providers.registry import build_adapter
+from providers.results import Usage
 from providers.tokens import num_tokens_from_string
-from providers.usage import Usage
 from tests.fakeprovider import Reply
 from tests.fakeprovider.openai import CHAT_PIECES, CHAT_TEXT, CHAT_USAGE, TOOL_CALL
 

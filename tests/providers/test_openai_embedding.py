@@ -1,8 +1,8 @@
 import pytest
 
 from providers.errors import GenericProviderError
+from providers.results import Usage
 from providers.tokens import num_tokens_from_string
-from providers.usage import Usage
 from tests.fakeprovider import Reply
 from tests.fakeprovider.openai import EMBEDDING_TOKENS_PER_INPUT, vector
 

@@ -7,8 +7,8 @@ import pytest
 from providers import registry
 from providers.adapters.azure import AzureChat
 from providers.adapters.openai import NvidiaEmbedding, OpenAIChat, OpenAIEmbedding
+from providers.api_keys import Credentials
 from providers.base import ChatModel
-from providers.credentials import Credentials
 from providers.errors import ModelError, UnsupportedModelError
 from providers.types import ModelType
 

@@ -4,6 +4,7 @@ import pytest
 import tiktoken
 
 from providers import tokens
+from providers.results import Usage
 from providers.tokens import (
     encoding_for_model,
     get_encoding,
@@ -13,7 +14,6 @@ from providers.tokens import (
     truncate,
     usage_from_response,
 )
-from providers.usage import Usage
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Provider credentials as stored in TenantLLM.api_key: a plain key, or a JSON object.
+"""What a stored `api_key` holds: a plain key or RAGFlow's JSON credential fields, and which
+of them are secret.
 
 RAGFlow stores factory-specific credentials as a JSON object in the api_key column:
 VolcEngine {ark_api_key, endpoint_id}, Tencent Hunyuan {hunyuan_sid, hunyuan_sk}, Bedrock
@@ -17,8 +18,9 @@ from typing import Any
 
 from .errors import InvalidRequestError
 
-# Fields that identify or configure rather than authenticate. Everything else in a JSON
-# credential is treated as secret, so a new factory's fields are scrubbed by default.
+# Fields that identify or configure rather than authenticate: they are shown as they are (the
+# admin and the API mask everything else) and never scrubbed from messages. Everything else in
+# a JSON credential is treated as secret, so a new factory's fields are masked by default.
 NON_SECRET_FIELDS = frozenset(
     {
         "api_version",

@@ -1,6 +1,6 @@
 import pytest
 
-from providers.usage import Usage
+from providers.results import Usage
 
 
 def test_it_fills_a_missing_total():

@@ -3,7 +3,7 @@ import pickle
 
 import pytest
 
-from providers.credentials import Credentials
+from providers.api_keys import Credentials
 from providers.errors import InvalidRequestError
 
 

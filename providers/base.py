@@ -30,6 +30,7 @@ from .errors import (
     ProviderConnectionError,
     ProviderError,
 )
+from .factories import strip_name_suffix
 from .registry import register
 from .results import (
     ChatResult,
@@ -43,14 +44,6 @@ from .tokens import encoding_for_model, num_tokens_from_messages, num_tokens_fro
 from .types import ModelType
 
 logger = logging.getLogger(__name__)
-
-# RAGFlow appends these to the names of self-hosted models (`qwen2___VLLM`); providers must
-# never see them, and users should not either.
-MODEL_NAME_SUFFIX_SEPARATOR = "___"
-
-
-def strip_model_suffix(model_name: str) -> str:
-    return model_name.split(MODEL_NAME_SUFFIX_SEPARATOR, 1)[0]
 
 
 class BaseAdapter:
@@ -100,7 +93,7 @@ class BaseAdapter:
     @property
     def wire_model_name(self) -> str:
         """The model name the provider expects."""
-        return strip_model_suffix(self.model_name)
+        return strip_name_suffix(self.model_name)
 
     @property
     def encoding(self) -> str:

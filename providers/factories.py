@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 # Run by the user on their own machines: their base URL may be private or loopback, a key is
@@ -19,22 +20,24 @@ SELF_HOSTED_FACTORIES = frozenset(
     }
 )
 
-# RAGFlow appends these to model names of some self-hosted factories. We never store or show
-# them, but accept names that carry them (from RAGFlow clients or exports).
-NAME_SUFFIXES = {
-    "LocalAI": "___LocalAI",
-    "HuggingFace": "___HuggingFace",
-    "OpenAI-API-Compatible": "___OpenAI-API",
-    "VLLM": "___VLLM",
-}
-_ALL_SUFFIXES = tuple(NAME_SUFFIXES.values())
+# RAGFlow appends "___<suffix>" to the names of self-hosted models (`qwen2___VLLM`,
+# `bge-m3___OpenAI-API`). Providers must never see the suffix and we never store or show it,
+# but names that carry one (from RAGFlow clients or exports) are accepted.
+NAME_SUFFIX_SEPARATOR = "___"
 
 
 def strip_name_suffix(name: str) -> str:
-    for suffix in _ALL_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    """The model name without RAGFlow's "___<suffix>"."""
+    return name.split(NAME_SUFFIX_SEPARATOR, 1)[0]
+
+
+def split_full_name(name: str, factories: Container[str] | None = None) -> tuple[str, str]:
+    """("gpt-4o", "OpenAI") for "gpt-4o@OpenAI", and ("gpt-4o", "") for a bare name; the name
+    suffix is stripped. Given `factories`, a tail that is not one of them stays in the name."""
+    head, at, tail = name.rpartition("@")
+    if at and (factories is None or tail in factories):
+        return strip_name_suffix(head), tail
+    return strip_name_suffix(name), ""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 import tiktoken
 from tiktoken_ext import openai_public
 
+from .factories import strip_name_suffix
 from .results import Usage
 
 DEFAULT_ENCODING = "cl100k_base"
@@ -94,7 +95,7 @@ _O200K_FAMILIES = ("o1", "o3", "o4")
 def encoding_for_model(model_name: str | None) -> str:
     """The encoding name to estimate a model's tokens with."""
     name = (model_name or "").strip().lower()
-    name = name.split("___", 1)[0].rsplit("/", 1)[-1]  # "openai/gpt-4o" (OpenRouter), suffixes
+    name = strip_name_suffix(name).rsplit("/", 1)[-1]  # "openai/gpt-4o" (OpenRouter)
     if name.startswith(_O200K_PREFIXES):
         return "o200k_base"
     for family in _O200K_FAMILIES:

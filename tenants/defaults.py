@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 
+from providers.factories import split_full_name
 from providers.types import ModelType
 
 # Keys of `default_models`, RAGFlow's spelling first.
@@ -98,13 +99,6 @@ def _read_raw() -> dict[str, Any] | None:
     return data
 
 
-def _split_name(name: str) -> tuple[str, str]:
-    if "@" in name:
-        model, factory = name.rsplit("@", 1)
-        return model, factory
-    return name, ""
-
-
 def parse_system_defaults(data: dict[str, Any] | None) -> SystemDefaults:
     if not data:
         return SystemDefaults()
@@ -135,7 +129,7 @@ def parse_system_defaults(data: dict[str, Any] | None) -> SystemDefaults:
             raise DefaultsConfigError(
                 f"default_models.{keys[0]} has unknown keys: {', '.join(sorted(unknown))}"
             )
-        name, named_factory = _split_name(str(raw.get("name") or ""))
+        name, named_factory = split_full_name(str(raw.get("name") or ""))
         if not name:
             raise DefaultsConfigError(f"default_models.{keys[0]} needs a model name")
         factory = str(raw.get("factory") or named_factory or top_factory)

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from providers.errors import ModelError
-from providers.factories import strip_name_suffix
+from providers.factories import split_full_name
 from providers.models import LLM, LLMFactory
 from providers.types import normalize_model_type
 from usage.quotas import QuotaRule, config_rule, tenant_rule
@@ -112,11 +112,7 @@ def _factories() -> frozenset[str]:
 
 def split_name(name: str) -> tuple[str, str]:
     """("gpt-4o", "OpenAI") for "gpt-4o@OpenAI" when the tail is a known factory."""
-    if "@" in name:
-        head, tail = name.rsplit("@", 1)
-        if tail in _factories():
-            return strip_name_suffix(head), tail
-    return strip_name_suffix(name), ""
+    return split_full_name(name, _factories())
 
 
 def resolve_model(tenant_id, model_type: str, llm_name: str | None = None) -> ResolvedModel:

@@ -12,7 +12,6 @@ from providers.base import (
     EmbeddingModel,
     RerankModel,
     StreamDelta,
-    strip_model_suffix,
 )
 from providers.errors import (
     ErrorContext,
@@ -21,6 +20,7 @@ from providers.errors import (
     ProviderConnectionError,
     ServerError,
 )
+from providers.factories import strip_name_suffix
 from providers.registry import coverage
 from providers.results import ChatResult, EmbeddingResult, RerankResult, Usage
 from providers.tokens import num_tokens_from_string
@@ -228,7 +228,7 @@ def test_a_chat_request_puts_the_system_prompt_first():
 def test_an_adapter_strips_name_suffixes_and_hides_its_key():
     adapter = scripted(ScriptedChat)
     assert adapter.wire_model_name == "m"
-    assert strip_model_suffix("plain") == "plain"
+    assert strip_name_suffix("plain") == "plain"
     assert "secret-0123456789" not in repr(adapter)
 
 

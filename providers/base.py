@@ -23,8 +23,8 @@ import httpx
 
 from . import http
 from .api_keys import Credentials
+from .classify import ErrorContext
 from .errors import (
-    ErrorContext,
     GenericProviderError,
     InvalidRequestError,
     ProviderConnectionError,

@@ -36,7 +36,8 @@ import httpx
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .errors import ErrorContext, InvalidRequestError, MaxRetriesExceededError, ProviderError
+from .classify import ErrorContext
+from .errors import InvalidRequestError, MaxRetriesExceededError, ProviderError
 from .netguard import BlockedAddressError
 
 logger = logging.getLogger(__name__)

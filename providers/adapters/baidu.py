@@ -43,9 +43,9 @@ from ..base import (
     StreamDelta,
     StreamStep,
 )
+from ..classify import ErrorContext
 from ..errors import (
     AuthError,
-    ErrorContext,
     InvalidRequestError,
     ModelError,
     ProviderError,

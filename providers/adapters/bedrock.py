@@ -59,9 +59,9 @@ from ..base import (
     EmbeddingModel,
     StreamDelta,
 )
+from ..classify import ErrorContext
 from ..errors import (
     AuthError,
-    ErrorContext,
     InvalidRequestError,
     MaxRetriesExceededError,
     ModelError,

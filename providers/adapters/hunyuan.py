@@ -44,10 +44,10 @@ from ..base import (
     StreamDelta,
     StreamStep,
 )
+from ..classify import ErrorContext
 from ..errors import (
     AuthError,
     ContentFilteredError,
-    ErrorContext,
     InvalidRequestError,
     ModelError,
     ProviderError,

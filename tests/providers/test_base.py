@@ -13,8 +13,8 @@ from providers.base import (
     RerankModel,
     StreamDelta,
 )
+from providers.classify import ErrorContext
 from providers.errors import (
-    ErrorContext,
     GenericProviderError,
     InvalidRequestError,
     ProviderConnectionError,

@@ -3,6 +3,7 @@ import pickle
 import httpx
 import pytest
 
+from providers.classify import classify, from_transport_error
 from providers.errors import (
     AuthError,
     ContentFilteredError,
@@ -17,10 +18,8 @@ from providers.errors import (
     QuotaExceededError,
     RateLimitError,
     ServerError,
-    classify,
-    from_transport_error,
-    scrub,
 )
+from providers.scrub import scrub
 
 SECRET = "sk-live-0123456789abcdef"
 

@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from providers import http
+from providers.classify import ErrorContext
 from providers.errors import (
     AuthError,
-    ErrorContext,
     InvalidRequestError,
     MaxRetriesExceededError,
     ProviderConnectionError,

@@ -6,6 +6,7 @@ class ProvidersConfig(AppConfig):
     verbose_name = "LLM providers and catalog"
 
     def ready(self) -> None:
-        from . import netguard, signals  # noqa: F401  (signals: post-migrate catalog load)
+        from . import clients, netguard, receivers  # noqa: F401  (receivers: catalog on migrate)
 
-        netguard.install()
+        # The connect-time address check goes into every pooled client.
+        clients.add_transport_hook(netguard.install_guard)

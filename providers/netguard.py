@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import anyio.to_thread
 from django.conf import settings
+
+from .errors import InvalidRequestError
+from .factories import SELF_HOSTED_FACTORIES
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -188,8 +193,6 @@ class AsyncGuardedBackend:
         host_text = host.decode() if isinstance(host, bytes) else host
         policy = current_policy()
         # getaddrinfo blocks; run it off the event loop.
-        import anyio.to_thread
-
         addresses = await anyio.to_thread.run_sync(
             lambda: check_host(host_text, port, allow_private=policy.allow_private)
         )
@@ -227,20 +230,15 @@ def install_guard(transport) -> None:
 
 
 def _is_coroutine_function(func) -> bool:
-    import inspect
-
     return inspect.iscoroutinefunction(func)
 
 
-def guard_for(*, factory: str, model: str = ""):
+def guard_for(*, factory: str, model: str = "") -> Callable[[object], None]:
     """The per-attempt guard of one adapter (see providers.http `guard`).
 
     It refuses a URL that may never be called, and sets the policy that the connect-time check
     applies to the addresses the host resolves to when the connection is opened.
     """
-    from .errors import InvalidRequestError
-    from .factories import SELF_HOSTED_FACTORIES
-
     allow_private = factory in SELF_HOSTED_FACTORIES
 
     def guard(url) -> None:
@@ -253,10 +251,3 @@ def guard_for(*, factory: str, model: str = ""):
             ) from None
 
     return guard
-
-
-def install() -> None:
-    """Put the connect-time check into every pooled client (called once at start-up)."""
-    from . import http
-
-    http.add_transport_hook(install_guard)

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 
 from .models import LLM, LLMFactory, Status
+from .signals import catalog_changed
 from .types import normalize_model_type
 
 logger = logging.getLogger(__name__)
@@ -260,7 +261,5 @@ def catalog_load(
     for warning in warnings:
         logger.warning("catalog %s: %s", path, warning)
     if summary.changed:
-        from .signals import catalog_changed
-
         transaction.on_commit(lambda: catalog_changed.send(sender=LLMFactory))
     return summary

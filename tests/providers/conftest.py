@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from providers.http import RetryPolicy
 from providers.registry import build_adapter
+from providers.retry import RetryPolicy
 from tests.fakeprovider import FakeProviderServer
 
 KEY = "sk-test-a1b2c3d4e5f6g7h8"

@@ -6,7 +6,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from providers import http
+from providers import clients, http
 from providers.classify import ErrorContext
 from providers.errors import (
     AuthError,
@@ -16,6 +16,7 @@ from providers.errors import (
     ProviderTimeout,
     ServerError,
 )
+from providers.retry import RetryPolicy, parse_retry_after
 from tests.fakeprovider import Reply
 
 from .conftest import KEY
@@ -105,7 +106,7 @@ def test_it_reads_the_retry_settings_at_call_time(fake_provider, settings):
     settings.LLM_MAX_RETRIES = 1
     settings.LLM_BASE_DELAY = 0.0
     settings.LLM_TIMEOUT_SECONDS = 7.5
-    assert http.RetryPolicy.from_settings().timeout == 7.5
+    assert RetryPolicy.from_settings().timeout == 7.5
     fake_provider.script(PATH, [error_reply(503)] * 3)
     with pytest.raises(MaxRetriesExceededError) as caught:
         post(fake_provider, None)
@@ -188,38 +189,38 @@ def test_it_retries_a_stream_only_before_handing_it_over(fake_provider, policy, 
 
 
 def test_it_reuses_one_pooled_client(fake_provider, policy):
-    client = http.get_client()
+    client = clients.get_client()
     fake_provider.script(PATH, [ok_reply(), ok_reply()])
     post(fake_provider, policy)
     post(fake_provider, policy)
-    assert http.get_client() is client
+    assert clients.get_client() is client
     ports = {r.client_port for r in fake_provider.requests_to(PATH)}
     assert len(ports) == 1  # one kept-alive connection served both
 
 
 def test_it_builds_a_new_client_in_a_forked_process(monkeypatch):
-    client = http.get_client()
-    monkeypatch.setattr(http.os, "getpid", lambda: -1)
-    child = http.get_client()
+    client = clients.get_client()
+    monkeypatch.setattr(clients.os, "getpid", lambda: -1)
+    child = clients.get_client()
     assert child is not client
     assert not client.is_closed  # the parent's connections are left alone
-    assert http.get_client() is child
+    assert clients.get_client() is child
     client.close()
 
 
 def test_it_keeps_one_async_client_per_event_loop():
-    async def clients():
-        return http.get_async_client(), http.get_async_client()
+    async def two_clients():
+        return clients.get_async_client(), clients.get_async_client()
 
-    first, again = asyncio.run(clients())
-    second, _ = asyncio.run(clients())
+    first, again = asyncio.run(two_clients())
+    second, _ = asyncio.run(two_clients())
     assert first is again
     assert second is not first
 
 
 def test_an_async_client_closes_when_its_loop_shuts_down():
     async def client():
-        return http.get_async_client()
+        return clients.get_async_client()
 
     assert asyncio.run(client()).is_closed
 
@@ -252,16 +253,16 @@ def test_it_times_out_slow_async_requests(fake_provider, policy):
 
 
 def test_transport_hooks_see_every_new_client(monkeypatch):
-    monkeypatch.setattr(http, "_transport_hooks", [])
+    monkeypatch.setattr(clients, "_transport_hooks", [])
     hooked = []
-    old = http.get_client()
-    http.add_transport_hook(hooked.append)
-    new = http.get_client()
+    old = clients.get_client()
+    clients.add_transport_hook(hooked.append)
+    new = clients.get_client()
     assert new is not old
     assert len(hooked) == 1
     assert isinstance(hooked[0], httpx.HTTPTransport)
     old.close()
-    http.close_clients()  # the next test gets an unhooked client
+    clients.close_clients()  # the next test gets an unhooked client
 
 
 @pytest.mark.parametrize(
@@ -276,4 +277,4 @@ def test_transport_hooks_see_every_new_client(monkeypatch):
     ],
 )
 def test_it_parses_retry_after(headers, seconds):
-    assert http.parse_retry_after(httpx.Headers(headers)) == seconds
+    assert parse_retry_after(httpx.Headers(headers)) == seconds

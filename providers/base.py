@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +38,13 @@ from .results import (
     RerankResult,
     TranscriptionResult,
     Usage,
+)
+from .streams import (
+    AsyncChatStream,
+    AudioStream,
+    ChatState,
+    ChatStream,
+    StreamDelta,
 )
 from .tokens import encoding_for_model, num_tokens_from_messages, num_tokens_from_string
 from .types import ModelType
@@ -192,19 +198,6 @@ class ChatRequest:
         return num_tokens_from_messages(self.messages(), encoding)
 
 
-@dataclass(slots=True)
-class StreamDelta:
-    """One step of a chat stream, in the caller's terms."""
-
-    text: str = ""
-    # The provider's usage report, replacing any earlier one (reports are cumulative; summing
-    # them, as RAGFlow did, over-counts).
-    usage: Usage | None = None
-    finish_reason: str | None = None
-    # OpenAI-shaped fragments: {"index", "id"?, "type"?, "function": {"name"?, "arguments"?}}.
-    tool_calls: list[dict[str, Any]] | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class StreamStep:
     """What one server-sent event of a chat stream means (see ChatModel.sse_deltas)."""
@@ -214,279 +207,6 @@ class StreamStep:
     stop: bool = False  # nothing after this event is part of the answer
     # Raised once `deltas` are out: an event may carry usage and then an error (a refusal).
     error: BaseException | None = None
-
-
-class _StreamState:
-    """What a chat stream has accumulated; shared by the sync and async streams."""
-
-    def __init__(self, context: ErrorContext, estimate_prompt: Callable[[], int], encoding: str):
-        self.context = context
-        self._estimate_prompt = estimate_prompt
-        self._prompt_tokens: int | None = None
-        self._encoding = encoding
-        self._parts: list[str] = []
-        self._tool_calls: dict[int, dict[str, Any]] = {}
-        self.reported_usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.done = False
-        self.error: ProviderError | None = None
-        self.closed = False
-
-    @property
-    def text(self) -> str:
-        return "".join(self._parts)
-
-    @property
-    def tool_calls(self) -> list[dict[str, Any]] | None:
-        if not self._tool_calls:
-            return None
-        return [self._tool_calls[index] for index in sorted(self._tool_calls)]
-
-    @property
-    def usage(self) -> Usage:
-        if self.reported_usage is not None:
-            return self.reported_usage
-        if self._prompt_tokens is None:
-            self._prompt_tokens = self._estimate_prompt()
-        completion = num_tokens_from_string(self.text, self._encoding)
-        for call in self._tool_calls.values():
-            completion += num_tokens_from_string(call["function"]["arguments"], self._encoding)
-        return Usage(self._prompt_tokens, completion, estimated=True)
-
-    def apply(self, delta: StreamDelta) -> None:
-        if delta.text:
-            self._parts.append(delta.text)
-        if delta.usage is not None:
-            self.reported_usage = delta.usage
-        if delta.finish_reason:
-            self.finish_reason = delta.finish_reason
-        for fragment in delta.tool_calls or ():
-            self._merge_tool_call(fragment)
-
-    def _merge_tool_call(self, fragment: Mapping[str, Any]) -> None:
-        index = fragment.get("index")
-        if not isinstance(index, int):
-            index = len(self._tool_calls)
-        call = self._tool_calls.setdefault(
-            index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
-        )
-        if fragment.get("id"):
-            call["id"] = fragment["id"]
-        if fragment.get("type"):
-            call["type"] = fragment["type"]
-        function = fragment.get("function") or {}
-        # The name arrives once, in the first fragment (some servers repeat it: keep the first).
-        if function.get("name") and not call["function"]["name"]:
-            call["function"]["name"] = function["name"]
-        if function.get("arguments"):
-            call["function"]["arguments"] += function["arguments"]
-
-    def failed(self, exc: BaseException) -> ProviderError:
-        error = exc if isinstance(exc, ProviderError) else self.context.from_transport(exc)
-        self.error = error
-        return error
-
-    def result(self) -> ChatResult:
-        return ChatResult(self.text, self.usage, self.tool_calls, self.finish_reason)
-
-
-class _StreamView:
-    """Read-only view of a stream's state, common to ChatStream and AsyncChatStream."""
-
-    _state: _StreamState
-
-    @property
-    def text(self) -> str:
-        """The text received so far."""
-        return self._state.text
-
-    @property
-    def usage(self) -> Usage:
-        """The provider's last usage report, else an estimate (estimated=True)."""
-        return self._state.usage
-
-    @property
-    def reported_usage(self) -> Usage | None:
-        """The provider's last usage report, if it sent one."""
-        return self._state.reported_usage
-
-    @property
-    def tool_calls(self) -> list[dict[str, Any]] | None:
-        return self._state.tool_calls
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self._state.finish_reason
-
-    @property
-    def done(self) -> bool:
-        """True once the provider's stream ended normally."""
-        return self._state.done
-
-    @property
-    def error(self) -> ProviderError | None:
-        """The failure that ended the stream, if one did."""
-        return self._state.error
-
-    @property
-    def closed(self) -> bool:
-        return self._state.closed
-
-
-class ChatStream(_StreamView):
-    """Iterate to get text deltas. Afterwards, or after close() or a failure midway, `.usage`,
-    `.text`, `.tool_calls`, `.finish_reason`, `.done` and `.error` tell what happened.
-
-    Close it (or use it as a context manager) when stopping early; it also closes itself
-    when garbage collected, so the connection goes back to the pool.
-    """
-
-    def __init__(
-        self,
-        deltas: Iterator[StreamDelta],
-        *,
-        context: ErrorContext,
-        estimate_prompt: Callable[[], int],
-        encoding: str,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        self._deltas = deltas
-        self._on_close = on_close
-        self._state = _StreamState(context, estimate_prompt, encoding)
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        state = self._state
-        while not state.closed:
-            try:
-                delta = next(self._deltas)
-            except StopIteration:
-                state.done = True
-                self.close()
-                raise
-            except Exception as exc:
-                self.close()
-                if not isinstance(exc, ProviderError | httpx.HTTPError):
-                    raise
-                error = state.failed(exc)
-                raise error from (None if exc is error else exc)
-            state.apply(delta)
-            if delta.text:
-                return delta.text
-        raise StopIteration
-
-    def result(self) -> ChatResult:
-        """Read the rest of the stream and return it as one ChatResult."""
-        for _ in self:
-            pass
-        return self._state.result()
-
-    def close(self) -> None:
-        if self._state.closed:
-            return
-        self._state.closed = True
-        try:
-            close = getattr(self._deltas, "close", None)  # generators have one, iterators not
-            if close is not None:
-                close()
-        finally:
-            if self._on_close is not None:
-                self._on_close()
-
-    def __enter__(self) -> ChatStream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
-
-
-class AsyncChatStream(_StreamView):
-    """The async ChatStream: `async for delta in stream`, `await stream.aclose()`."""
-
-    def __init__(
-        self,
-        deltas: AsyncIterator[StreamDelta],
-        *,
-        context: ErrorContext,
-        estimate_prompt: Callable[[], int],
-        encoding: str,
-        on_close: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self._deltas = deltas
-        self._on_close = on_close
-        self._state = _StreamState(context, estimate_prompt, encoding)
-        self._loop = asyncio.get_running_loop()
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self
-
-    async def __anext__(self) -> str:
-        state = self._state
-        while not state.closed:
-            try:
-                delta = await anext(self._deltas)
-            except StopAsyncIteration:
-                state.done = True
-                await self.aclose()
-                raise
-            except Exception as exc:
-                await self.aclose()
-                if not isinstance(exc, ProviderError | httpx.HTTPError):
-                    raise
-                error = state.failed(exc)
-                raise error from (None if exc is error else exc)
-            state.apply(delta)
-            if delta.text:
-                return delta.text
-        raise StopAsyncIteration
-
-    async def result(self) -> ChatResult:
-        async for _ in self:
-            pass
-        return self._state.result()
-
-    async def aclose(self) -> None:
-        if self._state.closed:
-            return
-        self._state.closed = True
-        try:
-            aclose = getattr(self._deltas, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        finally:
-            if self._on_close is not None:
-                await self._on_close()
-
-    async def __aenter__(self) -> AsyncChatStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __del__(self) -> None:
-        # Nothing can be awaited here: hand the cleanup to the stream's loop if it still runs.
-        if self._state.closed or self._loop.is_closed():
-            return
-        deltas, on_close = self._deltas, self._on_close
-
-        async def cleanup() -> None:
-            with contextlib.suppress(Exception):
-                aclose = getattr(deltas, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            with contextlib.suppress(Exception):
-                if on_close is not None:
-                    await on_close()
-
-        loop = self._loop  # not self: the callback must not resurrect the stream
-        with contextlib.suppress(Exception):
-            loop.call_soon_threadsafe(lambda: loop.create_task(cleanup()))
 
 
 class ChatModel(BaseAdapter):
@@ -552,10 +272,8 @@ class ChatModel(BaseAdapter):
         stream = await asyncio.to_thread(self._chat_stream, request)
         return AsyncChatStream(
             _deltas_in_thread(stream),
-            context=self.context,
-            estimate_prompt=lambda: request.estimate_prompt_tokens(self.encoding),
-            encoding=self.encoding,
-            on_close=lambda: asyncio.to_thread(stream.close),
+            self.chat_state(request),
+            release=lambda: asyncio.to_thread(stream.close),
         )
 
     # --- helpers for subclasses ---
@@ -619,19 +337,18 @@ class ChatModel(BaseAdapter):
             estimated=True,
         )
 
+    def chat_state(self, request: ChatRequest) -> ChatState:
+        return ChatState(
+            self.context, lambda: request.estimate_prompt_tokens(self.encoding), self.encoding
+        )
+
     def make_stream(
         self,
         request: ChatRequest,
         deltas: Iterator[StreamDelta],
         on_close: Callable[[], None] | None = None,
     ) -> ChatStream:
-        return ChatStream(
-            deltas,
-            context=self.context,
-            estimate_prompt=lambda: request.estimate_prompt_tokens(self.encoding),
-            encoding=self.encoding,
-            on_close=on_close,
-        )
+        return ChatStream(deltas, self.chat_state(request), release=on_close)
 
     def make_async_stream(
         self,
@@ -639,13 +356,7 @@ class ChatModel(BaseAdapter):
         deltas: AsyncIterator[StreamDelta],
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncChatStream:
-        return AsyncChatStream(
-            deltas,
-            context=self.context,
-            estimate_prompt=lambda: request.estimate_prompt_tokens(self.encoding),
-            encoding=self.encoding,
-            on_close=on_close,
-        )
+        return AsyncChatStream(deltas, self.chat_state(request), release=on_close)
 
 
 async def _deltas_in_thread(stream: ChatStream) -> AsyncIterator[StreamDelta]:
@@ -787,76 +498,6 @@ class Speech2TextModel(BaseAdapter):
         self, audio: bytes, *, filename: str = "audio.wav", language: str | None = None
     ) -> TranscriptionResult:
         raise NotImplementedError
-
-
-class AudioStream:
-    """Iterate to get audio bytes as the provider streams them; `.usage` counts the input
-    text (estimated unless the provider reported it)."""
-
-    def __init__(
-        self,
-        chunks: Iterator[bytes],
-        *,
-        context: ErrorContext,
-        usage: Usage,
-        content_type: str | None = None,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        self._chunks = chunks
-        self._context = context
-        self._on_close = on_close
-        self.usage = usage
-        self.content_type = content_type
-        self.done = False
-        self.error: ProviderError | None = None
-        self.closed = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        while not self.closed:
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                self.done = True
-                self.close()
-                raise
-            except Exception as exc:
-                self.close()
-                if not isinstance(exc, ProviderError | httpx.HTTPError):
-                    raise
-                error = self._context.from_transport(exc)
-                self.error = error
-                raise error from (None if exc is error else exc)
-            if chunk:
-                return chunk
-        raise StopIteration
-
-    def read(self) -> bytes:
-        return b"".join(self)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            close = getattr(self._chunks, "close", None)
-            if close is not None:
-                close()
-        finally:
-            if self._on_close is not None:
-                self._on_close()
-
-    def __enter__(self) -> AudioStream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
 
 
 class TTSModel(BaseAdapter):

@@ -18,12 +18,10 @@ Streams are recorded once when they end, fail midway, are closed, or are dropped
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -134,92 +132,12 @@ def _in_event_loop() -> bool:
     return True
 
 
-class BundleChatStream:
-    """A chat stream that records its usage once: at the end, on failure, close, or drop."""
-
-    def __init__(self, stream, call: _Call) -> None:
-        self._stream = stream
-        self._call = call
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        try:
-            return next(self._stream)
-        except StopIteration:
-            self._call.finish(self._stream.usage)
-            raise
-        except BaseException as exc:
-            self._call.finish(self._stream.usage, exc)
-            raise
-
-    def __getattr__(self, name: str) -> Any:  # text, usage, done, error, tool_calls...
-        return getattr(self._stream, name)
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            self._call.finish(self._stream.usage, self._stream.error)
-
-    def __enter__(self) -> BundleChatStream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # Abandoned by the caller: still counted, with the usage so far.
-        with contextlib.suppress(Exception):
-            self.close()
-
-
-class AsyncBundleChatStream:
-    def __init__(self, stream, call: _Call) -> None:
-        self._stream = stream
-        self._call = call
-        self._iterator: AsyncIterator[str] | None = None
-
-    def __aiter__(self) -> AsyncBundleChatStream:
-        return self
-
-    async def __anext__(self) -> str:
-        if self._iterator is None:
-            self._iterator = self._stream.__aiter__()
-        try:
-            return await self._iterator.__anext__()
-        except StopAsyncIteration:
-            self._call.finish(self._stream.usage)
-            raise
-        except BaseException as exc:
-            self._call.finish(self._stream.usage, exc)
-            raise
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-    async def aclose(self) -> None:
-        try:
-            closer = getattr(self._stream, "aclose", None)
-            if closer is not None:
-                await closer()
-        finally:
-            self._call.finish(self._stream.usage, getattr(self._stream, "error", None))
-
-    async def __aenter__(self) -> AsyncBundleChatStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self._call.finish(self._stream.usage, getattr(self._stream, "error", None))
-
-
-class BundleAudioStream(BundleChatStream):
-    """TTS audio chunks; recorded once like chat streams."""
+def _recorded(stream, accounting: _Call):
+    """`stream`, recording its usage once when it closes: at its end, on a failure midway, on
+    close(), or when it is dropped unclosed (the stream's own safety net closes it then)."""
+    # The callback holds the accounting, never the stream, so a dropped stream can be collected.
+    stream.on_close(lambda state: accounting.finish(state.usage, state.error))
+    return stream
 
 
 class LLMBundle:
@@ -318,7 +236,7 @@ class LLMBundle:
         except BaseException as exc:
             accounting.finish(None, exc)
             raise
-        return BundleChatStream(stream, accounting)
+        return _recorded(stream, accounting)
 
     async def achat(self, history, *, system=None, gen_conf=None, tools=None):
         return await self._arun(
@@ -337,7 +255,7 @@ class LLMBundle:
         except BaseException as exc:
             accounting.finish(None, exc)
             raise
-        return AsyncBundleChatStream(stream, accounting)
+        return _recorded(stream, accounting)
 
     # --- embedding, rerank ---
 
@@ -384,7 +302,7 @@ class LLMBundle:
         except BaseException as exc:
             accounting.finish(None, exc)
             raise
-        return BundleAudioStream(stream, accounting)
+        return _recorded(stream, accounting)
 
     def ocr(self, document: bytes, *, mime_type: str = "application/pdf"):
         from django.conf import settings

@@ -20,6 +20,7 @@ import httpx
 from ..base import AudioStream, TTSModel
 from ..errors import ModelError, ProviderError
 from ..results import Usage
+from ..streams import AudioState
 
 AUDIO_FORMAT = "mp3"
 
@@ -64,13 +65,9 @@ class FishAudioTTS(TTSModel):
                     status=404,
                 ) from error
             raise
-        return AudioStream(
-            _audio_chunks(response),
-            context=self.context,
-            usage=Usage(prompt_tokens=self.count_tokens(text), estimated=True),
-            content_type=response.headers.get("content-type"),
-            on_close=response.close,
-        )
+        usage = Usage(prompt_tokens=self.count_tokens(text), estimated=True)
+        state = AudioState(self.context, usage, response.headers.get("content-type"))
+        return AudioStream(_audio_chunks(response), state, release=response.close)
 
 
 def _audio_chunks(response: httpx.Response) -> Iterator[bytes]:

@@ -40,6 +40,7 @@ from ..base import (
 from ..http import ProviderResponse
 from ..results import EmbeddingResult, TranscriptionResult, Usage
 from ..sse import SSEEvent
+from ..streams import AudioState
 from ..tokens import usage_from_response
 
 HOSTED_BASE_URLS = {
@@ -442,13 +443,8 @@ class OpenAITTS(OpenAIWire, TTSModel):
         response = self.post_stream("audio/speech", json=body)
         # The speech endpoint reports no usage: bill the input text, estimated.
         usage = Usage(prompt_tokens=self.count_tokens(text), estimated=True)
-        return AudioStream(
-            _audio_chunks(response),
-            context=self.context,
-            usage=usage,
-            content_type=response.headers.get("content-type"),
-            on_close=response.close,
-        )
+        state = AudioState(self.context, usage, response.headers.get("content-type"))
+        return AudioStream(_audio_chunks(response), state, release=response.close)
 
 
 def _audio_chunks(response: httpx.Response) -> Iterator[bytes]:

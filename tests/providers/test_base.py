@@ -3,14 +3,13 @@ import gc
 
 import pytest
 
-from providers.base import (
+from providers.base import ChatModel, ChatRequest, EmbeddingModel, RerankModel
+from providers.streams import (
     AsyncChatStream,
+    AudioState,
     AudioStream,
-    ChatModel,
-    ChatRequest,
+    ChatState,
     ChatStream,
-    EmbeddingModel,
-    RerankModel,
     StreamDelta,
 )
 from providers.classify import ErrorContext
@@ -29,13 +28,10 @@ CONTEXT = ErrorContext("Test", "test-model", ("secret-0123456789",))
 
 
 def make_stream(deltas, on_close=None):
-    return ChatStream(
-        iter(deltas),
-        context=CONTEXT,
-        estimate_prompt=lambda: 7,
-        encoding="cl100k_base",
-        on_close=on_close,
-    )
+    stream = ChatStream(iter(deltas), ChatState(CONTEXT, lambda: 7, "cl100k_base"))
+    if on_close is not None:
+        stream.on_close(lambda state: on_close())
+    return stream
 
 
 def failing(deltas, error):
@@ -179,17 +175,12 @@ def test_an_async_stream_closes_on_garbage_collection():
     async def deltas():
         yield StreamDelta(text="x")
 
-    async def on_close():
+    def on_close():
         closed.append(1)
 
     async def run():
-        stream = AsyncChatStream(
-            deltas(),
-            context=CONTEXT,
-            estimate_prompt=lambda: 1,
-            encoding="cl100k_base",
-            on_close=on_close,
-        )
+        stream = AsyncChatStream(deltas(), ChatState(CONTEXT, lambda: 1, "cl100k_base"))
+        stream.on_close(lambda state: on_close())
         del stream
         gc.collect()
         for _ in range(3):
@@ -260,11 +251,9 @@ def test_rerank_checks_one_score_per_text():
 def test_an_audio_stream_yields_bytes_and_closes():
     closed = []
     stream = AudioStream(
-        iter([b"ab", b"", b"cd"]),
-        context=CONTEXT,
-        usage=Usage(2, estimated=True),
-        on_close=lambda: closed.append(1),
+        iter([b"ab", b"", b"cd"]), AudioState(CONTEXT, Usage(2, estimated=True), None)
     )
+    stream.on_close(lambda state: closed.append(1))
     assert stream.read() == b"abcd"
     assert stream.done
     assert closed == [1]

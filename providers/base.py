@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import httpx
@@ -39,6 +40,8 @@ from .results import (
     TranscriptionResult,
     Usage,
 )
+from .retry import RetryPolicy, with_retries
+from .runner import Flow, arun, run
 from .streams import (
     AsyncChatStream,
     AudioStream,
@@ -53,6 +56,9 @@ logger = logging.getLogger(__name__)
 
 
 class BaseAdapter:
+    """What every adapter is: a factory's model, its credentials and base URL, and the way to
+    send a described request (sans I/O) through the runner."""
+
     model_type: ClassVar[ModelType]
     factories: ClassVar[tuple[str, ...]] = ()
     default_base_url: ClassVar[str | None] = None
@@ -72,7 +78,7 @@ class BaseAdapter:
         credentials: Credentials | str | Mapping[str, Any] | None,
         base_url: str | None = None,
         guard: http.Guard | None = None,
-        retry_policy: http.RetryPolicy | None = None,
+        retry_policy: RetryPolicy | None = None,
         **options: Any,
     ) -> None:
         if factory not in self.factories:
@@ -114,52 +120,83 @@ class BaseAdapter:
             f"{self.credentials!r}>"
         )
 
-    # --- HTTP, always through providers.http ---
-
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
 
-    def _request(self, method: str, path: str, **options: Any) -> http.ProviderResponse:
-        return http.request(
-            method,
-            self.url(path),
-            context=self.context,
-            guard=self.guard,
-            policy=self.retry_policy,
-            **options,
-        )
+    # --- describing requests (no I/O) ---
 
-    def _open_stream(self, method: str, path: str, **options: Any) -> httpx.Response:
-        return http.open_stream(
-            method,
-            self.url(path),
-            context=self.context,
-            guard=self.guard,
-            policy=self.retry_policy,
-            **options,
-        )
+    def headers(self) -> dict[str, str]:
+        """The authentication headers: `Authorization: Bearer <key>` unless a family says
+        otherwise, and none without a key (keyless self-hosted servers)."""
+        key = self.credentials.key
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
-    async def _arequest(self, method: str, path: str, **options: Any) -> http.ProviderResponse:
-        return await http.arequest(
-            method,
-            self.url(path),
-            context=self.context,
-            guard=self.guard,
-            policy=self.retry_policy,
-            **options,
-        )
+    def post(self, path: str, **options: Any) -> http.Request:
+        """A POST to `path` (relative to the base URL) with the family's headers."""
+        return http.Request("POST", path, headers=self.headers(), **options)
 
-    async def _aopen_stream(self, method: str, path: str, **options: Any) -> httpx.Response:
-        return await http.aopen_stream(
-            method,
-            self.url(path),
-            context=self.context,
-            guard=self.guard,
-            policy=self.retry_policy,
-            **options,
-        )
+    # --- sending them: flows for providers.runner ---
 
-    def _json(self, response: http.ProviderResponse) -> Any:
+    @property
+    def policy(self) -> RetryPolicy:
+        return self.retry_policy or RetryPolicy.from_settings()
+
+    def fetch(self, request: http.Request) -> Flow[http.ProviderResponse]:
+        """`request` sent with retries: the fully read 2xx answer."""
+        return self._retried(request, stream=False)
+
+    def open(self, request: http.Request) -> Flow[httpx.Response]:
+        """`request` sent with retries: the open 2xx response, for a stream to read."""
+        return self._retried(request, stream=True)
+
+    def _retried(self, request: http.Request, *, stream: bool) -> Flow[Any]:
+        secrets = self.context.secrets
+        attempt = functools.partial(self.attempt, request, stream=stream)
+        return with_retries(attempt, policy=self.policy, secrets=secrets)
+
+    def attempt(self, request: http.Request, *, stream: bool) -> Flow[Any]:
+        """One try of `request`; what it raises is retried when retryable. Families that sign
+        each try, add an access token or read errors out of 2xx answers override this."""
+        return self.send(self.http_call(request), stream=stream)
+
+    def http_call(self, request: http.Request, context: ErrorContext | None = None) -> http.Call:
+        """`request` addressed (a relative URL joins the base URL) and guarded."""
+        url = str(request.url)
+        if not url.startswith(("http://", "https://")):
+            request = replace(request, url=self.url(url))
+        return http.Call(request, context or self.context, self.policy, self.guard)
+
+    def send(self, call: http.Call, *, stream: bool) -> Flow[Any]:
+        """One attempt of `call`; its error refined by refine_error()."""
+        try:
+            if stream:
+                return (yield from http.open_once(call))
+            return (yield from http.fetch_once(call))
+        except ProviderError as error:
+            refined = self.refine_error(error)
+            if refined is error:
+                raise
+            raise refined from error
+
+    def refine_error(self, error: ProviderError) -> ProviderError:
+        """A family's better reading of an error status (Cohere's 498 is a bad key...)."""
+        return error
+
+    def expect_events(
+        self, call: http.Call, response: httpx.Response, check: Callable[[Any], object]
+    ) -> Flow[httpx.Response]:
+        """`response` if it is an event stream. Providers that report errors in 2xx answers
+        send a JSON body instead when a stream fails before it begins: `check(answer)` raises
+        the error it holds."""
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            return response
+        answer = yield from http.read_answer(call, response)
+        check(answer)
+        raise self.malformed("a stream answered without events")
+
+    # --- reading answers ---
+
+    def json_of(self, response: http.ProviderResponse) -> Any:
         """The JSON body of a 2xx response, or an error saying the provider sent garbage."""
         try:
             return response.json()
@@ -171,8 +208,24 @@ class BaseAdapter:
                 status=response.status_code,
             ) from None
 
-    def _malformed(self, what: str) -> ProviderError:
+    def malformed(self, what: str) -> ProviderError:
         return self.context.error(GenericProviderError, f"unexpected response: {what}")
+
+    # Legacy names, until every family is a description.
+    _json = json_of
+    _malformed = malformed
+
+    def _request(self, method: str, path: str, **options: Any) -> http.ProviderResponse:
+        return run(self.fetch(http.Request(method, path, **options)))
+
+    def _open_stream(self, method: str, path: str, **options: Any) -> httpx.Response:
+        return run(self.open(http.Request(method, path, **options)))
+
+    async def _arequest(self, method: str, path: str, **options: Any) -> http.ProviderResponse:
+        return await arun(self.fetch(http.Request(method, path, **options)))
+
+    async def _aopen_stream(self, method: str, path: str, **options: Any) -> httpx.Response:
+        return await arun(self.open(http.Request(method, path, **options)))
 
 
 # --- chat --------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from tiktoken_ext import openai_public
 
 from .factories import strip_name_suffix
 from .results import Usage
+from .wire import dig
 
 DEFAULT_ENCODING = "cl100k_base"
 _CONSTRUCTORS = {"cl100k_base": openai_public.cl100k_base, "o200k_base": openai_public.o200k_base}
@@ -151,14 +152,6 @@ def num_tokens_from_messages(
 # --- usage in responses ----------------------------------------------------------------------
 
 
-def _dig(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(key)
-    return data
-
-
 def _int(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -177,16 +170,16 @@ def total_token_count_from_response(resp: Any) -> int:
         ("usageMetadata", "totalTokenCount"),  # Gemini REST
         ("usage_metadata", "total_token_count"),
     ):
-        value = _int(_dig(resp, *path))
+        value = _int(dig(resp, *path))
         if value is not None:
             return value
-    billed = _dig(resp, "meta", "billed_units")  # Cohere
+    billed = dig(resp, "meta", "billed_units")  # Cohere
     if isinstance(billed, Mapping) and _int(billed.get("input_tokens")) is not None:
         return _int(billed.get("input_tokens")) + (_int(billed.get("output_tokens")) or 0)
     for path in (("usage",), ("meta", "tokens")):  # Anthropic; Cohere's raw token counts
-        counts = _dig(resp, *path)
-        inputs = _int(_dig(counts, "input_tokens"))
-        outputs = _int(_dig(counts, "output_tokens"))
+        counts = dig(resp, *path)
+        inputs = _int(dig(counts, "input_tokens"))
+        outputs = _int(dig(counts, "output_tokens"))
         if inputs is not None and outputs is not None:
             return inputs + outputs
     return 0
@@ -236,6 +229,13 @@ def usage_from_response(resp: Any) -> Usage | None:
             if found is not None:
                 return found
     return None
+
+
+def reported_usage(resp: Any) -> Usage | None:
+    """usage_from_response(), or None when the report is all zeros: some compatible servers
+    send a zeroed usage block instead of none at all."""
+    usage = usage_from_response(resp)
+    return usage if usage is not None and usage.total_tokens > 0 else None
 
 
 def _input_output(counts: Any) -> Usage | None:

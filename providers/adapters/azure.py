@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from ..base import ChatModel, Image2TextModel
+from ..kinds.chat import ChatModel, Image2TextModel
 from .openai import OpenAIChatWire, OpenAIEmbedding, OpenAIWire
 
 DEFAULT_API_VERSION = "2024-02-01"

@@ -17,31 +17,19 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
-from ..base import (
-    AsyncChatStream,
-    AudioStream,
-    BaseAdapter,
-    ChatModel,
-    ChatRequest,
-    ChatResult,
-    ChatStream,
-    EmbeddingModel,
-    Image2TextModel,
-    Speech2TextModel,
-    StreamDelta,
-    StreamStep,
-    TTSModel,
-)
-from ..http import ProviderResponse
-from ..results import EmbeddingResult, TranscriptionResult, Usage
+from ..base import BaseAdapter
+from ..http import Request
+from ..kinds.audio import Speech2TextModel, TTSModel
+from ..kinds.chat import ChatModel, ChatRequest, Image2TextModel, StreamStep
+from ..kinds.embedding import EmbeddingModel
+from ..results import ChatResult, EmbeddingResult, TranscriptionResult, Usage
 from ..sse import SSEEvent
-from ..streams import AudioState
-from ..tokens import usage_from_response
+from ..streams import StreamDelta
+from ..tokens import reported_usage
+from ..wire import content_text, dig, mapping
 
 HOSTED_BASE_URLS = {
     "OpenAI": "https://api.openai.com/v1",
@@ -165,46 +153,16 @@ class OpenAIWire(BaseAdapter):
     def query_params(self) -> dict[str, str] | None:
         return None
 
-    def post(self, endpoint: str, **options: Any) -> ProviderResponse:
-        return self._request(
-            "POST",
-            self.endpoint_path(endpoint),
-            headers=self.headers(),
-            params=self.query_params(),
-            **options,
-        )
+    def body_model(self) -> str | None:
+        """The `model` of request bodies (None: the URL selects the model)."""
+        return self.wire_model_name
 
-    async def apost(self, endpoint: str, **options: Any) -> ProviderResponse:
-        return await self._arequest(
-            "POST",
-            self.endpoint_path(endpoint),
-            headers=self.headers(),
-            params=self.query_params(),
-            **options,
-        )
+    def post(self, path: str, **options: Any) -> Request:
+        return super().post(self.endpoint_path(path), params=self.query_params(), **options)
 
-    def post_stream(self, endpoint: str, **options: Any) -> httpx.Response:
-        return self._open_stream(
-            "POST",
-            self.endpoint_path(endpoint),
-            headers=self.headers(),
-            params=self.query_params(),
-            **options,
-        )
-
-    async def apost_stream(self, endpoint: str, **options: Any) -> httpx.Response:
-        return await self._aopen_stream(
-            "POST",
-            self.endpoint_path(endpoint),
-            headers=self.headers(),
-            params=self.query_params(),
-            **options,
-        )
-
-    def reported_usage(self, data: Mapping[str, Any]) -> Usage | None:
-        usage = usage_from_response(data)
-        # Some compatible servers send an all-zero usage block instead of none at all.
-        return usage if usage is not None and usage.total_tokens > 0 else None
+    def with_model(self, body: dict[str, Any]) -> dict[str, Any]:
+        model = self.body_model()
+        return {"model": model, **body} if model is not None else body
 
 
 # --- chat ----------------------------------------------------------------------------------------
@@ -213,8 +171,9 @@ class OpenAIWire(BaseAdapter):
 class OpenAIChatWire(OpenAIWire):
     """chat/completions, for chat and vision adapters alike. Not registered."""
 
-    def body_model(self) -> str | None:
-        return self.wire_model_name
+    # A clean end of the body without [DONE] or a finish reason: the provider (or a proxy)
+    # stopped mid-answer.
+    stream_end_marker = "[DONE]"
 
     def stream_usage_supported(self) -> bool:
         return True
@@ -240,12 +199,8 @@ class OpenAIChatWire(OpenAIWire):
                 return {"provider": {"order": list(order)}}
         return {}
 
-    def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        model = self.body_model()
-        if model is not None:
-            body["model"] = model
-        body["messages"] = request.messages()
+    def chat_request(self, request: ChatRequest, *, stream: bool) -> Request:
+        body = self.with_model({"messages": request.messages()})
         body.update(self.gen_conf(request.gen_conf))
         if request.tools:
             body["tools"] = request.tools
@@ -254,59 +209,25 @@ class OpenAIChatWire(OpenAIWire):
             body["stream"] = True
             if self.stream_usage_supported():
                 body["stream_options"] = {"include_usage": True}
-        return body
+        return self.post("chat/completions", json=body)
 
-    def _chat(self, request: ChatRequest) -> ChatResult:
-        response = self.post("chat/completions", json=self.chat_body(request, stream=False))
-        return self.parse_completion(self._json(response), request)
-
-    async def _achat(self, request: ChatRequest) -> ChatResult:
-        response = await self.apost("chat/completions", json=self.chat_body(request, stream=False))
-        return self.parse_completion(self._json(response), request)
-
-    def _chat_stream(self, request: ChatRequest) -> ChatStream:
-        response = self.post_stream("chat/completions", json=self.chat_body(request, stream=True))
-        return self.make_stream(request, self.stream_deltas(response), on_close=response.close)
-
-    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
-        body = self.chat_body(request, stream=True)
-        response = await self.apost_stream("chat/completions", json=body)
-        return self.make_async_stream(
-            request, self.astream_deltas(response), on_close=response.aclose
-        )
-
-    def parse_completion(self, data: Any, request: ChatRequest) -> ChatResult:
+    def parse_chat(self, data: Any, request: ChatRequest) -> ChatResult:
         if not isinstance(data, Mapping):
-            raise self._malformed("the completion is not a JSON object")
+            raise self.malformed("the completion is not a JSON object")
         if data.get("error"):  # some compatible servers answer 200 with an error body
             raise self.context.classify(None, data)
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-            raise self._malformed("the completion has no choices")
+            raise self.malformed("the completion has no choices")
         choice = choices[0]
         message = choice.get("message") or {}
-        text = _content_text(message.get("content"))
-        tool_calls = message.get("tool_calls") or None
-        usage = self.reported_usage(data)
-        if usage is None:
-            arguments = "".join(
-                str((call.get("function") or {}).get("arguments") or "")
-                for call in tool_calls or ()
-            )
-            usage = self.estimate_usage(request, text + arguments)
-        return ChatResult(text, usage, tool_calls, choice.get("finish_reason"))
-
-    # --- streaming ---
-
-    # A clean end of the body without [DONE] or a finish reason: the provider (or a proxy)
-    # stopped mid-answer.
-    stream_end_marker = "[DONE]"
-
-    def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        return self.sse_deltas(response, self.stream_step)
-
-    def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        return self.asse_deltas(response, self.stream_step)
+        return self.chat_result(
+            request,
+            content_text(message.get("content")),
+            usage=reported_usage(data),
+            tool_calls=message.get("tool_calls") or None,
+            finish_reason=choice.get("finish_reason"),
+        )
 
     def stream_step(self, event: SSEEvent) -> StreamStep:
         if event.is_done:
@@ -319,31 +240,22 @@ class OpenAIChatWire(OpenAIWire):
         try:
             chunk = event.json()
         except ValueError:
-            raise self._malformed(f"stream chunk is not JSON: {event.data[:200]!r}") from None
+            raise self.malformed(f"stream chunk is not JSON: {event.data[:200]!r}") from None
         if not isinstance(chunk, Mapping):
-            raise self._malformed("stream chunk is not a JSON object")
+            raise self.malformed("stream chunk is not a JSON object")
         if chunk.get("error"):
             raise self.context.classify(None, chunk)
         # Groq reported streamed usage under x_groq before it supported stream_options.
-        usage_block = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
-        usage = self.reported_usage({"usage": usage_block}) if usage_block else None
+        usage_block = chunk.get("usage") or dig(chunk, "x_groq", "usage")
         choices = chunk.get("choices") or []
-        choice = choices[0] if choices and isinstance(choices[0], Mapping) else {}
-        delta = choice.get("delta") or {}
+        choice = mapping(choices[0]) if choices else {}
+        delta = mapping(choice.get("delta"))
         return StreamDelta(
-            text=_content_text(delta.get("content")),
-            usage=usage,
+            text=content_text(delta.get("content")),
+            usage=reported_usage({"usage": usage_block}) if usage_block else None,
             finish_reason=choice.get("finish_reason"),
             tool_calls=delta.get("tool_calls") or None,
         )
-
-
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # a few servers answer with content parts
-        return "".join(part.get("text") or "" for part in content if isinstance(part, Mapping))
-    return ""
 
 
 class OpenAIChat(OpenAIChatWire, ChatModel):
@@ -361,34 +273,16 @@ class OpenAIEmbedding(OpenAIWire, EmbeddingModel):
     factories = EMBEDDING_FACTORIES
     batch_sizes = {"Tongyi-Qianwen": 10}  # DashScope's compatible mode takes 10 inputs at most
 
-    def body_model(self) -> str | None:
-        return self.wire_model_name
-
     def embedding_options(self, *, query: bool) -> dict[str, Any]:
         return {}
 
-    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
-        body: dict[str, Any] = {}
-        model = self.body_model()
-        if model is not None:
-            body["model"] = model
-        body["input"] = texts
-        body.update(self.embedding_options(query=query))
-        data = self._json(self.post("embeddings", json=body))
-        return self.parse_embeddings(data, texts)
+    def embed_request(self, texts: list[str], *, query: bool) -> Request:
+        body = self.with_model({"input": texts}) | self.embedding_options(query=query)
+        return self.post("embeddings", json=body)
 
     def parse_embeddings(self, data: Any, texts: list[str]) -> EmbeddingResult:
-        items = data.get("data") if isinstance(data, Mapping) else None
-        if not isinstance(items, list):
-            raise self._malformed("the embeddings response has no data list")
-        try:
-            # `index` says which input each vector belongs to; order is not guaranteed.
-            ordered = sorted(items, key=lambda item: item.get("index", 0))
-            vectors = [[float(x) for x in item["embedding"]] for item in ordered]
-        except (AttributeError, KeyError, TypeError, ValueError):
-            raise self._malformed("an embedding is missing or not a list of numbers") from None
-        usage = self.reported_usage(data) or self.estimate_usage(texts)
-        return EmbeddingResult(vectors, usage)
+        vectors = self.indexed_vectors(mapping(data).get("data"))
+        return EmbeddingResult(vectors, reported_usage(data) or self.estimate_usage(texts))
 
 
 class NvidiaEmbedding(OpenAIEmbedding):
@@ -406,23 +300,22 @@ class NvidiaEmbedding(OpenAIEmbedding):
 class OpenAISpeech2Text(OpenAIWire, Speech2TextModel):
     factories = SPEECH2TEXT_FACTORIES
 
-    def transcription(
-        self, audio: bytes, *, filename: str = "audio.wav", language: str | None = None
-    ) -> TranscriptionResult:
+    def transcription_request(
+        self, audio: bytes, *, filename: str, language: str | None
+    ) -> Request:
         form = {"model": self.wire_model_name, "response_format": "json"}
         if language:
             form["language"] = language
         mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        response = self.post(
-            "audio/transcriptions", data=form, files={"file": (filename, audio, mime)}
-        )
-        data = self._json(response)
-        text = data.get("text") if isinstance(data, Mapping) else None
+        return self.post("audio/transcriptions", data=form, files={"file": (filename, audio, mime)})
+
+    def parse_transcription(self, data: Any) -> TranscriptionResult:
+        text = mapping(data).get("text")
         if not isinstance(text, str):
-            raise self._malformed("the transcription has no text")
+            raise self.malformed("the transcription has no text")
         # Token usage when the model reports it (gpt-4o-transcribe); whisper-1 reports
         # seconds of audio or nothing, so count the transcript instead.
-        usage = self.reported_usage(data) or Usage(
+        usage = reported_usage(data) or Usage(
             completion_tokens=self.count_tokens(text), estimated=True
         )
         return TranscriptionResult(text, usage)
@@ -433,22 +326,11 @@ class OpenAITTS(OpenAIWire, TTSModel):
     default_voice = "alloy"
     response_format = "mp3"
 
-    def tts(self, text: str, *, voice: str | None = None) -> AudioStream:
+    def speech_request(self, text: str, *, voice: str | None) -> Request:
         body = {
             "model": self.wire_model_name,
             "input": text,
             "voice": voice or self.options.get("voice") or self.default_voice,
             "response_format": self.response_format,
         }
-        response = self.post_stream("audio/speech", json=body)
-        # The speech endpoint reports no usage: bill the input text, estimated.
-        usage = Usage(prompt_tokens=self.count_tokens(text), estimated=True)
-        state = AudioState(self.context, usage, response.headers.get("content-type"))
-        return AudioStream(_audio_chunks(response), state, release=response.close)
-
-
-def _audio_chunks(response: httpx.Response) -> Iterator[bytes]:
-    try:
-        yield from response.iter_bytes()
-    finally:
-        response.close()
+        return self.post("audio/speech", json=body)

@@ -26,27 +26,19 @@ stop reason raises ContentFilteredError.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import httpx
-
-from ..base import (
-    AsyncChatStream,
-    BaseAdapter,
-    ChatModel,
-    ChatRequest,
-    ChatResult,
-    ChatStream,
-    Image2TextModel,
-    StreamDelta,
-    StreamStep,
-)
-from ..errors import ContentFilteredError, InvalidRequestError, ProviderError
-from ..http import ProviderResponse
-from ..results import Usage
+from ..base import BaseAdapter
+from ..errors import ContentFilteredError, InvalidRequestError
+from ..http import Request
+from ..kinds.chat import ChatModel, ChatRequest, Image2TextModel, StreamStep, reader_steps
+from ..media import image_url_of, split_data_url
+from ..results import ChatResult, Usage
 from ..sse import SSEEvent
-from ..tokens import usage_from_response
+from ..streams import StreamDelta
+from ..tokens import reported_usage, usage_from_response
+from ..wire import content_text
 
 API_VERSION = "2023-06-01"
 MESSAGES_PATH = "v1/messages"
@@ -77,10 +69,6 @@ class AnthropicWire(BaseAdapter):
             headers["x-api-key"] = self.credentials.key
         return headers
 
-    def reported_usage(self, data: Mapping[str, Any]) -> Usage | None:
-        usage = usage_from_response(data)
-        return usage if usage is not None and usage.total_tokens > 0 else None
-
     def refused(self) -> ContentFilteredError:
         return self.context.error(
             ContentFilteredError, "the model refused to answer (stop_reason: refusal)"
@@ -88,7 +76,7 @@ class AnthropicWire(BaseAdapter):
 
     # --- request ---
 
-    def messages_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    def chat_request(self, request: ChatRequest, *, stream: bool) -> Request:
         system, messages = self.translate_history(request)
         body: dict[str, Any] = {
             "model": self.wire_model_name,
@@ -105,7 +93,7 @@ class AnthropicWire(BaseAdapter):
                 body["tool_choice"] = choice
         if stream:
             body["stream"] = True
-        return body
+        return self.post(MESSAGES_PATH, json=body)
 
     def translate_history(self, request: ChatRequest) -> tuple[str, list[dict[str, Any]]]:
         """The system text, and the history as Anthropic messages."""
@@ -115,7 +103,7 @@ class AnthropicWire(BaseAdapter):
             role = message.get("role")
             content = message.get("content")
             if role in ("system", "developer"):
-                system.append(_text_of(content))
+                system.append(content_text(content, text_parts_only=True))
                 continue
             if role == "tool":
                 role, blocks = "user", [_tool_result(message)]
@@ -160,14 +148,14 @@ class AnthropicWire(BaseAdapter):
 
     # --- reply ---
 
-    def parse_message(self, data: Any, request: ChatRequest) -> ChatResult:
+    def parse_chat(self, data: Any, request: ChatRequest) -> ChatResult:
         if not isinstance(data, Mapping):
-            raise self._malformed("the message is not a JSON object")
+            raise self.malformed("the message is not a JSON object")
         if data.get("type") == "error" or isinstance(data.get("error"), Mapping):
             raise self.context.classify(None, data)
         content = data.get("content")
         if not isinstance(content, list):
-            raise self._malformed("the message has no content list")
+            raise self.malformed("the message has no content list")
         texts, tool_calls = [], []
         for block in content:
             if not isinstance(block, Mapping):
@@ -187,76 +175,24 @@ class AnthropicWire(BaseAdapter):
                 )
         if data.get("stop_reason") == "refusal":
             raise self.refused()
-        text = "".join(texts)
-        usage = self.reported_usage(data)
-        if usage is None:
-            arguments = "".join(call["function"]["arguments"] for call in tool_calls)
-            usage = self.estimate_usage(request, text + arguments)
-        return ChatResult(text, usage, tool_calls or None, _finish_reason(data.get("stop_reason")))
-
-    # --- calls ---
-
-    def post(self, **options: Any) -> ProviderResponse:
-        return self._request("POST", MESSAGES_PATH, headers=self.headers(), **options)
-
-    async def apost(self, **options: Any) -> ProviderResponse:
-        return await self._arequest("POST", MESSAGES_PATH, headers=self.headers(), **options)
-
-    def _chat(self, request: ChatRequest) -> ChatResult:
-        response = self.post(json=self.messages_body(request, stream=False))
-        return self.parse_message(self._json(response), request)
-
-    async def _achat(self, request: ChatRequest) -> ChatResult:
-        response = await self.apost(json=self.messages_body(request, stream=False))
-        return self.parse_message(self._json(response), request)
-
-    def _chat_stream(self, request: ChatRequest) -> ChatStream:
-        response = self._open_stream(
-            "POST",
-            MESSAGES_PATH,
-            headers=self.headers(),
-            json=self.messages_body(request, stream=True),
-        )
-        return self.make_stream(request, self.stream_deltas(response), on_close=response.close)
-
-    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
-        response = await self._aopen_stream(
-            "POST",
-            MESSAGES_PATH,
-            headers=self.headers(),
-            json=self.messages_body(request, stream=True),
-        )
-        return self.make_async_stream(
-            request, self.astream_deltas(response), on_close=response.aclose
+        return self.chat_result(
+            request,
+            "".join(texts),
+            usage=reported_usage(data),
+            tool_calls=tool_calls,
+            finish_reason=_finish_reason(data.get("stop_reason")),
         )
 
     # --- streaming ---
 
     stream_end_marker = "its message_stop event"
 
-    def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        return self.sse_deltas(response, self.stream_stepper())
-
-    def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        return self.asse_deltas(response, self.stream_stepper())
-
-    def stream_stepper(self):
-        """A step function with the state of one stream."""
-        reader = _EventReader(self)
-
-        def step(event: SSEEvent) -> StreamStep:
-            deltas: list[StreamDelta] = []
-            try:
-                deltas.extend(reader.read(event))
-            except ProviderError as exc:
-                return StreamStep(tuple(deltas), error=exc)
-            return StreamStep(tuple(deltas), complete=reader.stopped)
-
-        return step
+    def stream_stepper(self, request: ChatRequest) -> Callable[[SSEEvent], StreamStep]:
+        return reader_steps(_EventReader(self))
 
 
 class _EventReader:
-    """Turns one stream's events into StreamDeltas; shared by the sync and async streams.
+    """Turns one stream's events into StreamDeltas.
 
     Until message_delta reports the output tokens, each delta carries the exact input count
     from message_start plus an estimate of the output received so far (estimated=True), so
@@ -270,17 +206,17 @@ class _EventReader:
         self.output_estimate = 0
         self.tool_calls: dict[int, int] = {}  # content block index -> tool call index
         self.tool_calls_with_input: set[int] = set()
-        self.stopped = False
+        self.complete = False  # message_stop came
 
     def read(self, event: SSEEvent) -> Iterator[StreamDelta]:
         try:
             data = event.json()
         except ValueError:
-            raise self.adapter._malformed(
+            raise self.adapter.malformed(
                 f"stream event is not JSON: {event.data[:200]!r}"
             ) from None
         if not isinstance(data, Mapping):
-            raise self.adapter._malformed("stream event is not a JSON object")
+            raise self.adapter.malformed("stream event is not a JSON object")
         kind = data.get("type") or event.event
         if kind == "message_start":
             usage = (data.get("message") or {}).get("usage")
@@ -305,7 +241,7 @@ class _EventReader:
             if stop_reason == "refusal":
                 raise self.adapter.refused()
         elif kind == "message_stop":
-            self.stopped = True
+            self.complete = True
         elif kind == "error":
             raise self.adapter.context.classify(None, data)
         # `ping` and event types added later are ignored, as Anthropic asks of clients.
@@ -408,18 +344,6 @@ def _tool_choice(gen_conf: Mapping[str, Any]) -> dict[str, Any] | None:
     return converted
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(part.get("text") or "")
-            for part in content
-            if isinstance(part, Mapping) and part.get("type") == "text"
-        )
-    return ""
-
-
 def _blocks(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content.strip() else []
@@ -432,27 +356,22 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
             if str(part.get("text") or "").strip():
                 blocks.append({"type": "text", "text": part["text"]})
         elif kind == "image_url":
-            image = part.get("image_url")
-            blocks.append(_image((image or {}).get("url") if isinstance(image, Mapping) else image))
+            blocks.append(_image(image_url_of(part)))
         else:
             blocks.append(dict(part))  # Anthropic blocks given as they are (image, document...)
     return blocks
 
 
-def _image(url: Any) -> dict[str, Any]:
-    url = str(url or "")
+def _image(url: str) -> dict[str, Any]:
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
-    media_type, data = "image/jpeg", url  # RAGFlow passes bare base64 JPEGs
-    if url.startswith("data:"):
-        header, _, data = url.partition(",")
-        media_type = header[5:].split(";", 1)[0] or media_type
+    media_type, data = split_data_url(url)
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
 def _tool_result(message: Mapping[str, Any]) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.get("tool_call_id")}
-    text = _text_of(message.get("content"))
+    text = content_text(message.get("content"), text_parts_only=True)
     if text:
         block["content"] = text
     return block

@@ -6,7 +6,6 @@ from dataclasses import replace
 import pytest
 
 from providers.adapters.anthropic import AnthropicChat, AnthropicImage2Text
-from providers.base import DEFAULT_DESCRIBE_PROMPT, image_data_url
 from providers.errors import (
     AuthError,
     ContentFilteredError,
@@ -22,6 +21,7 @@ from providers.errors import (
     ServerError,
     UnsupportedModelError,
 )
+from providers.media import DEFAULT_DESCRIBE_PROMPT, image_data_url
 from providers.registry import build_adapter, get_adapter_class
 from providers.results import Usage
 from providers.tokens import num_tokens_from_string

@@ -4,14 +4,6 @@ import gc
 import pytest
 
 from providers.base import ChatModel, ChatRequest, EmbeddingModel, RerankModel
-from providers.streams import (
-    AsyncChatStream,
-    AudioState,
-    AudioStream,
-    ChatState,
-    ChatStream,
-    StreamDelta,
-)
 from providers.classify import ErrorContext
 from providers.errors import (
     GenericProviderError,
@@ -22,6 +14,14 @@ from providers.errors import (
 from providers.factories import strip_name_suffix
 from providers.registry import coverage
 from providers.results import ChatResult, EmbeddingResult, RerankResult, Usage
+from providers.streams import (
+    AsyncChatStream,
+    AudioState,
+    AudioStream,
+    ChatState,
+    ChatStream,
+    StreamDelta,
+)
 from providers.tokens import num_tokens_from_string
 
 CONTEXT = ErrorContext("Test", "test-model", ("secret-0123456789",))

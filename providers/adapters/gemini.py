@@ -34,29 +34,21 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from ..base import (
-    AsyncChatStream,
-    BaseAdapter,
-    ChatModel,
-    ChatRequest,
-    ChatResult,
-    ChatStream,
-    EmbeddingModel,
-    Image2TextModel,
-    StreamDelta,
-    StreamStep,
-)
-from ..errors import ContentFilteredError, InvalidRequestError, ProviderError
-from ..http import ProviderResponse
-from ..results import EmbeddingResult, Usage
+from ..base import BaseAdapter
+from ..errors import ContentFilteredError, InvalidRequestError
+from ..http import Request
+from ..kinds.chat import ChatModel, ChatRequest, Image2TextModel, StreamStep, reader_steps
+from ..kinds.embedding import EmbeddingModel
+from ..media import image_url_of, split_data_url
+from ..results import ChatResult, EmbeddingResult
 from ..sse import SSEEvent
-from ..tokens import usage_from_response
+from ..streams import StreamDelta
+from ..tokens import reported_usage
+from ..wire import content_text
 
 API_PREFIX = "v1beta"
 
@@ -99,18 +91,6 @@ class GeminiWire(BaseAdapter):
     def method_path(self, method: str) -> str:
         return f"{API_PREFIX}/models/{quote(self.wire_model_name, safe='')}:{method}"
 
-    def post(self, method: str, **options: Any) -> ProviderResponse:
-        return self._request("POST", self.method_path(method), headers=self.headers(), **options)
-
-    async def apost(self, method: str, **options: Any) -> ProviderResponse:
-        return await self._arequest(
-            "POST", self.method_path(method), headers=self.headers(), **options
-        )
-
-    def reported_usage(self, data: Mapping[str, Any]) -> Usage | None:
-        usage = usage_from_response(data)
-        return usage if usage is not None and usage.total_tokens > 0 else None
-
     def filtered(self, reason: str) -> ContentFilteredError:
         return self.context.error(ContentFilteredError, reason)
 
@@ -123,7 +103,7 @@ class GeminiChatWire(GeminiWire):
 
     # --- request ---
 
-    def generate_body(self, request: ChatRequest) -> dict[str, Any]:
+    def chat_request(self, request: ChatRequest, *, stream: bool) -> Request:
         system, contents = self.translate_history(request)
         body: dict[str, Any] = {"contents": contents}
         if system:
@@ -136,7 +116,10 @@ class GeminiChatWire(GeminiWire):
             tool_config = _tool_config(request.gen_conf)
             if tool_config:
                 body["toolConfig"] = tool_config
-        return body
+        if stream:
+            path = self.method_path("streamGenerateContent")
+            return self.post(path, params={"alt": "sse"}, json=body)
+        return self.post(self.method_path("generateContent"), json=body)
 
     def translate_history(self, request: ChatRequest) -> tuple[str, list[dict[str, Any]]]:
         """The system text, and the history as Gemini contents."""
@@ -147,7 +130,7 @@ class GeminiChatWire(GeminiWire):
             role = message.get("role")
             content = message.get("content")
             if role in ("system", "developer"):
-                system.append(_text_of(content))
+                system.append(content_text(content, text_parts_only=True))
                 continue
             if role == "tool":
                 role, parts = "user", [self._function_response(message, call_names)]
@@ -204,7 +187,7 @@ class GeminiChatWire(GeminiWire):
                 "a tool message must follow the assistant tool call it answers "
                 f"(tool_call_id {message.get('tool_call_id')!r})",
             )
-        text = _text_of(message.get("content"))
+        text = content_text(message.get("content"), text_parts_only=True)
         try:
             response = json.loads(text)
         except ValueError:
@@ -216,9 +199,9 @@ class GeminiChatWire(GeminiWire):
 
     # --- reply ---
 
-    def parse_response(self, data: Any, request: ChatRequest) -> ChatResult:
+    def parse_chat(self, data: Any, request: ChatRequest) -> ChatResult:
         if not isinstance(data, Mapping):
-            raise self._malformed("the response is not a JSON object")
+            raise self.malformed("the response is not a JSON object")
         if data.get("error"):
             raise self.context.classify(None, data)
         candidate = self._candidate(data)
@@ -226,11 +209,13 @@ class GeminiChatWire(GeminiWire):
         reason = candidate.get("finishReason")
         if reason in BLOCKING_FINISH_REASONS:
             raise self.filtered(f"the answer was blocked (finishReason {reason})")
-        usage = self.reported_usage(data)
-        if usage is None:
-            arguments = "".join(call["function"]["arguments"] for call in tool_calls)
-            usage = self.estimate_usage(request, text + arguments)
-        return ChatResult(text, usage, tool_calls or None, _finish_reason(reason, tool_calls))
+        return self.chat_result(
+            request,
+            text,
+            usage=reported_usage(data),
+            tool_calls=tool_calls,
+            finish_reason=_finish_reason(reason, tool_calls),
+        )
 
     def _candidate(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
         candidates = data.get("candidates")
@@ -239,7 +224,7 @@ class GeminiChatWire(GeminiWire):
         blocked = (data.get("promptFeedback") or {}).get("blockReason")
         if blocked:
             raise self.filtered(f"the prompt was blocked (blockReason {blocked})")
-        raise self._malformed("the response has no candidates")
+        raise self.malformed("the response has no candidates")
 
     def read_parts(
         self, candidate: Mapping[str, Any], *, first_index: int
@@ -268,84 +253,35 @@ class GeminiChatWire(GeminiWire):
                 calls.append(tool_call)
         return "".join(texts), calls
 
-    # --- calls ---
-
-    def _chat(self, request: ChatRequest) -> ChatResult:
-        response = self.post("generateContent", json=self.generate_body(request))
-        return self.parse_response(self._json(response), request)
-
-    async def _achat(self, request: ChatRequest) -> ChatResult:
-        response = await self.apost("generateContent", json=self.generate_body(request))
-        return self.parse_response(self._json(response), request)
-
-    def _chat_stream(self, request: ChatRequest) -> ChatStream:
-        response = self._open_stream(
-            "POST",
-            self.method_path("streamGenerateContent"),
-            headers=self.headers(),
-            params={"alt": "sse"},
-            json=self.generate_body(request),
-        )
-        return self.make_stream(request, self.stream_deltas(response), on_close=response.close)
-
-    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
-        response = await self._aopen_stream(
-            "POST",
-            self.method_path("streamGenerateContent"),
-            headers=self.headers(),
-            params={"alt": "sse"},
-            json=self.generate_body(request),
-        )
-        return self.make_async_stream(
-            request, self.astream_deltas(response), on_close=response.aclose
-        )
-
     # --- streaming ---
 
     stream_end_marker = "a chunk with a finishReason"
 
-    def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        return self.sse_deltas(response, self.stream_stepper())
-
-    def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        return self.asse_deltas(response, self.stream_stepper())
-
-    def stream_stepper(self):
-        """A step function with the state of one stream."""
-        reader = _ChunkReader(self)
-
-        def step(event: SSEEvent) -> StreamStep:
-            deltas: list[StreamDelta] = []
-            try:
-                deltas.extend(reader.read(event))
-            except ProviderError as exc:
-                return StreamStep(tuple(deltas), error=exc)
-            return StreamStep(tuple(deltas), complete=reader.finished)
-
-        return step
+    def stream_stepper(self, request: ChatRequest) -> Callable[[SSEEvent], StreamStep]:
+        return reader_steps(_ChunkReader(self))
 
 
 class _ChunkReader:
-    """Turns one stream's chunks into StreamDeltas; shared by the sync and async streams."""
+    """Turns one stream's chunks into StreamDeltas."""
 
     def __init__(self, adapter: GeminiChatWire) -> None:
         self.adapter = adapter
         self.tool_calls = 0
-        self.finished = False
+        self.complete = False  # a chunk had a finishReason
 
     def read(self, event: SSEEvent) -> Iterator[StreamDelta]:
         try:
             chunk = event.json()
         except ValueError:
-            raise self.adapter._malformed(
+            raise self.adapter.malformed(
                 f"stream chunk is not JSON: {event.data[:200]!r}"
             ) from None
         if not isinstance(chunk, Mapping):
-            raise self.adapter._malformed("stream chunk is not a JSON object")
+            raise self.adapter.malformed("stream chunk is not a JSON object")
         if chunk.get("error"):
             raise self.adapter.context.classify(None, chunk)
         # Each chunk's usageMetadata is the running total: replace, never add.
-        usage = self.adapter.reported_usage(chunk)
+        usage = reported_usage(chunk)
         if not chunk.get("candidates"):
             if usage is not None:
                 yield StreamDelta(usage=usage)
@@ -359,7 +295,7 @@ class _ChunkReader:
         self.tool_calls += len(calls)
         reason = candidate.get("finishReason")
         if reason:
-            self.finished = True
+            self.complete = True
         yield StreamDelta(
             text=text,
             usage=usage,
@@ -414,18 +350,6 @@ def _tool_config(gen_conf: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(part.get("text") or "")
-            for part in content
-            if isinstance(part, Mapping) and part.get("type") == "text"
-        )
-    return ""
-
-
 def _parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}] if content else []
@@ -437,23 +361,18 @@ def _parts(content: Any) -> list[dict[str, Any]]:
             if part.get("text"):
                 parts.append({"text": part["text"]})
         elif part.get("type") == "image_url":
-            image = part.get("image_url")
-            parts.append(_image((image or {}).get("url") if isinstance(image, Mapping) else image))
+            parts.append(_image(image_url_of(part)))
         elif "type" not in part:
             parts.append(dict(part))  # Gemini parts given as they are (inlineData, fileData...)
     return parts
 
 
-def _image(url: Any) -> dict[str, Any]:
-    url = str(url or "")
+def _image(url: str) -> dict[str, Any]:
     if url.startswith(("http://", "https://")):
         # inlineData takes bytes only; fileData names a file by URI and Gemini fetches it.
         mime_type = mimetypes.guess_type(url)[0] or "image/jpeg"
         return {"fileData": {"mimeType": mime_type, "fileUri": url}}
-    mime_type, data = "image/jpeg", url  # RAGFlow passes bare base64 JPEGs
-    if url.startswith("data:"):
-        header, _, data = url.partition(",")
-        mime_type = header[5:].split(";", 1)[0] or mime_type
+    mime_type, data = split_data_url(url)
     return {"inlineData": {"mimeType": mime_type, "data": data}}
 
 
@@ -480,21 +399,23 @@ class GeminiEmbedding(GeminiWire, EmbeddingModel):
     factories = ("Gemini",)
     batch_size = 100  # batchEmbedContents takes at most 100 requests
 
-    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
+    def embed_request(self, texts: list[str], *, query: bool) -> Request:
         model = f"models/{self.wire_model_name}"
         task = "RETRIEVAL_QUERY" if query else "RETRIEVAL_DOCUMENT"
         requests = [
             {"model": model, "content": {"parts": [{"text": text}]}, "taskType": task}
             for text in texts
         ]
-        data = self._json(self.post("batchEmbedContents", json={"requests": requests}))
+        return self.post(self.method_path("batchEmbedContents"), json={"requests": requests})
+
+    def parse_embeddings(self, data: Any, texts: list[str]) -> EmbeddingResult:
         items = data.get("embeddings") if isinstance(data, Mapping) else None
         if not isinstance(items, list):
-            raise self._malformed("the response has no embeddings list")
+            raise self.malformed("the response has no embeddings list")
         try:
             # Embeddings come back in request order and carry no index.
             vectors = [[float(x) for x in item["values"]] for item in items]
         except (KeyError, TypeError, ValueError):
-            raise self._malformed("an embedding has no list of numbers as values") from None
+            raise self.malformed("an embedding has no list of numbers as values") from None
         # Gemini reports no token usage for embeddings.
         return EmbeddingResult(vectors, self.estimate_usage(texts))

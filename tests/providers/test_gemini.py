@@ -5,7 +5,6 @@ from dataclasses import replace
 import pytest
 
 from providers.adapters.gemini import GeminiChat, GeminiEmbedding, GeminiImage2Text
-from providers.base import DEFAULT_DESCRIBE_PROMPT
 from providers.errors import (
     AuthError,
     ContentFilteredError,
@@ -19,6 +18,7 @@ from providers.errors import (
     RateLimitError,
     ServerError,
 )
+from providers.media import DEFAULT_DESCRIBE_PROMPT
 from providers.registry import build_adapter, get_adapter_class
 from providers.results import Usage
 from providers.tokens import num_tokens_from_string

@@ -6,7 +6,6 @@ from dataclasses import replace
 import pytest
 
 from providers.adapters.ollama import OllamaChat, OllamaEmbedding, OllamaImage2Text
-from providers.base import DEFAULT_DESCRIBE_PROMPT
 from providers.errors import (
     AuthError,
     GenericProviderError,
@@ -19,6 +18,7 @@ from providers.errors import (
     RateLimitError,
     ServerError,
 )
+from providers.media import DEFAULT_DESCRIBE_PROMPT
 from providers.netguard import guard_for
 from providers.registry import get_adapter_class
 from providers.results import Usage

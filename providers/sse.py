@@ -1,7 +1,7 @@
 """Server-sent events, parsed incrementally as the WHATWG spec describes.
 
-Feed it decoded lines (`httpx.Response.iter_lines()` / `aiter_lines()`, which already split on
-CR, LF and CRLF) or raw bytes in arbitrary chunks. Comments (":" lines) are skipped, several
+Feed it raw bytes in arbitrary chunks (LineBuffer splits them on CR, LF and CRLF), or decoded
+lines. Comments (":" lines) are skipped, several
 `data:` lines join with "\\n", and an event is dispatched at the blank line that ends it; an
 event cut off by the end of the stream is dropped, as the spec says, so a half-received JSON
 chunk is never handed on. "[DONE]" (OpenAI's end marker) is an ordinary event whose
@@ -32,6 +32,39 @@ class SSEEvent:
         return json.loads(self.data)
 
 
+class LineBuffer:
+    """Splits bytes arriving in any chunking into lines ending in CR, LF or CRLF, each decoded
+    as UTF-8 once complete (so a character split across chunks is decoded whole)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines `chunk` completes, without their terminators."""
+        self._buffer += chunk
+        lines = []
+        while True:
+            lf = self._buffer.find(b"\n")
+            cr = self._buffer.find(b"\r")
+            if lf < 0 and cr < 0:
+                break
+            if cr >= 0 and (lf < 0 or cr < lf):
+                if cr == len(self._buffer) - 1:
+                    break  # a CR at the end may be the first half of a CRLF: wait for more
+                end, skip = cr, 2 if self._buffer[cr + 1 : cr + 2] == b"\n" else 1
+            else:
+                end, skip = lf, 1
+            lines.append(self._buffer[:end].decode("utf-8", errors="replace"))
+            self._buffer = self._buffer[end + skip :]
+        return lines
+
+    def close(self) -> list[str]:
+        """The last line, if the stream ended without a terminator after it (a lone CR left
+        waiting for a LF ends an empty line)."""
+        rest, self._buffer = self._buffer, b""
+        return [rest.rstrip(b"\r").decode("utf-8", errors="replace")] if rest else []
+
+
 class SSEParser:
     """Incremental parser: `feed_line()` per line, or `feed()` per chunk of bytes."""
 
@@ -40,7 +73,7 @@ class SSEParser:
         self._event = ""
         self._last_id: str | None = None
         self._retry: int | None = None
-        self._buffer = b""
+        self._lines = LineBuffer()
         self._first_line = True
 
     def feed_line(self, line: str) -> SSEEvent | None:
@@ -69,39 +102,19 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Raw bytes in any chunking; a CRLF split across two chunks is handled."""
-        self._buffer += chunk
-        events = []
-        while True:
-            lf = self._buffer.find(b"\n")
-            cr = self._buffer.find(b"\r")
-            if lf < 0 and cr < 0:
-                break
-            if cr >= 0 and (lf < 0 or cr < lf):
-                if cr == len(self._buffer) - 1:
-                    break  # a CR at the end may be the first half of a CRLF: wait for more
-                end, skip = cr, 2 if self._buffer[cr + 1 : cr + 2] == b"\n" else 1
-            else:
-                end, skip = lf, 1
-            line = self._buffer[:end].decode("utf-8", errors="replace")
-            self._buffer = self._buffer[end + skip :]
-            event = self.feed_line(line)
-            if event is not None:
-                events.append(event)
-        return events
+        return self._events(self._lines.feed(chunk))
 
     def close(self) -> list[SSEEvent]:
         """End of stream: a last line without terminator still counts; an unfinished event
         (no blank line after it) is discarded."""
-        events = []
-        if self._buffer:
-            line = self._buffer.rstrip(b"\r").decode("utf-8", errors="replace")
-            self._buffer = b""
-            event = self.feed_line(line)
-            if event is not None:
-                events.append(event)
+        events = self._events(self._lines.close())
         self._data = []
         self._event = ""
         return events
+
+    def _events(self, lines: list[str]) -> list[SSEEvent]:
+        events = [self.feed_line(line) for line in lines]
+        return [event for event in events if event is not None]
 
     def _dispatch(self) -> SSEEvent | None:
         data, event = self._data, self._event

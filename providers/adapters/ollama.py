@@ -17,23 +17,18 @@ Errors: {"error": "..."}, with an HTTP status, or as a line of a stream that alr
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import httpx
-
-from ..base import (
-    AsyncChatStream,
-    BaseAdapter,
-    ChatModel,
-    ChatRequest,
-    ChatStream,
-    EmbeddingModel,
-    Image2TextModel,
-    StreamDelta,
-)
-from ..errors import InvalidRequestError, ProviderConnectionError
+from ..base import BaseAdapter
+from ..errors import InvalidRequestError
+from ..http import Request
+from ..kinds.chat import ChatModel, ChatRequest, Image2TextModel
+from ..kinds.embedding import EmbeddingModel
+from ..media import image_url_of, split_data_url
 from ..results import ChatResult, EmbeddingResult, Usage
+from ..sse import LineBuffer
+from ..streams import StreamDelta
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 # gen_conf names -> Ollama option names.
@@ -56,10 +51,6 @@ class OllamaWire(BaseAdapter):
 
     def resolve_base_url(self, given: str | None) -> str:
         return super().resolve_base_url(given).removesuffix("/v1")
-
-    def headers(self) -> dict[str, str]:
-        key = self.credentials.key
-        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def reported_usage(
         self, data: Mapping[str, Any], estimate_prompt: Callable[[], int]
@@ -87,7 +78,10 @@ def _count(value: Any) -> int | None:
 class OllamaChatWire(OllamaWire):
     """api/chat, for chat and vision adapters alike. Not registered."""
 
-    def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    # A clean end of the body before the last line: the server (or a proxy) stopped mid-answer.
+    stream_end_marker = 'its "done" line'
+
+    def chat_request(self, request: ChatRequest, *, stream: bool) -> Request:
         body: dict[str, Any] = {
             "model": self.wire_model_name,
             "messages": [self.ollama_message(message) for message in request.messages()],
@@ -98,7 +92,7 @@ class OllamaChatWire(OllamaWire):
             body["options"] = options
         if request.tools:
             body["tools"] = request.tools
-        return body
+        return self.post("api/chat", json=body)
 
     def ollama_message(self, message: Mapping[str, Any]) -> dict[str, Any]:
         """An OpenAI-style message in Ollama's shape: text content, images beside it, tool
@@ -115,9 +109,7 @@ class OllamaChatWire(OllamaWire):
                 elif isinstance(part, Mapping) and part.get("type") == "text":
                     texts.append(str(part.get("text") or ""))
                 elif isinstance(part, Mapping) and part.get("type") == "image_url":
-                    url = part.get("image_url")
-                    url = url.get("url") if isinstance(url, Mapping) else url
-                    images.append(self.image_base64(str(url or "")))
+                    images.append(self.image_base64(image_url_of(part)))
         converted: dict[str, Any] = {
             "role": message.get("role"),
             "content": "\n".join(text for text in texts if text),
@@ -132,15 +124,13 @@ class OllamaChatWire(OllamaWire):
         return converted
 
     def image_base64(self, url: str) -> str:
-        if url.startswith("data:"):
-            return url.partition(",")[2]
         if url.startswith(("http://", "https://")):
             # The native API has no image URLs, and fetching one for the user would let
             # them make this service call any address.
             raise self.context.error(
                 InvalidRequestError, "Ollama takes images inline; send the image, not its URL"
             )
-        return url  # already bare base64
+        return split_data_url(url)[1]
 
     def ollama_tool_call(self, call: Mapping[str, Any]) -> dict[str, Any]:
         function = call.get("function") or {}
@@ -156,95 +146,31 @@ class OllamaChatWire(OllamaWire):
             )
         return {"function": {"name": function.get("name") or "", "arguments": dict(arguments)}}
 
-    def _chat(self, request: ChatRequest) -> ChatResult:
-        response = self._request(
-            "POST",
-            "api/chat",
-            headers=self.headers(),
-            json=self.chat_body(request, stream=False),
-        )
-        return self.parse_response(self._json(response), request)
-
-    async def _achat(self, request: ChatRequest) -> ChatResult:
-        response = await self._arequest(
-            "POST",
-            "api/chat",
-            headers=self.headers(),
-            json=self.chat_body(request, stream=False),
-        )
-        return self.parse_response(self._json(response), request)
-
-    def _chat_stream(self, request: ChatRequest) -> ChatStream:
-        response = self._open_stream(
-            "POST", "api/chat", headers=self.headers(), json=self.chat_body(request, stream=True)
-        )
-        deltas = self.stream_deltas(response, request)
-        return self.make_stream(request, deltas, on_close=response.close)
-
-    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
-        response = await self._aopen_stream(
-            "POST", "api/chat", headers=self.headers(), json=self.chat_body(request, stream=True)
-        )
-        deltas = self.astream_deltas(response, request)
-        return self.make_async_stream(request, deltas, on_close=response.aclose)
-
-    def parse_response(self, data: Any, request: ChatRequest) -> ChatResult:
+    def parse_chat(self, data: Any, request: ChatRequest) -> ChatResult:
         if not isinstance(data, Mapping):
-            raise self._malformed("the chat response is not a JSON object")
+            raise self.malformed("the chat response is not a JSON object")
         if data.get("error"):
             raise self.context.classify(None, data)
         message = data.get("message")
         if not isinstance(message, Mapping):
-            raise self._malformed("the chat response has no message")
+            raise self.malformed("the chat response has no message")
         text = str(message.get("content") or "")
         tool_calls = [_openai_tool_call(call) for call in message.get("tool_calls") or []] or None
-        usage = self.reported_usage(data, lambda: request.estimate_prompt_tokens(self.encoding))
-        if usage is None:
-            arguments = "".join(call["function"]["arguments"] for call in tool_calls or ())
-            usage = self.estimate_usage(request, text + arguments)
-        finish = _finish_reason(data.get("done_reason"), tool_calls=bool(tool_calls))
-        return ChatResult(text, usage, tool_calls, finish)
+        return self.chat_result(
+            request,
+            text,
+            usage=self.reported_usage(data, self.prompt_estimate(request)),
+            tool_calls=tool_calls,
+            finish_reason=_finish_reason(data.get("done_reason"), tool_calls=bool(tool_calls)),
+        )
+
+    def prompt_estimate(self, request: ChatRequest) -> Callable[[], int]:
+        return lambda: request.estimate_prompt_tokens(self.encoding)
 
     # --- streaming ---
 
-    def stream_deltas(
-        self, response: httpx.Response, request: ChatRequest
-    ) -> Iterator[StreamDelta]:
-        try:
-            calls = 0
-            for line in response.iter_lines():
-                delta, done = self.parse_line(line, request, calls)
-                if delta is None:
-                    continue
-                calls += len(delta.tool_calls or ())
-                yield delta
-                if done:
-                    return
-            raise self._cut_off()
-        finally:
-            response.close()
-
-    async def astream_deltas(
-        self, response: httpx.Response, request: ChatRequest
-    ) -> AsyncIterator[StreamDelta]:
-        try:
-            calls = 0
-            async for line in response.aiter_lines():
-                delta, done = self.parse_line(line, request, calls)
-                if delta is None:
-                    continue
-                calls += len(delta.tool_calls or ())
-                yield delta
-                if done:
-                    return
-            raise self._cut_off()
-        finally:
-            await response.aclose()
-
-    def _cut_off(self) -> ProviderConnectionError:
-        return self.context.error(
-            ProviderConnectionError, 'the stream ended before its "done" line'
-        )
+    def stream_decoder(self, request: ChatRequest) -> _Lines:
+        return _Lines(self, request)
 
     def parse_line(
         self, line: str, request: ChatRequest, calls_so_far: int
@@ -255,9 +181,9 @@ class OllamaChatWire(OllamaWire):
         try:
             data = json.loads(line)
         except ValueError:
-            raise self._malformed(f"stream line is not JSON: {line[:200]!r}") from None
+            raise self.malformed(f"stream line is not JSON: {line[:200]!r}") from None
         if not isinstance(data, Mapping):
-            raise self._malformed("stream line is not a JSON object")
+            raise self.malformed("stream line is not a JSON object")
         if data.get("error"):
             raise self.context.classify(None, data)
         message = data.get("message") if isinstance(data.get("message"), Mapping) else {}
@@ -267,14 +193,42 @@ class OllamaChatWire(OllamaWire):
         ]
         delta = StreamDelta(text=str(message.get("content") or ""), tool_calls=fragments or None)
         if data.get("done") is True:
-            delta.usage = self.reported_usage(
-                data, lambda: request.estimate_prompt_tokens(self.encoding)
-            )
+            delta.usage = self.reported_usage(data, self.prompt_estimate(request))
             delta.finish_reason = _finish_reason(
                 data.get("done_reason"), tool_calls=bool(calls_so_far or fragments)
             )
             return delta, True
         return delta, False
+
+
+class _Lines:
+    """A chat stream's deltas out of Ollama's NDJSON lines (a providers.runner Decoder)."""
+
+    def __init__(self, adapter: OllamaChatWire, request: ChatRequest) -> None:
+        self._adapter = adapter
+        self._request = request
+        self._lines = LineBuffer()
+        self._calls = 0  # tool calls so far, to number the next ones
+        self.stopped = False  # the "done" line came
+
+    def feed(self, chunk: bytes) -> Iterator[StreamDelta]:
+        return self._read(self._lines.feed(chunk))
+
+    def end(self) -> Iterator[StreamDelta]:
+        if not self.stopped:
+            yield from self._read(self._lines.close())
+        if not self.stopped:
+            raise self._adapter.stream_cut_off()
+
+    def _read(self, lines: list[str]) -> Iterator[StreamDelta]:
+        for line in lines:
+            if self.stopped:
+                return
+            delta, done = self._adapter.parse_line(line, self._request, self._calls)
+            if delta is not None:
+                self._calls += len(delta.tool_calls or ())
+                yield delta
+            self.stopped = done
 
 
 def _options(gen_conf: Mapping[str, Any]) -> dict[str, Any]:
@@ -321,17 +275,13 @@ class OllamaImage2Text(OllamaChatWire, Image2TextModel):
 class OllamaEmbedding(OllamaWire, EmbeddingModel):
     factories = ("Ollama",)
 
-    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
-        body = {"model": self.wire_model_name, "input": texts}
-        response = self._request("POST", "api/embed", headers=self.headers(), json=body)
-        data = self._json(response)
+    def embed_request(self, texts: list[str], *, query: bool) -> Request:
+        return self.post("api/embed", json={"model": self.wire_model_name, "input": texts})
+
+    def parse_embeddings(self, data: Any, texts: list[str]) -> EmbeddingResult:
         vectors = data.get("embeddings") if isinstance(data, Mapping) else None
         if not isinstance(vectors, list):
-            raise self._malformed("the embed response has no embeddings list")
-        try:
-            vectors = [[float(x) for x in vector] for vector in vectors]
-        except (TypeError, ValueError):
-            raise self._malformed("an embedding is not a list of numbers") from None
+            raise self.malformed("the embed response has no embeddings list")
         tokens = _count(data.get("prompt_eval_count"))
         usage = Usage(prompt_tokens=tokens) if tokens else self.estimate_usage(texts)
-        return EmbeddingResult(vectors, usage)
+        return EmbeddingResult(self.vectors(vectors), usage)

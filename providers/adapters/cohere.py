@@ -22,30 +22,20 @@ Cohere adds around the messages).
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
-from ..base import (
-    AsyncChatStream,
-    BaseAdapter,
-    ChatModel,
-    ChatRequest,
-    ChatStream,
-    EmbeddingModel,
-    RerankModel,
-    StreamDelta,
-    StreamStep,
-)
+from ..base import BaseAdapter
 from ..errors import AuthError, ProviderError
-from ..http import ProviderResponse
+from ..http import Request
+from ..kinds.chat import ChatModel, ChatRequest, StreamStep
+from ..kinds.embedding import EmbeddingModel, RerankModel
 from ..results import ChatResult, EmbeddingResult, RerankResult, Usage
 from ..sse import SSEEvent
-from ..tokens import usage_from_response
-from .jina import scores_in_input_order
+from ..streams import StreamDelta
+from ..tokens import reported_usage
+from ..wire import dig, mapping
 
 # Cohere answers a revoked or malformed key with its own status 498 "invalid token", which
 # the generic classifier would take for a bad request.
@@ -66,34 +56,10 @@ class CohereWire(BaseAdapter):
 
     default_base_url = "https://api.cohere.com"
 
-    def headers(self) -> dict[str, str]:
-        key = self.credentials.key
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
-    def post(self, path: str, body: dict[str, Any]) -> ProviderResponse:
-        with self._invalid_token_is_auth():
-            return self._request("POST", path, headers=self.headers(), json=body)
-
-    async def apost(self, path: str, body: dict[str, Any]) -> ProviderResponse:
-        with self._invalid_token_is_auth():
-            return await self._arequest("POST", path, headers=self.headers(), json=body)
-
-    def post_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        with self._invalid_token_is_auth():
-            return self._open_stream("POST", path, headers=self.headers(), json=body)
-
-    async def apost_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        with self._invalid_token_is_auth():
-            return await self._aopen_stream("POST", path, headers=self.headers(), json=body)
-
-    @contextlib.contextmanager
-    def _invalid_token_is_auth(self) -> Iterator[None]:
-        try:
-            yield
-        except ProviderError as error:
-            if error.status != INVALID_TOKEN_STATUS or isinstance(error, AuthError):
-                raise
-            raise self.context.error(AuthError, error.detail, status=error.status) from error
+    def refine_error(self, error: ProviderError) -> ProviderError:
+        if error.status != INVALID_TOKEN_STATUS or isinstance(error, AuthError):
+            return error
+        return self.context.error(AuthError, error.detail, status=error.status)
 
 
 # --- chat ----------------------------------------------------------------------------------------
@@ -102,7 +68,9 @@ class CohereWire(BaseAdapter):
 class CohereChat(CohereWire, ChatModel):
     factories = ("Cohere",)
 
-    def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    stream_end_marker = "message-end"
+
+    def chat_request(self, request: ChatRequest, *, stream: bool) -> Request:
         body: dict[str, Any] = {
             "model": self.wire_model_name,
             "messages": [_cohere_message(message) for message in request.messages()],
@@ -112,54 +80,30 @@ class CohereChat(CohereWire, ChatModel):
             body["tools"] = request.tools
         if stream:
             body["stream"] = True
-        return body
+        return self.post("v2/chat", json=body)
 
-    def _chat(self, request: ChatRequest) -> ChatResult:
-        response = self.post("v2/chat", self.chat_body(request, stream=False))
-        return self.parse_response(self._json(response), request)
-
-    async def _achat(self, request: ChatRequest) -> ChatResult:
-        response = await self.apost("v2/chat", self.chat_body(request, stream=False))
-        return self.parse_response(self._json(response), request)
-
-    def _chat_stream(self, request: ChatRequest) -> ChatStream:
-        response = self.post_stream("v2/chat", self.chat_body(request, stream=True))
-        return self.make_stream(request, self.stream_deltas(response), on_close=response.close)
-
-    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
-        response = await self.apost_stream("v2/chat", self.chat_body(request, stream=True))
-        return self.make_async_stream(
-            request, self.astream_deltas(response), on_close=response.aclose
-        )
-
-    def parse_response(self, data: Any, request: ChatRequest) -> ChatResult:
+    def parse_chat(self, data: Any, request: ChatRequest) -> ChatResult:
         if not isinstance(data, Mapping) or not isinstance(data.get("message"), Mapping):
-            raise self._malformed("the chat response has no message")
+            raise self.malformed("the chat response has no message")
         message = data["message"]
         content = message.get("content") or []
         if not isinstance(content, list):
-            raise self._malformed("the message content is not a list")
+            raise self.malformed("the message content is not a list")
         text = "".join(
             part.get("text") or ""
             for part in content
             if isinstance(part, Mapping) and part.get("type", "text") == "text"
         )
         tool_calls = [_tool_call(call) for call in message.get("tool_calls") or []] or None
-        usage = _reported_usage(data.get("usage"))
-        if usage is None:
-            arguments = "".join(call["function"]["arguments"] for call in tool_calls or ())
-            usage = self.estimate_usage(request, text + arguments)
-        return ChatResult(text, usage, tool_calls, _finish_reason(data.get("finish_reason")))
+        return self.chat_result(
+            request,
+            text,
+            usage=_reported_usage(data.get("usage")),
+            tool_calls=tool_calls,
+            finish_reason=_finish_reason(data.get("finish_reason")),
+        )
 
     # --- streaming ---
-
-    stream_end_marker = "message-end"
-
-    def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        return self.sse_deltas(response, self.stream_step)
-
-    def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        return self.asse_deltas(response, self.stream_step)
 
     def stream_step(self, event: SSEEvent) -> StreamStep:
         delta, ended = self.parse_event(event)
@@ -170,23 +114,23 @@ class CohereChat(CohereWire, ChatModel):
         try:
             data = event.json()
         except ValueError:
-            raise self._malformed(f"stream event is not JSON: {event.data[:200]!r}") from None
+            raise self.malformed(f"stream event is not JSON: {event.data[:200]!r}") from None
         if not isinstance(data, Mapping):
-            raise self._malformed("stream event is not a JSON object")
+            raise self.malformed("stream event is not a JSON object")
         kind = data.get("type") or event.event
-        delta = _mapping(data.get("delta"))
-        message = _mapping(delta.get("message"))
+        delta = mapping(data.get("delta"))
+        message = mapping(delta.get("message"))
         if kind == "content-delta":
-            content = _mapping(message.get("content"))
+            content = mapping(message.get("content"))
             return StreamDelta(text=str(content.get("text") or "")), False
         if kind in ("tool-call-start", "tool-call-delta"):
-            call = _mapping(message.get("tool_calls"))
+            call = mapping(message.get("tool_calls"))
             fragment: dict[str, Any] = {"index": data.get("index")}
             if call.get("id"):
                 fragment["id"] = call["id"]
             if call.get("type"):
                 fragment["type"] = call["type"]
-            fragment["function"] = dict(_mapping(call.get("function")))
+            fragment["function"] = dict(mapping(call.get("function")))
             return StreamDelta(tool_calls=[fragment]), False
         if kind == "message-end":
             usage = _reported_usage(delta.get("usage"))
@@ -240,8 +184,7 @@ def _finish_reason(reason: Any) -> str | None:
 
 
 def _reported_usage(usage: Any) -> Usage | None:
-    found = usage_from_response({"usage": usage}) if isinstance(usage, Mapping) else None
-    return found if found is not None and found.total_tokens > 0 else None
+    return reported_usage({"usage": usage}) if isinstance(usage, Mapping) else None
 
 
 # --- embed ---------------------------------------------------------------------------------------
@@ -251,28 +194,25 @@ class CohereEmbedding(CohereWire, EmbeddingModel):
     factories = ("Cohere",)
     batch_size = 96  # the most texts v2/embed takes in one call
 
-    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
+    def embed_request(self, texts: list[str], *, query: bool) -> Request:
         body = {
             "model": self.wire_model_name,
             "texts": texts,
             "input_type": "search_query" if query else "search_document",
             "embedding_types": ["float"],
         }
-        data = self._json(self.post("v2/embed", body))
-        embeddings = data.get("embeddings") if isinstance(data, Mapping) else None
-        vectors = embeddings.get("float") if isinstance(embeddings, Mapping) else None
+        return self.post("v2/embed", json=body)
+
+    def parse_embeddings(self, data: Any, texts: list[str]) -> EmbeddingResult:
+        vectors = dig(data, "embeddings", "float")
         if not isinstance(vectors, list):
-            raise self._malformed("the embed response has no float embeddings")
-        try:
-            vectors = [[float(x) for x in vector] for vector in vectors]
-        except (TypeError, ValueError):
-            raise self._malformed("an embedding is not a list of numbers") from None
-        billed = _dig(data, "meta", "billed_units", "input_tokens")
+            raise self.malformed("the embed response has no float embeddings")
+        billed = dig(data, "meta", "billed_units", "input_tokens")
         if isinstance(billed, int) and billed > 0:
             usage = Usage(prompt_tokens=billed)
         else:
             usage = self.estimate_usage(texts)
-        return EmbeddingResult(vectors, usage)
+        return EmbeddingResult(self.vectors(vectors), usage)
 
 
 # --- rerank --------------------------------------------------------------------------------------
@@ -281,27 +221,16 @@ class CohereEmbedding(CohereWire, EmbeddingModel):
 class CohereRerank(CohereWire, RerankModel):
     factories = ("Cohere",)
 
-    def _rerank(self, query: str, texts: list[str]) -> RerankResult:
+    def rerank_request(self, query: str, texts: list[str]) -> Request:
         body = {
             "model": self.wire_model_name,
             "query": query,
             "documents": texts,
             "top_n": len(texts),
         }
-        data = self._json(self.post("v2/rerank", body))
-        results = data.get("results") if isinstance(data, Mapping) else None
-        scores = scores_in_input_order(self, results, len(texts))
+        return self.post("v2/rerank", json=body)
+
+    def parse_rerank(self, data: Any, query: str, texts: list[str]) -> RerankResult:
+        scores = self.scores_in_input_order(mapping(data).get("results"), len(texts))
         # Billed in search units, which are not tokens: count the tokens ourselves.
         return RerankResult(scores, self.estimate_usage(query, texts))
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _dig(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(key)
-    return data

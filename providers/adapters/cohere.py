@@ -222,13 +222,7 @@ class CohereRerank(CohereWire, RerankModel):
     factories = ("Cohere",)
 
     def rerank_request(self, query: str, texts: list[str]) -> Request:
-        body = {
-            "model": self.wire_model_name,
-            "query": query,
-            "documents": texts,
-            "top_n": len(texts),
-        }
-        return self.post("v2/rerank", json=body)
+        return self.post("v2/rerank", json=self.documents_body(query, texts))
 
     def parse_rerank(self, data: Any, query: str, texts: list[str]) -> RerankResult:
         scores = self.scores_in_input_order(mapping(data).get("results"), len(texts))

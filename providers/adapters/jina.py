@@ -23,8 +23,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..base import BaseAdapter, EmbeddingModel, RerankModel
+from ..base import BaseAdapter
+from ..http import Request
+from ..kinds.embedding import EmbeddingModel, RerankModel
 from ..results import EmbeddingResult, RerankResult, Usage
+from ..wire import mapping
 
 HOSTED_BASE_URLS = {
     "Jina": "https://api.jina.ai/v1",
@@ -48,15 +51,9 @@ class JinaWire(BaseAdapter):
             url += "/v1"
         return url
 
-    def headers(self) -> dict[str, str]:
-        key = self.credentials.key
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
-    def post_json(self, path: str, body: dict[str, Any]) -> Any:
-        return self._json(self._request("POST", path, headers=self.headers(), json=body))
-
-    def reported_usage(self, data: Mapping[str, Any]) -> Usage | None:
+    def reported_usage(self, data: Any) -> Usage | None:
         """Input tokens from any of the three shapes; None when absent or zero."""
+        data = mapping(data)
         usage = data.get("usage")
         if isinstance(usage, Mapping):
             total = _count(usage.get("total_tokens")) or _count(usage.get("prompt_tokens"))
@@ -83,19 +80,14 @@ def _count(value: Any) -> int:
 class JinaEmbedding(JinaWire, EmbeddingModel):
     factories = ("Jina",)
 
-    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
+    def embed_request(self, texts: list[str], *, query: bool) -> Request:
         body: dict[str, Any] = {"model": self.wire_model_name, "input": texts}
         if _TASK_MODEL.search(self.wire_model_name):
             body["task"] = "retrieval.query" if query else "retrieval.passage"
-        data = self.post_json("embeddings", body)
-        items = data.get("data") if isinstance(data, Mapping) else None
-        if not isinstance(items, list):
-            raise self._malformed("the embeddings response has no data list")
-        try:
-            ordered = sorted(items, key=lambda item: item.get("index", 0))
-            vectors = [[float(x) for x in item["embedding"]] for item in ordered]
-        except (AttributeError, KeyError, TypeError, ValueError):
-            raise self._malformed("an embedding is missing or not a list of numbers") from None
+        return self.post("embeddings", json=body)
+
+    def parse_embeddings(self, data: Any, texts: list[str]) -> EmbeddingResult:
+        vectors = self.indexed_vectors(mapping(data).get("data"))
         return EmbeddingResult(vectors, self.reported_usage(data) or self.estimate_usage(texts))
 
 
@@ -104,42 +96,15 @@ class JinaRerank(JinaWire, RerankModel):
 
     factories = (*HOSTED_BASE_URLS, *SELF_HOSTED)
 
-    def rerank_body(self, query: str, texts: list[str]) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.wire_model_name,
-            "query": query,
-            "documents": texts,
-            "top_n": len(texts),
-        }
+    def rerank_request(self, query: str, texts: list[str]) -> Request:
+        body = self.documents_body(query, texts)
         if self.factory == "Jina":
             body["return_documents"] = False  # Jina echoes every document by default
         elif self.factory == "Xinference":
             body["return_len"] = True  # without it Xinference reports no token counts
-        return body
+        return self.post("rerank", json=body)
 
-    def _rerank(self, query: str, texts: list[str]) -> RerankResult:
-        data = self.post_json("rerank", self.rerank_body(query, texts))
-        results = data.get("results") if isinstance(data, Mapping) else None
-        scores = scores_in_input_order(self, results, len(texts))
+    def parse_rerank(self, data: Any, query: str, texts: list[str]) -> RerankResult:
+        scores = self.scores_in_input_order(mapping(data).get("results"), len(texts))
         usage = self.reported_usage(data) or self.estimate_usage(query, texts)
         return RerankResult(scores, usage)
-
-
-def scores_in_input_order(
-    adapter: BaseAdapter, results: Any, count: int, score_key: str = "relevance_score"
-) -> list[float]:
-    """Place each result's score at its input index; results come sorted by relevance."""
-    if not isinstance(results, list):
-        raise adapter._malformed("the rerank response has no results list")
-    scores: list[float | None] = [None] * count
-    for item in results:
-        try:
-            index, score = item["index"], float(item[score_key])
-        except (KeyError, TypeError, ValueError):
-            raise adapter._malformed(f"a rerank result lacks index or {score_key}") from None
-        if not isinstance(index, int) or not 0 <= index < count:
-            raise adapter._malformed(f"rerank result index {index!r} is out of range")
-        scores[index] = score
-    if None in scores:
-        raise adapter._malformed(f"no score for text {scores.index(None)}")
-    return [score for score in scores if score is not None]

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import BaseAdapter, EmbeddingModel, RerankModel
+from ..base import BaseAdapter
+from ..http import Request
+from ..kinds.embedding import EmbeddingModel, RerankModel
 from ..results import EmbeddingResult, RerankResult
-from .jina import scores_in_input_order
+from ..runner import Flow
 
 MAX_CLIENT_BATCH_SIZE = 32
 
@@ -30,35 +32,33 @@ class TEIWire(BaseAdapter):
     def resolve_base_url(self, given: str | None) -> str:
         return super().resolve_base_url(given).removesuffix("/v1")
 
-    def post_json(self, path: str, body: dict[str, Any]) -> Any:
-        key = self.credentials.key
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return self._json(self._request("POST", path, headers=headers, json=body))
-
 
 class TEIEmbedding(TEIWire, EmbeddingModel):
     factories = ("HuggingFace",)
     batch_size = MAX_CLIENT_BATCH_SIZE
 
-    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
-        data = self.post_json("embed", {"inputs": texts, "truncate": True})
+    def embed_request(self, texts: list[str], *, query: bool) -> Request:
+        return self.post("embed", json={"inputs": texts, "truncate": True})
+
+    def parse_embeddings(self, data: Any, texts: list[str]) -> EmbeddingResult:
         if not isinstance(data, list):
-            raise self._malformed("the embed response is not a list of vectors")
-        try:
-            vectors = [[float(x) for x in vector] for vector in data]
-        except (TypeError, ValueError):
-            raise self._malformed("an embedding is not a list of numbers") from None
-        return EmbeddingResult(vectors, self.estimate_usage(texts))
+            raise self.malformed("the embed response is not a list of vectors")
+        return EmbeddingResult(self.vectors(data), self.estimate_usage(texts))
 
 
 class TEIRerank(TEIWire, RerankModel):
     factories = ("HuggingFace",)
 
-    def _rerank(self, query: str, texts: list[str]) -> RerankResult:
+    def rerank_request(self, query: str, texts: list[str]) -> Request:
+        body = {"query": query, "texts": texts, "raw_scores": False, "truncate": True}
+        return self.post("rerank", json=body)
+
+    def rerank_flow(self, query: str, texts: list[str]) -> Flow[RerankResult]:
+        # One request per batch the server takes.
         scores: list[float] = []
         for start in range(0, len(texts), MAX_CLIENT_BATCH_SIZE):
             batch = texts[start : start + MAX_CLIENT_BATCH_SIZE]
-            body = {"query": query, "texts": batch, "raw_scores": False, "truncate": True}
-            data = self.post_json("rerank", body)
-            scores += scores_in_input_order(self, data, len(batch), score_key="score")
+            response = yield from self.fetch(self.rerank_request(query, batch))
+            data = self.json_of(response)
+            scores += self.scores_in_input_order(data, len(batch), score_key="score")
         return RerankResult(scores, self.estimate_usage(query, texts))

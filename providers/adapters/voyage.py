@@ -11,12 +11,13 @@ Authentication: `Authorization: Bearer <key>`. Errors: {"detail": "..."}.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ..base import BaseAdapter, EmbeddingModel, RerankModel
+from ..base import BaseAdapter
+from ..http import Request
+from ..kinds.embedding import EmbeddingModel, RerankModel
 from ..results import EmbeddingResult, RerankResult, Usage
-from .jina import scores_in_input_order
+from ..wire import dig, mapping
 
 
 class VoyageWire(BaseAdapter):
@@ -24,14 +25,8 @@ class VoyageWire(BaseAdapter):
 
     default_base_url = "https://api.voyageai.com/v1"
 
-    def post_json(self, path: str, body: dict[str, Any]) -> Any:
-        key = self.credentials.key
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return self._json(self._request("POST", path, headers=headers, json=body))
-
     def reported_usage(self, data: Any) -> Usage | None:
-        usage = data.get("usage") if isinstance(data, Mapping) else None
-        total = usage.get("total_tokens") if isinstance(usage, Mapping) else None
+        total = dig(data, "usage", "total_tokens")
         if isinstance(total, int) and not isinstance(total, bool) and total > 0:
             return Usage(prompt_tokens=total)
         return None
@@ -43,36 +38,32 @@ class VoyageEmbedding(VoyageWire, EmbeddingModel):
     # large models): 64 chunks of a few hundred tokens stay well under both.
     batch_size = 64
 
-    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
+    def embed_request(self, texts: list[str], *, query: bool) -> Request:
         body = {
             "input": texts,
             "model": self.wire_model_name,
             "input_type": "query" if query else "document",
         }
-        data = self.post_json("embeddings", body)
-        items = data.get("data") if isinstance(data, Mapping) else None
-        if not isinstance(items, list):
-            raise self._malformed("the embeddings response has no data list")
-        try:
-            ordered = sorted(items, key=lambda item: item.get("index", 0))
-            vectors = [[float(x) for x in item["embedding"]] for item in ordered]
-        except (AttributeError, KeyError, TypeError, ValueError):
-            raise self._malformed("an embedding is missing or not a list of numbers") from None
+        return self.post("embeddings", json=body)
+
+    def parse_embeddings(self, data: Any, texts: list[str]) -> EmbeddingResult:
+        vectors = self.indexed_vectors(mapping(data).get("data"))
         return EmbeddingResult(vectors, self.reported_usage(data) or self.estimate_usage(texts))
 
 
 class VoyageRerank(VoyageWire, RerankModel):
     factories = ("Voyage AI",)
 
-    def _rerank(self, query: str, texts: list[str]) -> RerankResult:
+    def rerank_request(self, query: str, texts: list[str]) -> Request:
         body = {
             "query": query,
             "documents": texts,
             "model": self.wire_model_name,
             "top_k": len(texts),
         }
-        data = self.post_json("rerank", body)
-        results = data.get("data") if isinstance(data, Mapping) else None
-        scores = scores_in_input_order(self, results, len(texts))
+        return self.post("rerank", json=body)
+
+    def parse_rerank(self, data: Any, query: str, texts: list[str]) -> RerankResult:
+        scores = self.scores_in_input_order(mapping(data).get("data"), len(texts))
         usage = self.reported_usage(data) or self.estimate_usage(query, texts)
         return RerankResult(scores, usage)

@@ -111,6 +111,16 @@ class RerankModel(BaseAdapter):
 
     # --- helpers ---
 
+    def documents_body(self, query: str, texts: list[str]) -> dict[str, Any]:
+        """The body most rerank APIs take: Cohere's, which Jina and the servers speaking
+        Jina's /rerank copied. Every text is scored (top_n is all of them)."""
+        return {
+            "model": self.wire_model_name,
+            "query": query,
+            "documents": texts,
+            "top_n": len(texts),
+        }
+
     def estimate_usage(self, query: str, texts: list[str]) -> Usage:
         tokens = self.count_tokens(query) * len(texts) + sum(map(self.count_tokens, texts))
         return Usage(tokens, estimated=True)

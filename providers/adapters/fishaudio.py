@@ -12,15 +12,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
-from ..base import AudioStream, TTSModel
 from ..errors import ModelError, ProviderError
-from ..results import Usage
-from ..streams import AudioState
+from ..http import Request
+from ..kinds.audio import TTSModel
+from ..runner import Flow
 
 AUDIO_FORMAT = "mp3"
 
@@ -49,29 +48,19 @@ class FishAudioTTS(TTSModel):
             headers["model"] = model
         return headers
 
-    def tts(self, text: str, *, voice: str | None = None) -> AudioStream:
-        body = {
-            "text": text,
-            "reference_id": voice or self.reference_id,
-            "format": AUDIO_FORMAT,
-        }
+    def speech_request(self, text: str, *, voice: str | None) -> Request:
+        body = {"text": text, "reference_id": voice or self.reference_id, "format": AUDIO_FORMAT}
+        return self.post("v1/tts", json=body)
+
+    def speech_flow(self, text: str, *, voice: str | None) -> Flow[httpx.Response]:
         try:
-            response = self._open_stream("POST", "v1/tts", headers=self.headers(), json=body)
+            return (yield from super().speech_flow(text, voice=voice))
         except ProviderError as error:
-            if error.status == 404:  # the voice (reference_id) does not exist
-                raise self.context.error(
-                    ModelError,
-                    f"unknown voice {body['reference_id']!r}: {error.detail}",
-                    status=404,
-                ) from error
-            raise
-        usage = Usage(prompt_tokens=self.count_tokens(text), estimated=True)
-        state = AudioState(self.context, usage, response.headers.get("content-type"))
-        return AudioStream(_audio_chunks(response), state, release=response.close)
-
-
-def _audio_chunks(response: httpx.Response) -> Iterator[bytes]:
-    try:
-        yield from response.iter_bytes()
-    finally:
-        response.close()
+            if error.status != 404:
+                raise
+            # The voice (reference_id) does not exist.
+            raise self.context.error(
+                ModelError,
+                f"unknown voice {voice or self.reference_id!r}: {error.detail}",
+                status=404,
+            ) from error

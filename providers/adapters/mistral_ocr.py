@@ -14,7 +14,8 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from ..base import OCRModel
+from ..http import Request
+from ..kinds.ocr import OCRModel
 from ..results import OCRResult, Usage
 
 
@@ -22,19 +23,17 @@ class MistralOCR(OCRModel):
     factories = ("Mistral",)
     default_base_url = "https://api.mistral.ai/v1"
 
-    def headers(self) -> dict[str, str]:
-        key = self.credentials.key
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
     def document(self, document: bytes, mime_type: str) -> dict[str, str]:
         url = f"data:{mime_type};base64,{base64.b64encode(document).decode('ascii')}"
         if mime_type.startswith("image/"):
             return {"type": "image_url", "image_url": url}
         return {"type": "document_url", "document_url": url}
 
-    def ocr(self, document: bytes, *, mime_type: str = "application/pdf") -> OCRResult:
+    def ocr_request(self, document: bytes, *, mime_type: str) -> Request:
         body = {"model": self.wire_model_name, "document": self.document(document, mime_type)}
-        data = self._json(self._request("POST", "ocr", headers=self.headers(), json=body))
+        return self.post("ocr", json=body)
+
+    def parse_ocr(self, data: Any) -> OCRResult:
         pages = self.parse_pages(data)
         text = "\n\n".join(pages)
         return OCRResult(
@@ -44,8 +43,8 @@ class MistralOCR(OCRModel):
     def parse_pages(self, data: Any) -> list[str]:
         pages = data.get("pages") if isinstance(data, Mapping) else None
         if not isinstance(pages, list) or not all(isinstance(page, Mapping) for page in pages):
-            raise self._malformed("the OCR answer has no pages list")
+            raise self.malformed("the OCR answer has no pages list")
         ordered = sorted(pages, key=lambda page: page.get("index", 0))
         if not all(isinstance(page.get("markdown"), str) for page in ordered):
-            raise self._malformed("an OCR page has no markdown")
+            raise self.malformed("an OCR page has no markdown")
         return [page["markdown"] for page in ordered]

@@ -27,23 +27,13 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-from .. import http
-from ..base import (
-    AsyncChatStream,
-    ChatModel,
-    ChatRequest,
-    ChatResult,
-    ChatStream,
-    StreamDelta,
-    StreamStep,
-)
 from ..classify import ErrorContext
 from ..errors import (
     AuthError,
@@ -56,11 +46,13 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
-from ..results import Usage
+from ..http import ProviderResponse, Request
+from ..kinds.chat import ChatModel, ChatRequest, StreamStep
+from ..results import ChatResult, Usage
+from ..runner import Flow
 from ..sse import SSEEvent
-
-T = TypeVar("T")
-R = TypeVar("R")
+from ..streams import StreamDelta
+from ..wire import content_text, mapping
 
 SERVICE = "hunyuan"
 ACTION = "ChatCompletions"
@@ -219,56 +211,35 @@ class HunyuanChat(ChatModel):
             headers["X-TC-Region"] = str(region)
         return headers
 
-    # --- requests, signed anew for every attempt ---
+    # --- one attempt: signed anew, its answer read for the errors Tencent sends with 200 ---
 
-    def call(self, transport: Callable[..., R], body: dict[str, Any], check: Callable[[R], T]) -> T:
-        """One signed attempt per try: `check` reads the answer and raises its errors inside
-        the retry loop (Tencent reports rate limits with HTTP 200)."""
-        policy = self.retry_policy or http.RetryPolicy.from_settings()
-        once = replace(policy, max_retries=0)
-        content = json.dumps(body, ensure_ascii=False).encode()
+    def attempt(self, request: Request, *, stream: bool) -> Flow[Any]:
+        signed = replace(request, headers=self.signed_headers(request.content or b""))
+        call = self.http_call(signed)
+        response = yield from self.send(call, stream=stream)
+        if stream:
+            return (yield from self.expect_events(call, response, self.answer_of))
+        self.answer_of(response)  # rate limits come with HTTP 200 too: raised inside the retry
+        return response
 
-        def attempt() -> T:
-            result = transport(
-                "POST",
-                self.endpoint,
-                context=self.context,
-                guard=self.guard,
-                policy=once,
-                content=content,
-                headers=self.signed_headers(content),
-            )
-            return check(result)
+    def answer_of(self, response: ProviderResponse) -> Mapping[str, Any]:
+        return self.response_object(self.json_of(response))
 
-        return http.send_with_retries(attempt, policy=policy, secrets=self.context.secrets)
-
-    async def acall(
-        self,
-        transport: Callable[..., Awaitable[R]],
-        body: dict[str, Any],
-        check: Callable[[R], Awaitable[T]],
-    ) -> T:
-        policy = self.retry_policy or http.RetryPolicy.from_settings()
-        once = replace(policy, max_retries=0)
-        content = json.dumps(body, ensure_ascii=False).encode()
-
-        async def attempt() -> T:
-            result = await transport(
-                "POST",
-                self.endpoint,
-                context=self.context,
-                guard=self.guard,
-                policy=once,
-                content=content,
-                headers=self.signed_headers(content),
-            )
-            return await check(result)
-
-        return await http.asend_with_retries(attempt, policy=policy, secrets=self.context.secrets)
+    def response_object(self, data: Any) -> Mapping[str, Any]:
+        """The answer's Response object; raises the error it reports."""
+        error = _api_error(self.context, data)
+        if error is not None:
+            raise error
+        answer = mapping(data).get("Response")
+        if not isinstance(answer, Mapping):
+            raise self.malformed("the answer has no Response object")
+        return answer
 
     # --- chat ---
 
-    def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    stream_end_marker = "a FinishReason"
+
+    def chat_request(self, request: ChatRequest, *, stream: bool) -> Request:
         messages = [_message(message) for message in request.messages()]
         body: dict[str, Any] = {"Model": self.wire_model_name, "Messages": messages}
         body["Stream"] = stream
@@ -281,85 +252,26 @@ class HunyuanChat(ChatModel):
             choice = request.gen_conf.get("tool_choice")
             if choice in ("auto", "none"):
                 body["ToolChoice"] = choice
-        return body
+        # The signature covers the exact bytes sent; the headers come with it, per attempt.
+        return Request("POST", self.endpoint, content=json.dumps(body, ensure_ascii=False).encode())
 
-    def _answer(self, response: http.ProviderResponse) -> dict[str, Any]:
-        data = self._json(response)
-        error = _api_error(self.context, data)
-        if error is not None:
-            raise error
-        answer = data.get("Response") if isinstance(data, Mapping) else None
-        if not isinstance(answer, Mapping):
-            raise self._malformed("the answer has no Response object")
-        return dict(answer)
-
-    async def _aanswer(self, response: http.ProviderResponse) -> dict[str, Any]:
-        return self._answer(response)
-
-    def _chat(self, request: ChatRequest) -> ChatResult:
-        answer = self.call(http.request, self.chat_body(request, stream=False), self._answer)
-        return self.parse_answer(answer, request)
-
-    async def _achat(self, request: ChatRequest) -> ChatResult:
-        body = self.chat_body(request, stream=False)
-        answer = await self.acall(http.arequest, body, self._aanswer)
-        return self.parse_answer(answer, request)
-
-    def parse_answer(self, answer: Mapping[str, Any], request: ChatRequest) -> ChatResult:
+    def parse_chat(self, data: Any, request: ChatRequest) -> ChatResult:
+        answer = self.response_object(data)
         choices = answer.get("Choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-            raise self._malformed("the answer has no Choices")
+            raise self.malformed("the answer has no Choices")
         message = choices[0].get("Message") or {}
         text = str(message.get("Content") or "")
         tool_calls = [_openai_tool_call(call) for call in message.get("ToolCalls") or ()] or None
-        usage = _usage(answer.get("Usage"))
-        if usage is None:
-            arguments = "".join(call["function"]["arguments"] for call in tool_calls or ())
-            usage = self.estimate_usage(request, text + arguments)
-        return ChatResult(text, usage, tool_calls, _finish_reason(choices[0].get("FinishReason")))
-
-    # --- streaming ---
-
-    def _check_stream(self, response: httpx.Response) -> httpx.Response:
-        if _is_sse(response):
-            return response
-        # A failure before the first chunk is a plain JSON answer with an Error.
-        try:
-            content = response.read()
-        finally:
-            response.close()
-        self._answer(_read(response, content))
-        raise self._malformed("a stream answered without events")
-
-    async def _acheck_stream(self, response: httpx.Response) -> httpx.Response:
-        if _is_sse(response):
-            return response
-        try:
-            content = await response.aread()
-        finally:
-            await response.aclose()
-        self._answer(_read(response, content))
-        raise self._malformed("a stream answered without events")
-
-    def _chat_stream(self, request: ChatRequest) -> ChatStream:
-        body = self.chat_body(request, stream=True)
-        response = self.call(http.open_stream, body, self._check_stream)
-        return self.make_stream(request, self.stream_deltas(response), on_close=response.close)
-
-    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
-        body = self.chat_body(request, stream=True)
-        response = await self.acall(http.aopen_stream, body, self._acheck_stream)
-        return self.make_async_stream(
-            request, self.astream_deltas(response), on_close=response.aclose
+        return self.chat_result(
+            request,
+            text,
+            usage=_usage(answer.get("Usage")),
+            tool_calls=tool_calls,
+            finish_reason=_finish_reason(choices[0].get("FinishReason")),
         )
 
-    stream_end_marker = "a FinishReason"
-
-    def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        return self.sse_deltas(response, self.stream_step)
-
-    def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        return self.asse_deltas(response, self.stream_step)
+    # --- streaming ---
 
     def stream_step(self, event: SSEEvent) -> StreamStep:
         if event.is_done:
@@ -371,9 +283,9 @@ class HunyuanChat(ChatModel):
         try:
             chunk = event.json()
         except ValueError:
-            raise self._malformed(f"stream chunk is not JSON: {event.data[:200]!r}") from None
+            raise self.malformed(f"stream chunk is not JSON: {event.data[:200]!r}") from None
         if not isinstance(chunk, Mapping):
-            raise self._malformed("stream chunk is not a JSON object")
+            raise self.malformed("stream chunk is not a JSON object")
         error = _api_error(self.context, chunk)
         if error is not None:
             raise error
@@ -392,20 +304,8 @@ class HunyuanChat(ChatModel):
         )
 
 
-def _is_sse(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").startswith("text/event-stream")
-
-
-def _read(response: httpx.Response, content: bytes) -> http.ProviderResponse:
-    return http.ProviderResponse(response.status_code, response.headers, content, response.url)
-
-
 def _message(message: Mapping[str, Any]) -> dict[str, Any]:
-    content = message.get("content")
-    if not isinstance(content, str):
-        content = "".join(
-            str(part.get("text") or "") for part in content or () if isinstance(part, Mapping)
-        )
+    content = content_text(message.get("content"))
     converted: dict[str, Any] = {"Role": message.get("role") or "user", "Content": content}
     if message.get("tool_call_id"):
         converted["ToolCallId"] = message["tool_call_id"]

@@ -25,24 +25,12 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, TypeVar
-
-import httpx
+from typing import Any
 
 from .. import http
-from ..base import (
-    AsyncChatStream,
-    BaseAdapter,
-    ChatModel,
-    ChatRequest,
-    ChatResult,
-    ChatStream,
-    EmbeddingModel,
-    StreamDelta,
-    StreamStep,
-)
+from ..base import BaseAdapter
 from ..classify import ErrorContext
 from ..errors import (
     AuthError,
@@ -53,11 +41,15 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
-from ..results import EmbeddingResult, Usage
+from ..http import ProviderResponse, Request
+from ..kinds.chat import ChatModel, ChatRequest, StreamStep
+from ..kinds.embedding import EmbeddingModel
+from ..results import ChatResult, EmbeddingResult
+from ..runner import Exclusive, Flow
 from ..sse import SSEEvent
-from ..tokens import usage_from_response
-
-T = TypeVar("T")
+from ..streams import StreamDelta
+from ..tokens import reported_usage
+from ..wire import content_text, mapping
 
 TOKEN_PATH = "oauth/2.0/token"
 API_PREFIX = "rpc/2.0/ai_custom/v1/wenxinworkshop"
@@ -201,53 +193,46 @@ class BaiduWire(BaseAdapter):
     def context_with(self, token: str) -> ErrorContext:
         return replace(self.context, secrets=(*self.context.secrets, token))
 
-    # --- tokens ---
+    def headers(self) -> dict[str, str]:
+        return {}  # the access token travels in the query string
 
-    def _token_params(self) -> dict[str, str]:
-        return {
+    # --- access tokens ---
+
+    def access_token(self) -> Flow[str]:
+        token = tokens.get(self.token_key)
+        if token is None:
+            # One token request per key at a time: the other threads wait and reuse its
+            # answer. (Two coroutines missing the cache at once both ask, which Baidu allows.)
+            token = yield Exclusive(tokens.fetch_lock(self.token_key), self._fetch_token)
+        return token
+
+    def _fetch_token(self) -> Flow[str]:
+        token = tokens.get(self.token_key)
+        if token is not None:
+            return token
+        params = {
             "grant_type": "client_credentials",
             "client_id": self.api_key,
             "client_secret": self.secret_key,
         }
-
-    def access_token(self) -> str:
-        token = tokens.get(self.token_key)
-        if token is not None:
-            return token
-        # One token request per key at a time: the others wait and reuse its answer.
-        with tokens.fetch_lock(self.token_key):
-            token = tokens.get(self.token_key)
-            if token is None:
-                try:
-                    response = self._request("POST", TOKEN_PATH, params=self._token_params())
-                except ProviderError as error:
-                    raise self._token_refused(error) from error
-                token = self._store_token(response)
-        return token
-
-    async def aaccess_token(self) -> str:
-        # No cross-task lock: two coroutines missing the cache at once both ask for a token,
-        # which Baidu allows; holding a thread lock across an await would stall the loop.
-        token = tokens.get(self.token_key)
-        if token is not None:
-            return token
         try:
-            response = await self._arequest("POST", TOKEN_PATH, params=self._token_params())
+            call = self.http_call(Request("POST", TOKEN_PATH, params=params))
+            response = yield from http.fetch(call)
         except ProviderError as error:
             raise self._token_refused(error) from error
         return self._store_token(response)
 
-    def _store_token(self, response: http.ProviderResponse) -> str:
+    def _store_token(self, response: ProviderResponse) -> str:
         try:
             data = response.json()
         except ValueError:
-            # Not self._json(): its message quotes the body, which may hold the token.
-            raise self._malformed("the token answer is not JSON") from None
+            # Not json_of(): its message quotes the body, which may hold the token.
+            raise self.malformed("the token answer is not JSON") from None
         token = data.get("access_token") if isinstance(data, Mapping) else None
         if not isinstance(token, str) or not token:
             if isinstance(data, Mapping) and data.get("error"):
                 raise self._refused(str(data.get("error_description") or data["error"]))
-            raise self._malformed("the token answer has no access_token")
+            raise self.malformed("the token answer has no access_token")
         expires_in = data.get("expires_in")
         valid = isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
         tokens.put(self.token_key, token, float(expires_in) if valid else 3600.0)
@@ -265,92 +250,43 @@ class BaiduWire(BaseAdapter):
             f"Baidu refused the API key / secret key pair (no access token): {detail}",
         )
 
-    # --- calls: one attempt, with one token refresh, inside the shared retry loop ---
+    # --- one attempt: with a token, refreshed once if it went stale ---
 
-    def _policies(self) -> tuple[http.RetryPolicy, http.RetryPolicy]:
-        policy = self.retry_policy or http.RetryPolicy.from_settings()
-        return policy, replace(policy, max_retries=0)
+    def attempt(self, request: Request, *, stream: bool) -> Flow[Any]:
+        token = yield from self.access_token()
+        try:
+            return (yield from self._attempt_with(token, request, stream=stream))
+        except ProviderError as error:
+            if not _stale_token(error):
+                raise
+            tokens.invalidate(self.token_key, token)
+        token = yield from self.access_token()
+        return (yield from self._attempt_with(token, request, stream=stream))
 
-    def _stale_token(self, error: ProviderError) -> bool:
-        return isinstance(error, StaleTokenError) or (
-            isinstance(error, AuthError) and error.status == 401
-        )
+    def _attempt_with(self, token: str, request: Request, *, stream: bool) -> Flow[Any]:
+        context = self.context_with(token)
+        call = self.http_call(replace(request, params={"access_token": token}), context)
+        response = yield from self.send(call, stream=stream)
 
-    def call(self, send: Callable[[str, ErrorContext], T]) -> T:
-        """`send(token, context)` makes one attempt and raises what the answer says."""
-        policy, _ = self._policies()
+        def check(answer: ProviderResponse) -> None:
+            # Errors, rate limits among them, come with HTTP 200: raised inside the retry.
+            error = _api_error(context, self.json_of(answer))
+            if error is not None:
+                raise error
 
-        def attempt() -> T:
-            token = self.access_token()
-            try:
-                return send(token, self.context_with(token))
-            except ProviderError as error:
-                if not self._stale_token(error):
-                    raise
-                tokens.invalidate(self.token_key, token)
-            token = self.access_token()
-            return send(token, self.context_with(token))
+        if stream:
+            return (yield from self.expect_events(call, response, check))
+        check(response)
+        return response
 
-        return http.send_with_retries(attempt, policy=policy, secrets=self.context.secrets)
+    def post_body(self, body: dict[str, Any]) -> Request:
+        return self.post(self.api_path(), json=body)
 
-    async def acall(self, send: Callable[[str, ErrorContext], Awaitable[T]]) -> T:
-        policy, _ = self._policies()
 
-        async def attempt() -> T:
-            token = await self.aaccess_token()
-            try:
-                return await send(token, self.context_with(token))
-            except ProviderError as error:
-                if not self._stale_token(error):
-                    raise
-                tokens.invalidate(self.token_key, token)
-            token = await self.aaccess_token()
-            return await send(token, self.context_with(token))
-
-        return await http.asend_with_retries(attempt, policy=policy, secrets=self.context.secrets)
-
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        _, once = self._policies()
-
-        def send(token: str, context: ErrorContext) -> dict[str, Any]:
-            response = http.request(
-                "POST",
-                self.url(self.api_path()),
-                context=context,
-                guard=self.guard,
-                policy=once,
-                params={"access_token": token},
-                json=body,
-            )
-            return self._answer(response, context)
-
-        return self.call(send)
-
-    async def apost(self, body: dict[str, Any]) -> dict[str, Any]:
-        _, once = self._policies()
-
-        async def send(token: str, context: ErrorContext) -> dict[str, Any]:
-            response = await http.arequest(
-                "POST",
-                self.url(self.api_path()),
-                context=context,
-                guard=self.guard,
-                policy=once,
-                params={"access_token": token},
-                json=body,
-            )
-            return self._answer(response, context)
-
-        return await self.acall(send)
-
-    def _answer(self, response: http.ProviderResponse, context: ErrorContext) -> dict[str, Any]:
-        data = self._json(response)
-        if not isinstance(data, Mapping):
-            raise self._malformed("the answer is not a JSON object")
-        error = _api_error(context, data)
-        if error is not None:
-            raise error
-        return dict(data)
+def _stale_token(error: ProviderError) -> bool:
+    return isinstance(error, StaleTokenError) or (
+        isinstance(error, AuthError) and error.status == 401
+    )
 
 
 # --- chat ----------------------------------------------------------------------------------------
@@ -361,7 +297,9 @@ class BaiduChat(BaiduWire, ChatModel):
     endpoints = CHAT_ENDPOINTS
     kind = "chat"
 
-    def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    stream_end_marker = "is_end"
+
+    def chat_request(self, request: ChatRequest, *, stream: bool) -> Request:
         if request.tools:
             raise self.context.error(
                 InvalidRequestError, "tool calling is not supported for BaiduYiyan models"
@@ -369,7 +307,7 @@ class BaiduChat(BaiduWire, ChatModel):
         system = [request.system] if request.system else []
         messages = []
         for message in request.history:
-            text = _text(message.get("content"))
+            text = content_text(message.get("content"))
             if message.get("role") == "system":
                 system.append(text)
                 continue
@@ -385,86 +323,18 @@ class BaiduChat(BaiduWire, ChatModel):
         body.update(_gen_conf(request.gen_conf))
         if stream:
             body["stream"] = True
-        return body
+        return self.post_body(body)
 
-    def _chat(self, request: ChatRequest) -> ChatResult:
-        return self.parse_result(self.post(self.chat_body(request, stream=False)), request)
-
-    async def _achat(self, request: ChatRequest) -> ChatResult:
-        data = await self.apost(self.chat_body(request, stream=False))
-        return self.parse_result(data, request)
-
-    def parse_result(self, data: Mapping[str, Any], request: ChatRequest) -> ChatResult:
+    def parse_chat(self, data: Any, request: ChatRequest) -> ChatResult:
+        data = mapping(data)
         text = data.get("result")
         if not isinstance(text, str):
-            raise self._malformed("the answer has no result")
-        usage = _reported_usage(data) or self.estimate_usage(request, text)
-        return ChatResult(text, usage, None, _finish_reason(data))
-
-    # --- streaming ---
-
-    def _chat_stream(self, request: ChatRequest) -> ChatStream:
-        body = self.chat_body(request, stream=True)
-        _, once = self._policies()
-
-        def send(token: str, context: ErrorContext) -> httpx.Response:
-            response = http.open_stream(
-                "POST",
-                self.url(self.api_path()),
-                context=context,
-                guard=self.guard,
-                policy=once,
-                params={"access_token": token},
-                json=body,
-            )
-            if not _is_sse(response):
-                # A failure before the first chunk is a plain JSON error body.
-                try:
-                    content = response.read()
-                finally:
-                    response.close()
-                self._answer(_read(response, content), context)
-                raise self._malformed("a stream answered without events")
-            return response
-
-        response = self.call(send)
-        return self.make_stream(request, self.stream_deltas(response), on_close=response.close)
-
-    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
-        body = self.chat_body(request, stream=True)
-        _, once = self._policies()
-
-        async def send(token: str, context: ErrorContext) -> httpx.Response:
-            response = await http.aopen_stream(
-                "POST",
-                self.url(self.api_path()),
-                context=context,
-                guard=self.guard,
-                policy=once,
-                params={"access_token": token},
-                json=body,
-            )
-            if not _is_sse(response):
-                try:
-                    content = await response.aread()
-                finally:
-                    await response.aclose()
-                self._answer(_read(response, content), context)
-                raise self._malformed("a stream answered without events")
-            return response
-
-        response = await self.acall(send)
-        return self.make_async_stream(
-            request, self.astream_deltas(response), on_close=response.aclose
+            raise self.malformed("the answer has no result")
+        return self.chat_result(
+            request, text, usage=reported_usage(data), finish_reason=_finish_reason(data)
         )
 
-    stream_end_marker = "is_end"
-
-    def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        return self.sse_deltas(response, self.stream_step)
-
-    def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        return self.asse_deltas(response, self.stream_step)
+    # --- streaming ---
 
     def stream_step(self, event: SSEEvent) -> StreamStep:
         delta, ended = self.parse_chunk(event)
@@ -474,35 +344,19 @@ class BaiduChat(BaiduWire, ChatModel):
         try:
             chunk = event.json()
         except ValueError:
-            raise self._malformed(f"stream chunk is not JSON: {event.data[:200]!r}") from None
+            raise self.malformed(f"stream chunk is not JSON: {event.data[:200]!r}") from None
         if not isinstance(chunk, Mapping):
-            raise self._malformed("stream chunk is not a JSON object")
+            raise self.malformed("stream chunk is not a JSON object")
         error = _api_error(self.context, chunk)
         if error is not None:
             raise error
         ended = chunk.get("is_end") is True
         delta = StreamDelta(
             text=str(chunk.get("result") or ""),
-            usage=_reported_usage(chunk),
+            usage=reported_usage(chunk),
             finish_reason=_finish_reason(chunk) if ended else None,
         )
         return delta, ended
-
-
-def _is_sse(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").startswith("text/event-stream")
-
-
-def _read(response: httpx.Response, content: bytes) -> http.ProviderResponse:
-    return http.ProviderResponse(response.status_code, response.headers, content, response.url)
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(
-        str(part.get("text") or "") for part in content or () if isinstance(part, Mapping)
-    )
 
 
 def _gen_conf(gen_conf: Mapping[str, Any]) -> dict[str, Any]:
@@ -525,11 +379,6 @@ def _gen_conf(gen_conf: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _reported_usage(data: Mapping[str, Any]) -> Usage | None:
-    usage = usage_from_response(data)
-    return usage if usage is not None and usage.total_tokens > 0 else None
-
-
 def _finish_reason(data: Mapping[str, Any]) -> str | None:
     if data.get("need_clear_history"):  # the input was flagged and must be dropped
         return "content_filter"
@@ -546,14 +395,9 @@ class BaiduEmbedding(BaiduWire, EmbeddingModel):
     kind = "embeddings"
     batch_size = 16  # Qianfan's embedding models take at most 16 texts per call
 
-    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
-        data = self.post({"input": texts})
-        items = data.get("data")
-        if not isinstance(items, list):
-            raise self._malformed("the embeddings answer has no data list")
-        try:
-            ordered = sorted(items, key=lambda item: item.get("index", 0))
-            vectors = [[float(x) for x in item["embedding"]] for item in ordered]
-        except (AttributeError, KeyError, TypeError, ValueError):
-            raise self._malformed("an embedding is missing or not a list of numbers") from None
-        return EmbeddingResult(vectors, _reported_usage(data) or self.estimate_usage(texts))
+    def embed_request(self, texts: list[str], *, query: bool) -> Request:
+        return self.post_body({"input": texts})
+
+    def parse_embeddings(self, data: Any, texts: list[str]) -> EmbeddingResult:
+        vectors = self.indexed_vectors(mapping(data).get("data"))
+        return EmbeddingResult(vectors, reported_usage(data) or self.estimate_usage(texts))

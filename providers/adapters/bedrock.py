@@ -29,16 +29,15 @@ ModelErrorException (424), re-classified here as model errors.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import threading
 import xml.etree.ElementTree as ElementTree
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -49,16 +48,7 @@ from botocore.eventstream import EventStreamBuffer, ParserError
 
 from .. import http
 from ..api_keys import Credentials
-from ..base import (
-    AsyncChatStream,
-    BaseAdapter,
-    ChatModel,
-    ChatRequest,
-    ChatResult,
-    ChatStream,
-    EmbeddingModel,
-    StreamDelta,
-)
+from ..base import BaseAdapter
 from ..classify import ErrorContext
 from ..errors import (
     AuthError,
@@ -72,9 +62,15 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
-from ..results import EmbeddingResult, Usage
-
-T = TypeVar("T")
+from ..http import Request
+from ..kinds.chat import ChatModel, ChatRequest
+from ..kinds.embedding import EmbeddingModel
+from ..media import image_url_of, split_data_url
+from ..results import ChatResult, EmbeddingResult, Usage
+from ..retry import with_retries
+from ..runner import Exclusive, Flow
+from ..streams import StreamDelta
+from ..wire import dig
 
 RUNTIME_URL = "https://bedrock-runtime.{region}.amazonaws.com"
 STS_URL = "https://sts.{region}.amazonaws.com"
@@ -150,92 +146,40 @@ class BedrockWire(BaseAdapter):
 
     # --- credentials ---
 
-    def aws_credentials(self) -> AwsCredentials:
+    def aws_credentials(self) -> Flow[AwsCredentials]:
         access_key, secret_key = self.credentials.require(
             "bedrock_ak", "bedrock_sk", provider=self.factory, model=self.model_name
         )
         base = AwsCredentials(access_key, secret_key)
         if self.auth_mode == "iam_role":
-            return _assumed_roles.get(self, base)
+            return (yield from _assumed_roles.get(self, base))
         return base
 
-    def sign(self, method: str, url: str, body: bytes) -> dict[str, str]:
-        return sigv4_headers(
-            self.aws_credentials(),
-            method,
-            url,
-            body,
+    # --- one attempt, signed anew (a retry never carries a stale X-Amz-Date) ---
+
+    def attempt(self, request: Request, *, stream: bool) -> Flow[Any]:
+        credentials = yield from self.aws_credentials()
+        call = self.http_call(request)
+        headers = sigv4_headers(
+            credentials,
+            "POST",
+            str(call.request.url),
+            call.request.content or b"",
             service=SERVICE,
             region=self.region,
             headers={"Content-Type": "application/json"},
         )
+        signed = replace(call, request=replace(call.request, headers=headers))
+        return (yield from self.send(signed, stream=stream))
 
-    # --- requests, signed anew for every attempt ---
-
-    def _policies(self) -> tuple[http.RetryPolicy, http.RetryPolicy]:
-        # providers.http builds each attempt from fixed headers; a signature must be fresh per
-        # attempt, so the retry loop runs here around single attempts.
-        policy = self.retry_policy or http.RetryPolicy.from_settings()
-        return policy, replace(policy, max_retries=0)
-
-    def _reclassified(self, error: ProviderError) -> ProviderError | None:
+    def refine_error(self, error: ProviderError) -> ProviderError:
         cls = STATUS_ERRORS.get(error.status or 0)
         if cls is None or isinstance(error, cls):
-            return None
+            return error
         return self.context.error(cls, error.detail, status=error.status)
 
-    def call(self, transport: Callable[..., T], path: str, body: dict[str, Any]) -> T:
-        policy, once = self._policies()
-        url, content = self.url(path), json.dumps(body).encode()
-
-        def attempt() -> T:
-            try:
-                return transport(
-                    "POST",
-                    url,
-                    context=self.context,
-                    guard=self.guard,
-                    policy=once,
-                    content=content,
-                    headers=self.sign("POST", url, content),
-                )
-            except ProviderError as error:
-                better = self._reclassified(error)
-                if better is None:
-                    raise
-                raise better from error
-
-        return http.send_with_retries(attempt, policy=policy, secrets=self.context.secrets)
-
-    async def acall(
-        self, transport: Callable[..., Awaitable[T]], path: str, body: dict[str, Any]
-    ) -> T:
-        policy, once = self._policies()
-        url, content = self.url(path), json.dumps(body).encode()
-        if self.auth_mode == "iam_role":
-            await asyncio.to_thread(self.aws_credentials)  # STS, off the event loop
-
-        async def attempt() -> T:
-            try:
-                return await transport(
-                    "POST",
-                    url,
-                    context=self.context,
-                    guard=self.guard,
-                    policy=once,
-                    content=content,
-                    headers=self.sign("POST", url, content),
-                )
-            except ProviderError as error:
-                better = self._reclassified(error)
-                if better is None:
-                    raise
-                raise better from error
-
-        return await http.asend_with_retries(attempt, policy=policy, secrets=self.context.secrets)
-
-    def invoke(self, path: str, body: dict[str, Any]) -> http.ProviderResponse:
-        return self.call(http.request, path, body)
+    def invoke_request(self, operation: str, body: dict[str, Any]) -> Request:
+        return Request("POST", self.model_path(operation), content=json.dumps(body).encode())
 
 
 def _check_credentials(credentials: Credentials, *, provider: str, model: str) -> None:
@@ -280,22 +224,35 @@ class _AssumedRoles:
         self._key_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._cache: dict[tuple[str, str, str], tuple[AwsCredentials, datetime]] = {}
 
-    def get(self, adapter: BedrockWire, base: AwsCredentials) -> AwsCredentials:
+    def get(self, adapter: BedrockWire, base: AwsCredentials) -> Flow[AwsCredentials]:
         (role_arn,) = adapter.credentials.require(
             "aws_role_arn", provider=adapter.factory, model=adapter.model_name
         )
         sts_url = adapter.options.get("sts_base_url") or STS_URL.format(region=adapter.region)
         key = (sts_url.rstrip("/"), base.access_key, role_arn)
+        cached = self._fresh(key)
+        if cached is not None:
+            return cached
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         # One AssumeRole at a time per key: callers arriving meanwhile get its result.
-        with key_lock:
-            cached = self._cache.get(key)
-            if cached is not None and datetime.now(UTC) < cached[1] - CREDENTIALS_MARGIN:
-                return cached[0]
-            credentials, expires = _assume_role(adapter, base, key[0], role_arn)
-            self._cache[key] = (credentials, expires)
-            return credentials
+        return (yield Exclusive(key_lock, lambda: self._assume(adapter, base, key)))
+
+    def _assume(
+        self, adapter: BedrockWire, base: AwsCredentials, key: tuple[str, str, str]
+    ) -> Flow[AwsCredentials]:
+        cached = self._fresh(key)
+        if cached is not None:
+            return cached
+        credentials, expires = yield from _assume_role(adapter, base, key[0], key[2])
+        self._cache[key] = (credentials, expires)
+        return credentials
+
+    def _fresh(self, key: tuple[str, str, str]) -> AwsCredentials | None:
+        cached = self._cache.get(key)
+        if cached is not None and datetime.now(UTC) < cached[1] - CREDENTIALS_MARGIN:
+            return cached[0]
+        return None
 
     def clear(self) -> None:
         with self._lock:
@@ -309,7 +266,7 @@ _STS_NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
 
 def _assume_role(
     adapter: BedrockWire, base: AwsCredentials, sts_url: str, role_arn: str
-) -> tuple[AwsCredentials, datetime]:
+) -> Flow[tuple[AwsCredentials, datetime]]:
     form = urlencode(
         {
             "Action": "AssumeRole",
@@ -319,25 +276,19 @@ def _assume_role(
         }
     ).encode()
     url = sts_url + "/"
-    policy, once = adapter._policies()
     form_headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
 
-    def attempt() -> http.ProviderResponse:
+    def attempt() -> Flow[http.ProviderResponse]:
         headers = sigv4_headers(
             base, "POST", url, form, service="sts", region=adapter.region, headers=form_headers
         )
-        return http.request(
-            "POST",
-            url,
-            context=adapter.context,
-            guard=adapter.guard,
-            policy=once,
-            content=form,
-            headers=headers,
+        return http.fetch_once(
+            adapter.http_call(Request("POST", url, headers=headers, content=form))
         )
 
     try:
-        response = http.send_with_retries(attempt, policy=policy, secrets=adapter.context.secrets)
+        secrets = adapter.context.secrets
+        response = yield from with_retries(attempt, policy=adapter.policy, secrets=secrets)
     except MaxRetriesExceededError:
         raise
     except ProviderError as error:
@@ -356,9 +307,9 @@ def _assume_role(
         }
         expires = datetime.fromisoformat(values["Expiration"] or "")
     except (ElementTree.ParseError, ValueError):
-        raise adapter._malformed("STS AssumeRole answered without credentials") from None
+        raise adapter.malformed("STS AssumeRole answered without credentials") from None
     if not all(values.values()):
-        raise adapter._malformed("STS AssumeRole answered without credentials")
+        raise adapter.malformed("STS AssumeRole answered without credentials")
     credentials = AwsCredentials(
         values["AccessKeyId"], values["SecretAccessKey"], values["SessionToken"]
     )
@@ -423,9 +374,8 @@ class BedrockChat(BedrockWire, ChatModel):
         return blocks
 
     def _image_block(self, part: Mapping[str, Any]) -> dict[str, Any]:
-        url = str((part.get("image_url") or {}).get("url") or "")
-        header, _, data = url.partition(",")
-        mime = header.removeprefix("data:").removesuffix(";base64")
+        url = image_url_of(part)
+        mime, data = split_data_url(url)
         if not url.startswith("data:") or mime not in IMAGE_FORMATS:
             raise self.context.error(
                 InvalidRequestError, "Bedrock takes images as PNG, JPEG, GIF or WebP data URLs"
@@ -437,72 +387,45 @@ class BedrockChat(BedrockWire, ChatModel):
         # Over the JSON protocol, blob members travel base64-encoded.
         return {"image": {"format": IMAGE_FORMATS[mime], "source": {"bytes": data}}}
 
-    def _chat(self, request: ChatRequest) -> ChatResult:
-        response = self.invoke(self.model_path("converse"), self.converse_body(request))
-        return self.parse_converse(self._json(response), request)
+    def chat_request(self, request: ChatRequest, *, stream: bool) -> Request:
+        operation = "converse-stream" if stream else "converse"
+        return self.invoke_request(operation, self.converse_body(request))
 
-    async def _achat(self, request: ChatRequest) -> ChatResult:
-        body = self.converse_body(request)
-        response = await self.acall(http.arequest, self.model_path("converse"), body)
-        return self.parse_converse(self._json(response), request)
-
-    def parse_converse(self, data: Any, request: ChatRequest) -> ChatResult:
-        content = _dig(data, "output", "message", "content")
+    def parse_chat(self, data: Any, request: ChatRequest) -> ChatResult:
+        content = dig(data, "output", "message", "content")
         if not isinstance(content, list) or not all(isinstance(b, Mapping) for b in content):
-            raise self._malformed("the Converse answer has no output.message.content")
+            raise self.malformed("the Converse answer has no output.message.content")
         text = "".join(str(block.get("text") or "") for block in content if "text" in block)
         tool_calls = [
             _openai_tool_call(block["toolUse"])
             for block in content
             if isinstance(block.get("toolUse"), Mapping)
         ] or None
-        usage = _usage(data.get("usage"))
-        if usage is None:
-            arguments = "".join(call["function"]["arguments"] for call in tool_calls or ())
-            usage = self.estimate_usage(request, text + arguments)
-        return ChatResult(text, usage, tool_calls, _finish_reason(data.get("stopReason")))
+        return self.chat_result(
+            request,
+            text,
+            usage=_usage(data.get("usage")),
+            tool_calls=tool_calls,
+            finish_reason=_finish_reason(data.get("stopReason")),
+        )
 
     # --- streaming ---
 
-    def _chat_stream(self, request: ChatRequest) -> ChatStream:
-        path = self.model_path("converse-stream")
-        response = self.call(http.open_stream, path, self.converse_body(request))
-        return self.make_stream(request, self.stream_deltas(response), on_close=response.close)
-
-    async def _achat_stream(self, request: ChatRequest) -> AsyncChatStream:
-        path = self.model_path("converse-stream")
-        response = await self.acall(http.aopen_stream, path, self.converse_body(request))
-        deltas = self.astream_deltas(response)
-        return self.make_async_stream(request, deltas, on_close=response.aclose)
-
-    def stream_deltas(self, response: httpx.Response) -> Iterator[StreamDelta]:
-        decoder = _EventDecoder(self.context, self._malformed)
-        try:
-            for chunk in response.iter_bytes():
-                yield from decoder.feed(chunk)
-            decoder.finish()
-        finally:
-            response.close()
-
-    async def astream_deltas(self, response: httpx.Response) -> AsyncIterator[StreamDelta]:
-        decoder = _EventDecoder(self.context, self._malformed)
-        try:
-            async for chunk in response.aiter_bytes():
-                for delta in decoder.feed(chunk):
-                    yield delta
-            decoder.finish()
-        finally:
-            await response.aclose()
+    def stream_decoder(self, request: ChatRequest) -> _EventDecoder:
+        return _EventDecoder(self.context, self.malformed)
 
 
 class _EventDecoder:
-    """Converse-stream events, from event-stream frames, into StreamDeltas."""
+    """Converse-stream events, from event-stream frames, into StreamDeltas (a providers.runner
+    Decoder). The body is read to its end: the usage (metadata) follows messageStop."""
+
+    stopped = False
 
     def __init__(self, context: ErrorContext, malformed: Callable[[str], ProviderError]) -> None:
         self._context = context
         self._malformed = malformed
         self._buffer = EventStreamBuffer()  # checks both CRCs of every frame
-        self._stopped = False
+        self._complete = False  # messageStop came
 
     def feed(self, chunk: bytes) -> Iterator[StreamDelta]:
         self._buffer.add_data(chunk)
@@ -515,11 +438,12 @@ class _EventDecoder:
             if delta is not None:
                 yield delta
 
-    def finish(self) -> None:
-        if not self._stopped:
+    def end(self) -> Iterator[StreamDelta]:
+        if not self._complete:
             raise self._context.error(
                 ProviderConnectionError, "the stream ended before messageStop"
             )
+        return iter(())
 
     def _event(self, headers: Mapping[str, Any], payload: bytes) -> StreamDelta | None:
         try:
@@ -538,7 +462,7 @@ class _EventDecoder:
             )
         event = headers.get(":event-type")
         if event == "contentBlockStart":
-            tool = _dig(data, "start", "toolUse")
+            tool = dig(data, "start", "toolUse")
             if isinstance(tool, Mapping):
                 call = {"name": tool.get("name") or "", "arguments": ""}
                 return StreamDelta(
@@ -555,7 +479,7 @@ class _EventDecoder:
             delta = data.get("delta") or {}
             if "text" in delta:
                 return StreamDelta(text=str(delta["text"] or ""))
-            partial = _dig(delta, "toolUse", "input")
+            partial = dig(delta, "toolUse", "input")
             if isinstance(partial, str):
                 fragment = {
                     "index": data.get("contentBlockIndex"),
@@ -563,7 +487,7 @@ class _EventDecoder:
                 }
                 return StreamDelta(tool_calls=[fragment])
         elif event == "messageStop":
-            self._stopped = True
+            self._complete = True
             return StreamDelta(finish_reason=_finish_reason(data.get("stopReason")))
         elif event == "metadata":
             return StreamDelta(usage=_usage(data.get("usage")))
@@ -588,34 +512,29 @@ class BedrockEmbedding(BedrockWire, EmbeddingModel):
     def is_cohere(self) -> bool:
         return "cohere.embed" in self.wire_model_name
 
-    def _embed(self, texts: list[str], *, query: bool) -> EmbeddingResult:
-        path = self.model_path("invoke")
+    def embed_flow(self, texts: list[str], *, query: bool) -> Flow[EmbeddingResult]:
         if self.is_cohere:
             body = {"texts": texts, "input_type": "search_query" if query else "search_document"}
-            response = self.invoke(path, body)
-            vectors = self._vectors(_cohere_vectors(self._json(response)), len(texts))
+            response = yield from self.fetch(self.invoke_request("invoke", body))
+            vectors = self._vectors(_cohere_vectors(self.json_of(response)), len(texts))
             tokens = _header_int(response.headers, "x-amzn-bedrock-input-token-count")
             usage = Usage(tokens) if tokens is not None else self.estimate_usage(texts)
             return EmbeddingResult(vectors, usage)
         # Titan embeds one text per call.
         vectors, usage = [], Usage.zero()
         for text in texts:
-            data = self._json(self.invoke(path, {"inputText": text}))
-            vectors += self._vectors(
-                [data.get("embedding")] if isinstance(data, Mapping) else [], 1
-            )
-            count = data.get("inputTextTokenCount")
+            response = yield from self.fetch(self.invoke_request("invoke", {"inputText": text}))
+            data = self.json_of(response)
+            vectors += self._vectors([dig(data, "embedding")], 1)
+            count = dig(data, "inputTextTokenCount")
             counted = isinstance(count, int) and not isinstance(count, bool) and count >= 0
             usage += Usage(count) if counted else self.estimate_usage([text])
         return EmbeddingResult(vectors, usage)
 
     def _vectors(self, items: Any, expected: int) -> list[list[float]]:
-        try:
-            vectors = [[float(x) for x in item] for item in items]
-        except (TypeError, ValueError):
-            raise self._malformed("an embedding is missing or not a list of numbers") from None
+        vectors = self.vectors(items)
         if len(vectors) != expected:
-            raise self._malformed(f"{len(vectors)} vectors for {expected} texts")
+            raise self.malformed(f"{len(vectors)} vectors for {expected} texts")
         return vectors
 
 
@@ -627,14 +546,6 @@ def _cohere_vectors(data: Any) -> Any:
 
 
 # --- wire helpers --------------------------------------------------------------------------------
-
-
-def _dig(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(key)
-    return data
 
 
 def _texts(content: Any) -> list[str]:
@@ -678,7 +589,7 @@ def _tool_config(tools: list[dict[str, Any]], choice: Any) -> dict[str, Any]:
         config["toolChoice"] = {"auto": {}}
     elif choice == "required":
         config["toolChoice"] = {"any": {}}
-    elif isinstance(choice, Mapping) and _dig(choice, "function", "name"):
+    elif isinstance(choice, Mapping) and dig(choice, "function", "name"):
         config["toolChoice"] = {"tool": {"name": choice["function"]["name"]}}
     return config
 

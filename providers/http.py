@@ -208,32 +208,3 @@ def open_stream(method: str, url: str | httpx.URL, **options: Any) -> httpx.Resp
 async def aopen_stream(method: str, url: str | httpx.URL, **options: Any) -> httpx.Response:
     """Async `open_stream()`; the caller must `await response.aclose()`."""
     return await arun(stream(direct_call(method, url, **options)))
-
-
-# --- transitional: adapters not yet described as flows ---------------------------------------
-
-
-def _immediately(attempt: Callable[[], Any]) -> Flow[Any]:
-    return attempt()
-    yield  # a flow without effects
-
-
-def send_with_retries(
-    attempt: Callable[[], Any], *, policy: RetryPolicy, secrets: tuple[str, ...] = ()
-) -> Any:
-    return run(with_retries(lambda: _immediately(attempt), policy=policy, secrets=secrets))
-
-
-async def asend_with_retries(
-    attempt: Callable[[], Any], *, policy: RetryPolicy, secrets: tuple[str, ...] = ()
-) -> Any:
-    from .retry import _give_up_or_log
-
-    retries = 0
-    while True:
-        try:
-            return await attempt()
-        except ProviderError as error:
-            _give_up_or_log(error, retries, policy, secrets)
-            await policy.async_sleep(policy.delay(retries, error))
-            retries += 1

@@ -3,7 +3,6 @@ import gc
 
 import pytest
 
-from providers.base import ChatModel, ChatRequest, EmbeddingModel, RerankModel
 from providers.classify import ErrorContext
 from providers.errors import (
     GenericProviderError,
@@ -12,6 +11,8 @@ from providers.errors import (
     ServerError,
 )
 from providers.factories import strip_name_suffix
+from providers.kinds.chat import ChatModel, ChatRequest, StreamStep
+from providers.kinds.embedding import EmbeddingModel, RerankModel
 from providers.registry import coverage
 from providers.results import ChatResult, EmbeddingResult, RerankResult, Usage
 from providers.streams import (
@@ -23,6 +24,7 @@ from providers.streams import (
     StreamDelta,
 )
 from providers.tokens import num_tokens_from_string
+from tests.fakeprovider import Reply
 
 CONTEXT = ErrorContext("Test", "test-model", ("secret-0123456789",))
 
@@ -42,29 +44,40 @@ def failing(deltas, error):
 # Adapters for these tests get their factories after class creation, so they stay out of the
 # registry.
 class ScriptedChat(ChatModel):
+    """A wire protocol of the tests' own: POST chat answers {"text", "usage": [in, out]};
+    streamed, the same objects as SSE events, then [DONE]."""
+
     default_base_url = "http://scripted.invalid"
 
-    def _chat(self, request):
-        return ChatResult("sync", Usage(1, 1))
+    def chat_request(self, request, *, stream):
+        return self.post("chat", json={"stream": stream})
 
-    def _chat_stream(self, request):
-        deltas = [StreamDelta(text="a"), StreamDelta(text="b"), StreamDelta(usage=Usage(3, 2))]
-        return self.make_stream(request, iter(deltas))
+    def parse_chat(self, data, request):
+        return ChatResult(data["text"], Usage(*data["usage"]))
+
+    def stream_step(self, event):
+        if event.is_done:
+            return StreamStep(complete=True, stop=True)
+        data = event.json()
+        usage = Usage(*data["usage"]) if "usage" in data else None
+        return StreamStep((StreamDelta(text=data.get("text", ""), usage=usage),))
 
 
 class ScriptedEmbedding(EmbeddingModel):
     default_base_url = "http://scripted.invalid"
     batch_size = 2
 
-    def _embed(self, texts, *, query):
+    def embed_flow(self, texts, *, query):
         return EmbeddingResult([[float(len(t))] for t in texts], Usage(len(texts)))
+        yield  # answered without I/O
 
 
 class ShortRerank(RerankModel):
     default_base_url = "http://scripted.invalid"
 
-    def _rerank(self, query, texts):
+    def rerank_flow(self, query, texts):
         return RerankResult([1.0], Usage(1))
+        yield  # answered without I/O
 
 
 for cls in (ScriptedChat, ScriptedEmbedding, ShortRerank):
@@ -190,19 +203,28 @@ def test_an_async_stream_closes_on_garbage_collection():
     assert closed == [1]
 
 
-def test_sync_adapters_get_async_methods_for_free():
-    adapter = scripted(ScriptedChat)
+def test_one_description_serves_sync_and_async_calls(fake_provider):
+    adapter = scripted(ScriptedChat, base_url=fake_provider.url("/scripted"))
+    answer = Reply.json({"text": "sync", "usage": [1, 1]})
+    events = Reply.sse([{"text": "a"}, {"text": "b"}, {"usage": [3, 2]}])
+    fake_provider.script("/scripted/chat", [answer, events, answer, events])
+    history = [{"role": "user", "content": "hi"}]
 
     async def run():
-        result = await adapter.achat([{"role": "user", "content": "hi"}])
-        stream = await adapter.achat_streamly([{"role": "user", "content": "hi"}])
+        result = await adapter.achat(history)
+        stream = await adapter.achat_streamly(history)
         return result, [d async for d in stream], stream
 
-    result, deltas, stream = asyncio.run(run())
-    assert result.text == "sync"
-    assert deltas == ["a", "b"]
-    assert stream.usage == Usage(3, 2)
-    assert stream.done
+    sync_result = adapter.chat(history)
+    sync_stream = adapter.chat_streamly(history)
+    runs = [(sync_result, list(sync_stream), sync_stream), asyncio.run(run())]
+    for result, deltas, stream in runs:
+        assert result.text == "sync"
+        assert deltas == ["a", "b"]
+        assert stream.usage == Usage(3, 2)
+        assert stream.done
+    sent = [request.json["stream"] for request in fake_provider.requests]
+    assert sent == [False, True, False, True]
 
 
 def test_a_chat_request_puts_the_system_prompt_first():

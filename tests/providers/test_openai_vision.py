@@ -2,8 +2,8 @@ import base64
 
 import pytest
 
-from providers.base import DEFAULT_DESCRIBE_PROMPT, image_data_url, image_mime_type
 from providers.errors import AuthError
+from providers.media import DEFAULT_DESCRIBE_PROMPT, image_data_url, image_mime_type
 from tests.fakeprovider.openai import CHAT_USAGE, VISION_TEXT
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16

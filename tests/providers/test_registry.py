@@ -8,8 +8,8 @@ from providers import registry
 from providers.adapters.azure import AzureChat
 from providers.adapters.openai import NvidiaEmbedding, OpenAIChat, OpenAIEmbedding
 from providers.api_keys import Credentials
-from providers.base import ChatModel
 from providers.errors import ModelError, UnsupportedModelError
+from providers.kinds.chat import ChatModel
 from providers.types import ModelType
 
 

@@ -50,6 +50,9 @@ class BaseAdapter:
     default_base_url: ClassVar[str | None] = None
     # Hosted factories' base URLs, when one class serves several factories.
     base_urls: ClassVar[Mapping[str, str]] = {}
+    # Self-hosted servers that serve this API under /v1 of the address users usually type
+    # (http://host:8000): /v1 is added when the given base URL lacks it.
+    v1_factories: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -86,7 +89,10 @@ class BaseAdapter:
             raise self.context.error(
                 InvalidRequestError, f"{self.factory} needs a base URL and none was given"
             )
-        return url.rstrip("/")
+        url = url.rstrip("/")
+        if self.factory in self.v1_factories and not url.endswith("/v1"):
+            url += "/v1"
+        return url
 
     @property
     def wire_model_name(self) -> str:

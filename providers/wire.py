@@ -32,3 +32,14 @@ def content_text(content: Any, *, text_parts_only: bool = False) -> str:
         for part in content
         if isinstance(part, Mapping) and (not text_parts_only or part.get("type") == "text")
     )
+
+
+def add_turn(
+    turns: list[dict[str, Any]], role: str, items: list[Any], key: str = "content"
+) -> None:
+    """Append a turn, or extend the last one if it has the same role: APIs that want user and
+    assistant turns to alternate take the results of parallel tool calls in one user turn."""
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})

@@ -38,7 +38,7 @@ from ..results import ChatResult, Usage
 from ..sse import SSEEvent
 from ..streams import StreamDelta
 from ..tokens import reported_usage, usage_from_response
-from ..wire import content_text
+from ..wire import add_turn, content_text
 
 API_VERSION = "2023-06-01"
 MESSAGES_PATH = "v1/messages"
@@ -97,14 +97,11 @@ class AnthropicWire(BaseAdapter):
 
     def translate_history(self, request: ChatRequest) -> tuple[str, list[dict[str, Any]]]:
         """The system text, and the history as Anthropic messages."""
-        system = [request.system] if request.system else []
+        system, turns = request.system_and_turns()
         messages: list[dict[str, Any]] = []
-        for message in request.history:
+        for message in turns:
             role = message.get("role")
             content = message.get("content")
-            if role in ("system", "developer"):
-                system.append(content_text(content, text_parts_only=True))
-                continue
             if role == "tool":
                 role, blocks = "user", [_tool_result(message)]
             elif role == "assistant":
@@ -113,19 +110,13 @@ class AnthropicWire(BaseAdapter):
                 ]
             else:
                 role, blocks = "user", _blocks(content)
-            if not blocks:
-                continue  # Anthropic rejects empty text blocks
-            # The results of parallel tool calls belong in one user message: consecutive turns
-            # of one role are merged.
-            if messages and messages[-1]["role"] == role:
-                messages[-1]["content"].extend(blocks)
-            else:
-                messages.append({"role": role, "content": blocks})
+            if blocks:  # Anthropic rejects empty text blocks
+                add_turn(messages, role, blocks)
         for message in messages:
             blocks = message["content"]
             if len(blocks) == 1 and blocks[0].get("type") == "text":
                 message["content"] = blocks[0]["text"]
-        return "\n\n".join(text for text in system if text), messages
+        return system, messages
 
     def _tool_use(self, call: Mapping[str, Any]) -> dict[str, Any]:
         function = call.get("function") or {}
@@ -175,13 +166,10 @@ class AnthropicWire(BaseAdapter):
                 )
         if data.get("stop_reason") == "refusal":
             raise self.refused()
-        return self.chat_result(
-            request,
-            "".join(texts),
-            usage=reported_usage(data),
-            tool_calls=tool_calls,
-            finish_reason=_finish_reason(data.get("stop_reason")),
-        )
+        text = "".join(texts)
+        usage = reported_usage(data)
+        finish = _finish_reason(data.get("stop_reason"))
+        return self.chat_result(request, text, usage, tool_calls, finish)
 
     # --- streaming ---
 
@@ -209,14 +197,7 @@ class _EventReader:
         self.complete = False  # message_stop came
 
     def read(self, event: SSEEvent) -> Iterator[StreamDelta]:
-        try:
-            data = event.json()
-        except ValueError:
-            raise self.adapter.malformed(
-                f"stream event is not JSON: {event.data[:200]!r}"
-            ) from None
-        if not isinstance(data, Mapping):
-            raise self.adapter.malformed("stream event is not a JSON object")
+        data = self.adapter.stream_object(event.data, "stream event")
         kind = data.get("type") or event.event
         if kind == "message_start":
             usage = (data.get("message") or {}).get("usage")

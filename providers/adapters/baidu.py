@@ -330,9 +330,7 @@ class BaiduChat(BaiduWire, ChatModel):
         text = data.get("result")
         if not isinstance(text, str):
             raise self.malformed("the answer has no result")
-        return self.chat_result(
-            request, text, usage=reported_usage(data), finish_reason=_finish_reason(data)
-        )
+        return self.chat_result(request, text, reported_usage(data), None, _finish_reason(data))
 
     # --- streaming ---
 
@@ -341,12 +339,7 @@ class BaiduChat(BaiduWire, ChatModel):
         return StreamStep((delta,), complete=ended, stop=ended)
 
     def parse_chunk(self, event: SSEEvent) -> tuple[StreamDelta, bool]:
-        try:
-            chunk = event.json()
-        except ValueError:
-            raise self.malformed(f"stream chunk is not JSON: {event.data[:200]!r}") from None
-        if not isinstance(chunk, Mapping):
-            raise self.malformed("stream chunk is not a JSON object")
+        chunk = self.stream_object(event.data)
         error = _api_error(self.context, chunk)
         if error is not None:
             raise error

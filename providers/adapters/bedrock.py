@@ -70,7 +70,7 @@ from ..results import ChatResult, EmbeddingResult, Usage
 from ..retry import with_retries
 from ..runner import Exclusive, Flow
 from ..streams import StreamDelta
-from ..wire import dig
+from ..wire import add_turn, dig
 
 RUNTIME_URL = "https://bedrock-runtime.{region}.amazonaws.com"
 STS_URL = "https://sts.{region}.amazonaws.com"
@@ -345,11 +345,7 @@ class BedrockChat(BedrockWire, ChatModel):
                 blocks += [_tool_use(call) for call in message.get("tool_calls") or ()]
             else:
                 role, blocks = "user", self._blocks(message.get("content"))
-            # Converse wants user and assistant turns to alternate: merge neighbours.
-            if messages and messages[-1]["role"] == role:
-                messages[-1]["content"].extend(blocks)
-            else:
-                messages.append({"role": role, "content": blocks})
+            add_turn(messages, role, blocks)  # Converse wants the roles to alternate
         body: dict[str, Any] = {"messages": messages}
         if system:
             body["system"] = system
@@ -401,13 +397,9 @@ class BedrockChat(BedrockWire, ChatModel):
             for block in content
             if isinstance(block.get("toolUse"), Mapping)
         ] or None
-        return self.chat_result(
-            request,
-            text,
-            usage=_usage(data.get("usage")),
-            tool_calls=tool_calls,
-            finish_reason=_finish_reason(data.get("stopReason")),
-        )
+        usage = _usage(data.get("usage"))
+        finish = _finish_reason(data.get("stopReason"))
+        return self.chat_result(request, text, usage, tool_calls, finish)
 
     # --- streaming ---
 

@@ -95,13 +95,9 @@ class CohereChat(CohereWire, ChatModel):
             if isinstance(part, Mapping) and part.get("type", "text") == "text"
         )
         tool_calls = [_tool_call(call) for call in message.get("tool_calls") or []] or None
-        return self.chat_result(
-            request,
-            text,
-            usage=_reported_usage(data.get("usage")),
-            tool_calls=tool_calls,
-            finish_reason=_finish_reason(data.get("finish_reason")),
-        )
+        usage = _reported_usage(data.get("usage"))
+        finish = _finish_reason(data.get("finish_reason"))
+        return self.chat_result(request, text, usage, tool_calls, finish)
 
     # --- streaming ---
 
@@ -111,12 +107,7 @@ class CohereChat(CohereWire, ChatModel):
 
     def parse_event(self, event: SSEEvent) -> tuple[StreamDelta | None, bool]:
         """The delta one event carries (if any), and whether it ends the stream."""
-        try:
-            data = event.json()
-        except ValueError:
-            raise self.malformed(f"stream event is not JSON: {event.data[:200]!r}") from None
-        if not isinstance(data, Mapping):
-            raise self.malformed("stream event is not a JSON object")
+        data = self.stream_object(event.data, "stream event")
         kind = data.get("type") or event.event
         delta = mapping(data.get("delta"))
         message = mapping(delta.get("message"))

@@ -48,7 +48,7 @@ from ..results import ChatResult, EmbeddingResult
 from ..sse import SSEEvent
 from ..streams import StreamDelta
 from ..tokens import reported_usage
-from ..wire import content_text
+from ..wire import add_turn, content_text
 
 API_PREFIX = "v1beta"
 
@@ -123,15 +123,12 @@ class GeminiChatWire(GeminiWire):
 
     def translate_history(self, request: ChatRequest) -> tuple[str, list[dict[str, Any]]]:
         """The system text, and the history as Gemini contents."""
-        system = [request.system] if request.system else []
+        system, turns = request.system_and_turns()
         contents: list[dict[str, Any]] = []
         call_names: dict[str, str] = {}  # functionResponse needs the name the call had
-        for message in request.history:
+        for message in turns:
             role = message.get("role")
             content = message.get("content")
-            if role in ("system", "developer"):
-                system.append(content_text(content, text_parts_only=True))
-                continue
             if role == "tool":
                 role, parts = "user", [self._function_response(message, call_names)]
             elif role == "assistant":
@@ -142,13 +139,9 @@ class GeminiChatWire(GeminiWire):
                     parts.append(self._function_call(call, first=number == 0))
             else:
                 role, parts = "user", _parts(content)
-            if not parts:
-                continue
-            if contents and contents[-1]["role"] == role:
-                contents[-1]["parts"].extend(parts)
-            else:
-                contents.append({"role": role, "parts": parts})
-        return "\n\n".join(text for text in system if text), contents
+            if parts:
+                add_turn(contents, role, parts, key="parts")
+        return system, contents
 
     def _function_call(self, call: Mapping[str, Any], *, first: bool) -> dict[str, Any]:
         function = call.get("function") or {}
@@ -209,13 +202,9 @@ class GeminiChatWire(GeminiWire):
         reason = candidate.get("finishReason")
         if reason in BLOCKING_FINISH_REASONS:
             raise self.filtered(f"the answer was blocked (finishReason {reason})")
-        return self.chat_result(
-            request,
-            text,
-            usage=reported_usage(data),
-            tool_calls=tool_calls,
-            finish_reason=_finish_reason(reason, tool_calls),
-        )
+        usage = reported_usage(data)
+        finish = _finish_reason(reason, tool_calls)
+        return self.chat_result(request, text, usage, tool_calls, finish)
 
     def _candidate(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
         candidates = data.get("candidates")
@@ -270,14 +259,7 @@ class _ChunkReader:
         self.complete = False  # a chunk had a finishReason
 
     def read(self, event: SSEEvent) -> Iterator[StreamDelta]:
-        try:
-            chunk = event.json()
-        except ValueError:
-            raise self.adapter.malformed(
-                f"stream chunk is not JSON: {event.data[:200]!r}"
-            ) from None
-        if not isinstance(chunk, Mapping):
-            raise self.adapter.malformed("stream chunk is not a JSON object")
+        chunk = self.adapter.stream_object(event.data)
         if chunk.get("error"):
             raise self.adapter.context.classify(None, chunk)
         # Each chunk's usageMetadata is the running total: replace, never add.

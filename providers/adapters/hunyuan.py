@@ -263,13 +263,9 @@ class HunyuanChat(ChatModel):
         message = choices[0].get("Message") or {}
         text = str(message.get("Content") or "")
         tool_calls = [_openai_tool_call(call) for call in message.get("ToolCalls") or ()] or None
-        return self.chat_result(
-            request,
-            text,
-            usage=_usage(answer.get("Usage")),
-            tool_calls=tool_calls,
-            finish_reason=_finish_reason(choices[0].get("FinishReason")),
-        )
+        usage = _usage(answer.get("Usage"))
+        finish = _finish_reason(choices[0].get("FinishReason"))
+        return self.chat_result(request, text, usage, tool_calls, finish)
 
     # --- streaming ---
 
@@ -280,12 +276,7 @@ class HunyuanChat(ChatModel):
         return StreamStep((delta,), complete=bool(delta.finish_reason))
 
     def parse_chunk(self, event: SSEEvent) -> StreamDelta:
-        try:
-            chunk = event.json()
-        except ValueError:
-            raise self.malformed(f"stream chunk is not JSON: {event.data[:200]!r}") from None
-        if not isinstance(chunk, Mapping):
-            raise self.malformed("stream chunk is not a JSON object")
+        chunk = self.stream_object(event.data)
         error = _api_error(self.context, chunk)
         if error is not None:
             raise error

@@ -45,11 +45,7 @@ class JinaWire(BaseAdapter):
 
     base_urls = HOSTED_BASE_URLS
 
-    def resolve_base_url(self, given: str | None) -> str:
-        url = super().resolve_base_url(given)
-        if self.factory in SELF_HOSTED_V1 and not url.endswith("/v1"):
-            url += "/v1"
-        return url
+    v1_factories = SELF_HOSTED_V1
 
     def reported_usage(self, data: Any) -> Usage | None:
         """Input tokens from any of the three shapes; None when absent or zero."""

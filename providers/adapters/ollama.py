@@ -156,13 +156,9 @@ class OllamaChatWire(OllamaWire):
             raise self.malformed("the chat response has no message")
         text = str(message.get("content") or "")
         tool_calls = [_openai_tool_call(call) for call in message.get("tool_calls") or []] or None
-        return self.chat_result(
-            request,
-            text,
-            usage=self.reported_usage(data, self.prompt_estimate(request)),
-            tool_calls=tool_calls,
-            finish_reason=_finish_reason(data.get("done_reason"), tool_calls=bool(tool_calls)),
-        )
+        usage = self.reported_usage(data, self.prompt_estimate(request))
+        finish = _finish_reason(data.get("done_reason"), tool_calls=bool(tool_calls))
+        return self.chat_result(request, text, usage, tool_calls, finish)
 
     def prompt_estimate(self, request: ChatRequest) -> Callable[[], int]:
         return lambda: request.estimate_prompt_tokens(self.encoding)
@@ -178,12 +174,7 @@ class OllamaChatWire(OllamaWire):
         """The delta one NDJSON line carries, and whether it is the last."""
         if not line.strip():
             return None, False
-        try:
-            data = json.loads(line)
-        except ValueError:
-            raise self.malformed(f"stream line is not JSON: {line[:200]!r}") from None
-        if not isinstance(data, Mapping):
-            raise self.malformed("stream line is not a JSON object")
+        data = self.stream_object(line, "stream line")
         if data.get("error"):
             raise self.context.classify(None, data)
         message = data.get("message") if isinstance(data.get("message"), Mapping) else {}

@@ -73,7 +73,7 @@ IMAGE2TEXT_FACTORIES = (
     "LM-Studio",
     "OpenAI-API-Compatible",
 )
-EMBEDDING_FACTORIES = (  # NVIDIA has its own class below
+EMBEDDING_FACTORIES = (  # NVIDIA has its own class below, HuggingFace embeds with TEI (tei.py)
     "OpenAI",
     "Mistral",
     "SILICONFLOW",
@@ -82,12 +82,7 @@ EMBEDDING_FACTORIES = (  # NVIDIA has its own class below
     "ZHIPU-AI",
     "Tongyi-Qianwen",
     "VolcEngine",
-    "LocalAI",
-    "VLLM",
-    "Xinference",
-    "LM-Studio",
-    "GPUStack",
-    "OpenAI-API-Compatible",
+    *(factory for factory in SELF_HOSTED if factory != "HuggingFace"),
 )
 SPEECH2TEXT_FACTORIES = ("OpenAI", "Groq", "Xinference", "GPUStack", "OpenAI-API-Compatible")
 TTS_FACTORIES = ("OpenAI", "Xinference", "GPUStack", "OpenAI-API-Compatible")
@@ -122,11 +117,7 @@ class OpenAIWire(BaseAdapter):
 
     base_urls = HOSTED_BASE_URLS
 
-    def resolve_base_url(self, given: str | None) -> str:
-        url = super().resolve_base_url(given)
-        if self.factory in SELF_HOSTED_V1 and not url.endswith("/v1"):
-            url += "/v1"
-        return url
+    v1_factories = SELF_HOSTED_V1
 
     @property
     def api_key(self) -> str:
@@ -221,13 +212,11 @@ class OpenAIChatWire(OpenAIWire):
             raise self.malformed("the completion has no choices")
         choice = choices[0]
         message = choice.get("message") or {}
-        return self.chat_result(
-            request,
-            content_text(message.get("content")),
-            usage=reported_usage(data),
-            tool_calls=message.get("tool_calls") or None,
-            finish_reason=choice.get("finish_reason"),
-        )
+        text = content_text(message.get("content"))
+        tool_calls = message.get("tool_calls") or None
+        usage = reported_usage(data)
+        finish = choice.get("finish_reason")
+        return self.chat_result(request, text, usage, tool_calls, finish)
 
     def stream_step(self, event: SSEEvent) -> StreamStep:
         if event.is_done:
@@ -237,12 +226,7 @@ class OpenAIChatWire(OpenAIWire):
         return StreamStep((delta,), complete=bool(delta.finish_reason))
 
     def parse_chunk(self, event: SSEEvent) -> StreamDelta:
-        try:
-            chunk = event.json()
-        except ValueError:
-            raise self.malformed(f"stream chunk is not JSON: {event.data[:200]!r}") from None
-        if not isinstance(chunk, Mapping):
-            raise self.malformed("stream chunk is not a JSON object")
+        chunk = self.stream_object(event.data)
         if chunk.get("error"):
             raise self.context.classify(None, chunk)
         # Groq reported streamed usage under x_groq before it supported stream_options.

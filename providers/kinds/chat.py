@@ -17,6 +17,7 @@ none, tokens are counted with tiktoken and the Usage says `estimated=True`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypedDict, Unpack
@@ -33,6 +34,7 @@ from ..sse import SSEEvent, SSEParser
 from ..streams import AsyncChatStream, ChatState, ChatStream, StreamDelta
 from ..tokens import num_tokens_from_messages
 from ..types import ModelType
+from ..wire import content_text
 
 History = list[dict[str, Any]]
 
@@ -69,6 +71,19 @@ class ChatRequest:
         if self.system:
             messages.insert(0, {"role": "system", "content": self.system})
         return messages
+
+    def system_and_turns(self) -> tuple[str, list[dict[str, Any]]]:
+        """For APIs that take the system prompt apart from the messages: the system prompt
+        and the history's system and developer messages, joined by blank lines, and the
+        other messages."""
+        system = [self.system] if self.system else []
+        turns = []
+        for message in self.history:
+            if message.get("role") in ("system", "developer"):
+                system.append(content_text(message.get("content"), text_parts_only=True))
+            else:
+                turns.append(message)
+        return "\n\n".join(text for text in system if text), turns
 
     def estimate_prompt_tokens(self, encoding: str) -> int:
         return num_tokens_from_messages(self.messages(), encoding)
@@ -206,6 +221,17 @@ class ChatModel(BaseAdapter):
             ProviderConnectionError, f"the stream ended before {self.stream_end_marker}"
         )
 
+    def stream_object(self, data: str, what: str = "stream chunk") -> Mapping[str, Any]:
+        """The JSON object an event (or a line) of a stream carries, or the error saying the
+        provider sent something else."""
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            raise self.malformed(f"{what} is not JSON: {data[:200]!r}") from None
+        if not isinstance(parsed, Mapping):
+            raise self.malformed(f"{what} is not a JSON object")
+        return parsed
+
     def chat_state(self, request: ChatRequest) -> ChatState:
         return ChatState(
             self.context, lambda: request.estimate_prompt_tokens(self.encoding), self.encoding
@@ -222,7 +248,6 @@ class ChatModel(BaseAdapter):
         self,
         request: ChatRequest,
         text: str,
-        *,
         usage: Usage | None,
         tool_calls: list[dict[str, Any]] | None = None,
         finish_reason: str | None = None,

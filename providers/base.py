@@ -53,6 +53,8 @@ class BaseAdapter:
     # Self-hosted servers that serve this API under /v1 of the address users usually type
     # (http://host:8000): /v1 is added when the given base URL lacks it.
     v1_factories: ClassVar[tuple[str, ...]] = ()
+    # Fields a JSON credential must have; one error names every missing one.
+    required_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -75,6 +77,8 @@ class BaseAdapter:
         self.factory = factory
         self.model_name = model_name
         self.credentials = Credentials.parse(credentials)
+        if self.required_fields:
+            self.credentials.require(*self.required_fields, provider=factory, model=model_name)
         self.guard = guard
         # None: read LLM_TIMEOUT_SECONDS / LLM_MAX_RETRIES / LLM_BASE_DELAY at each call.
         self.retry_policy = retry_policy

@@ -37,6 +37,7 @@ from .tokens import num_tokens_from_string
 logger = logging.getLogger(__name__)
 
 S = TypeVar("S", bound="StreamState")
+T = TypeVar("T")
 OnClose = Callable[["StreamState"], None]
 
 
@@ -189,6 +190,21 @@ class AudioState(StreamState):
 # --- the streams ---------------------------------------------------------------------------------
 
 
+class _State(Generic[T]):
+    """A read-only attribute of a stream that is its state's."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, stream: Any, owner: type | None = None) -> T:
+        if stream is None:
+            return self  # type: ignore[return-value]  # the class attribute: the descriptor
+        return getattr(stream.state, self._name)
+
+
 class Stream(Generic[S]):
     """The one closable base of provider streams (see the module docstring)."""
 
@@ -199,24 +215,11 @@ class Stream(Generic[S]):
         """Run `callback(state)` once when the stream closes; at once if it is closed."""
         self.state.add_callback(callback)
 
-    @property
-    def usage(self) -> Usage:
-        """The provider's last usage report, else an estimate (estimated=True)."""
-        return self.state.usage
-
-    @property
-    def done(self) -> bool:
-        """True once the provider's stream ended normally."""
-        return self.state.done
-
-    @property
-    def error(self) -> BaseException | None:
-        """The failure that ended the stream, if one did."""
-        return self.state.error
-
-    @property
-    def closed(self) -> bool:
-        return self.state.closed
+    # What happened so far, read from the state (which on_close callbacks receive).
+    usage: _State[Usage] = _State("The last usage report, else an estimate (estimated=True).")
+    done: _State[bool] = _State("True once the provider's stream ended normally.")
+    error: _State[BaseException | None] = _State("The failure that ended the stream, if any.")
+    closed: _State[bool] = _State("True once the stream is closed.")
 
 
 class SyncStream(Stream[S]):
@@ -355,23 +358,10 @@ class ChatView:
 
     state: ChatState
 
-    @property
-    def text(self) -> str:
-        """The text received so far."""
-        return self.state.text
-
-    @property
-    def reported_usage(self) -> Usage | None:
-        """The provider's last usage report, if it sent one."""
-        return self.state.reported_usage
-
-    @property
-    def tool_calls(self) -> list[dict[str, Any]] | None:
-        return self.state.tool_calls
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self.state.finish_reason
+    text: _State[str] = _State("The text received so far.")
+    reported_usage: _State[Usage | None] = _State("The provider's last usage report, if any.")
+    tool_calls: _State[list[dict[str, Any]] | None] = _State("Tool calls, fragments merged.")
+    finish_reason: _State[str | None] = _State("Why the provider ended the answer.")
 
 
 class ChatStream(ChatView, SyncStream[ChatState]):
@@ -398,9 +388,7 @@ class AudioStream(SyncStream[AudioState]):
     """Iterate to get audio bytes as the provider streams them; `.usage` counts the input
     text (estimated unless the provider reported it)."""
 
-    @property
-    def content_type(self) -> str | None:
-        return self.state.content_type
+    content_type: _State[str | None] = _State("The audio's MIME type, as the provider said.")
 
     def read(self) -> bytes:
         return b"".join(self)

@@ -20,6 +20,15 @@ def mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def content_parts(content: Any) -> list[Mapping[str, Any]]:
+    """The parts of an OpenAI message content: a string is one text part."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list | tuple):
+        return []
+    return [part for part in content if isinstance(part, Mapping)]
+
+
 def content_text(content: Any, *, text_parts_only: bool = False) -> str:
     """The text of an OpenAI message content: a string, or the texts of its parts joined
     (with `text_parts_only`, only parts of type "text")."""

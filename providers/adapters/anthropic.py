@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..base import BaseAdapter
-from ..errors import ContentFilteredError, InvalidRequestError
+from ..errors import ContentFilteredError
 from ..http import Request
 from ..kinds.chat import ChatModel, ChatRequest, Image2TextModel, StreamStep, reader_steps
 from ..media import image_url_of, split_data_url
@@ -38,7 +38,7 @@ from ..results import ChatResult, Usage
 from ..sse import SSEEvent
 from ..streams import StreamDelta
 from ..tokens import reported_usage, usage_from_response
-from ..wire import add_turn, content_text
+from ..wire import add_turn, content_parts, content_text
 
 API_VERSION = "2023-06-01"
 MESSAGES_PATH = "v1/messages"
@@ -119,22 +119,11 @@ class AnthropicWire(BaseAdapter):
         return system, messages
 
     def _tool_use(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        function = call.get("function") or {}
-        arguments = function.get("arguments") or "{}"
-        try:
-            parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, Mapping):
-            raise self.context.error(
-                InvalidRequestError,
-                f"the arguments of tool call {call.get('id')!r} are not a JSON object",
-            )
         return {
             "type": "tool_use",
             "id": call.get("id"),
-            "name": function.get("name"),
-            "input": dict(parsed),
+            "name": (call.get("function") or {}).get("name"),
+            "input": self.tool_arguments(call),
         }
 
     # --- reply ---
@@ -326,12 +315,8 @@ def _tool_choice(gen_conf: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _blocks(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content.strip() else []
     blocks = []
-    for part in content or ():
-        if not isinstance(part, Mapping):
-            continue
+    for part in content_parts(content):
         kind = part.get("type")
         if kind == "text":
             if str(part.get("text") or "").strip():

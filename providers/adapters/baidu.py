@@ -174,11 +174,11 @@ class BaiduWire(BaseAdapter):
     endpoints: Mapping[str, str] = {}
     kind = ""
 
+    required_fields = ("yiyan_ak", "yiyan_sk")
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.api_key, self.secret_key = self.credentials.require(
-            "yiyan_ak", "yiyan_sk", provider=self.factory, model=self.model_name
-        )
+        self.api_key, self.secret_key = self.credentials.require(*self.required_fields)
         digest = hashlib.sha256(self.secret_key.encode()).hexdigest()
         self.token_key = (self.base_url, self.api_key, digest)
 

@@ -70,7 +70,7 @@ from ..results import ChatResult, EmbeddingResult, Usage
 from ..retry import with_retries
 from ..runner import Exclusive, Flow
 from ..streams import StreamDelta
-from ..wire import add_turn, dig
+from ..wire import add_turn, content_parts, dig
 
 RUNTIME_URL = "https://bedrock-runtime.{region}.amazonaws.com"
 STS_URL = "https://sts.{region}.amazonaws.com"
@@ -357,12 +357,8 @@ class BedrockChat(BedrockWire, ChatModel):
         return body
 
     def _blocks(self, content: Any) -> list[dict[str, Any]]:
-        if isinstance(content, str):
-            return [{"text": content}] if content else []
         blocks = []
-        for part in content or ():
-            if not isinstance(part, Mapping):
-                continue
+        for part in content_parts(content):
             if part.get("type") == "image_url":
                 blocks.append(self._image_block(part))
             elif part.get("text"):

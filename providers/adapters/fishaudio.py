@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from ..errors import ModelError, ProviderError
@@ -28,11 +26,12 @@ class FishAudioTTS(TTSModel):
     factories = ("Fish Audio",)
     default_base_url = "https://api.fish.audio"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.api_key, self.reference_id = self.credentials.require(
-            "fish_audio_ak", "fish_audio_refid", provider=self.factory, model=self.model_name
-        )
+    required_fields = ("fish_audio_ak", "fish_audio_refid")
+
+    @property
+    def reference_id(self) -> str:
+        """The voice to speak with, unless tts() is given another."""
+        return self.credentials.get("fish_audio_refid")
 
     def resolve_base_url(self, given: str | None) -> str:
         # RAGFlow's default was the endpoint itself (https://api.fish.audio/v1/tts).
@@ -42,7 +41,7 @@ class FishAudioTTS(TTSModel):
         return url
 
     def headers(self) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self.api_key}"}
+        headers = {"Authorization": f"Bearer {self.credentials.get('fish_audio_ak')}"}
         model = self.wire_model_name.strip()
         if model:
             headers["model"] = model

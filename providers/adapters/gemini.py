@@ -48,7 +48,7 @@ from ..results import ChatResult, EmbeddingResult
 from ..sse import SSEEvent
 from ..streams import StreamDelta
 from ..tokens import reported_usage
-from ..wire import add_turn, content_text
+from ..wire import add_turn, content_parts, content_text, dig
 
 API_PREFIX = "v1beta"
 
@@ -148,27 +148,15 @@ class GeminiChatWire(GeminiWire):
         part: dict[str, Any] = {
             "functionCall": {
                 "name": function.get("name"),
-                "args": self._arguments(call.get("id"), function.get("arguments")),
+                "args": self.tool_arguments(call),
             }
         }
-        signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+        signature = dig(call, "extra_content", "google", "thought_signature")
         if signature:
             part["thoughtSignature"] = signature
         elif first and self.wire_model_name.startswith("gemini-3"):
             part["thoughtSignature"] = SKIP_SIGNATURE
         return part
-
-    def _arguments(self, call_id: Any, arguments: Any) -> dict[str, Any]:
-        try:
-            parsed = json.loads(arguments or "{}") if isinstance(arguments, str) else arguments
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, Mapping):
-            raise self.context.error(
-                InvalidRequestError,
-                f"the arguments of tool call {call_id!r} are not a JSON object",
-            )
-        return dict(parsed)
 
     def _function_response(
         self, message: Mapping[str, Any], call_names: Mapping[str, str]
@@ -333,12 +321,8 @@ def _tool_config(gen_conf: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
     parts = []
-    for part in content or ():
-        if not isinstance(part, Mapping):
-            continue
+    for part in content_parts(content):
         if part.get("type") == "text":
             if part.get("text"):
                 parts.append({"text": part["text"]})

@@ -174,11 +174,7 @@ class HunyuanChat(ChatModel):
     factories = ("Tencent Hunyuan",)
     default_base_url = "https://hunyuan.tencentcloudapi.com"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.secret_id, self.secret_key = self.credentials.require(
-            "hunyuan_sid", "hunyuan_sk", provider=self.factory, model=self.model_name
-        )
+    required_fields = ("hunyuan_sid", "hunyuan_sk")
 
     @property
     def endpoint(self) -> str:
@@ -189,8 +185,8 @@ class HunyuanChat(ChatModel):
         timestamp = _now()
         host = url.netloc.decode("ascii")
         authorization = tc3_authorization(
-            secret_id=self.secret_id,
-            secret_key=self.secret_key,
+            secret_id=self.credentials.get("hunyuan_sid"),
+            secret_key=self.credentials.get("hunyuan_sk"),
             service=SERVICE,
             method="POST",
             path=url.raw_path.decode("ascii").partition("?")[0],

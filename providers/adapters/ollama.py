@@ -17,13 +17,13 @@ Errors: {"error": "..."}, with an HTTP status, or as a line of a stream that alr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..base import BaseAdapter
 from ..errors import InvalidRequestError
 from ..http import Request
-from ..kinds.chat import ChatModel, ChatRequest, Image2TextModel
+from ..kinds.chat import ChatModel, ChatRequest, Image2TextModel, StreamStep, StreamSteps
 from ..kinds.embedding import EmbeddingModel
 from ..media import image_url_of, split_data_url
 from ..results import ChatResult, EmbeddingResult, Usage
@@ -133,18 +133,8 @@ class OllamaChatWire(OllamaWire):
         return split_data_url(url)[1]
 
     def ollama_tool_call(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        function = call.get("function") or {}
-        arguments = function.get("arguments")
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            except ValueError:
-                arguments = None
-        if not isinstance(arguments, Mapping):
-            raise self.context.error(
-                InvalidRequestError, "tool call arguments must be a JSON object for Ollama"
-            )
-        return {"function": {"name": function.get("name") or "", "arguments": dict(arguments)}}
+        name = (call.get("function") or {}).get("name") or ""
+        return {"function": {"name": name, "arguments": self.tool_arguments(call)}}
 
     def parse_chat(self, data: Any, request: ChatRequest) -> ChatResult:
         if not isinstance(data, Mapping):
@@ -165,8 +155,21 @@ class OllamaChatWire(OllamaWire):
 
     # --- streaming ---
 
-    def stream_decoder(self, request: ChatRequest) -> _Lines:
-        return _Lines(self, request)
+    def stream_decoder(self, request: ChatRequest) -> StreamSteps[str]:
+        return StreamSteps(LineBuffer(), self.line_stepper(request), self.stream_cut_off)
+
+    def line_stepper(self, request: ChatRequest) -> Callable[[str], StreamStep]:
+        calls = 0  # tool calls so far in this stream, to number the next ones
+
+        def step(line: str) -> StreamStep:
+            nonlocal calls
+            delta, done = self.parse_line(line, request, calls)
+            if delta is None:
+                return StreamStep()
+            calls += len(delta.tool_calls or ())
+            return StreamStep((delta,), complete=done, stop=done)
+
+        return step
 
     def parse_line(
         self, line: str, request: ChatRequest, calls_so_far: int
@@ -190,36 +193,6 @@ class OllamaChatWire(OllamaWire):
             )
             return delta, True
         return delta, False
-
-
-class _Lines:
-    """A chat stream's deltas out of Ollama's NDJSON lines (a providers.runner Decoder)."""
-
-    def __init__(self, adapter: OllamaChatWire, request: ChatRequest) -> None:
-        self._adapter = adapter
-        self._request = request
-        self._lines = LineBuffer()
-        self._calls = 0  # tool calls so far, to number the next ones
-        self.stopped = False  # the "done" line came
-
-    def feed(self, chunk: bytes) -> Iterator[StreamDelta]:
-        return self._read(self._lines.feed(chunk))
-
-    def end(self) -> Iterator[StreamDelta]:
-        if not self.stopped:
-            yield from self._read(self._lines.close())
-        if not self.stopped:
-            raise self._adapter.stream_cut_off()
-
-    def _read(self, lines: list[str]) -> Iterator[StreamDelta]:
-        for line in lines:
-            if self.stopped:
-                return
-            delta, done = self._adapter.parse_line(line, self._request, self._calls)
-            if delta is not None:
-                self._calls += len(delta.tool_calls or ())
-                yield delta
-            self.stopped = done
 
 
 def _options(gen_conf: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypedDict, Unpack
+from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar, Unpack
 
 import httpx
 
 from ..base import BaseAdapter
-from ..errors import ProviderConnectionError, ProviderError
+from ..errors import InvalidRequestError, ProviderConnectionError, ProviderError
 from ..http import Request
 from ..media import DEFAULT_DESCRIBE_PROMPT, image_data_url
 from ..results import ChatResult, Usage
@@ -37,6 +37,7 @@ from ..types import ModelType
 from ..wire import content_text
 
 History = list[dict[str, Any]]
+U = TypeVar("U")
 
 
 class ChatOptions(TypedDict, total=False):
@@ -123,34 +124,45 @@ def reader_steps(reader: EventReader) -> Callable[[SSEEvent], StreamStep]:
     return step
 
 
-class SSEDeltas:
-    """A chat stream's deltas out of its server-sent events (a providers.runner Decoder). A
-    body that ends before the provider marked the answer complete (a provider or proxy cut
-    it) raises `cut_off()`."""
+class Framer(Protocol[U]):
+    """Cuts a streamed body into units (SSE events, NDJSON lines) as bytes arrive."""
+
+    def feed(self, chunk: bytes) -> list[U]: ...
+
+    def close(self) -> list[U]: ...
+
+
+class StreamSteps(Generic[U]):
+    """A chat stream's deltas (a providers.runner Decoder): the framer cuts the body into
+    units and `step(unit)` says what each means. A body that ends before the provider marked
+    the answer complete (a provider or proxy cut it) raises `cut_off()`."""
 
     def __init__(
-        self, step: Callable[[SSEEvent], StreamStep], cut_off: Callable[[], ProviderError]
+        self,
+        framer: Framer[U],
+        step: Callable[[U], StreamStep],
+        cut_off: Callable[[], ProviderError],
     ) -> None:
-        self._parser = SSEParser()
+        self._framer = framer
         self._step = step
         self._cut_off = cut_off
         self._complete = False
         self.stopped = False
 
     def feed(self, chunk: bytes) -> Iterator[StreamDelta]:
-        return self._read(self._parser.feed(chunk))
+        return self._read(self._framer.feed(chunk))
 
     def end(self) -> Iterator[StreamDelta]:
         if not self.stopped:
-            yield from self._read(self._parser.close())
+            yield from self._read(self._framer.close())
         if not self._complete:
             raise self._cut_off()
 
-    def _read(self, events: list[SSEEvent]) -> Iterator[StreamDelta]:
-        for event in events:
+    def _read(self, units: list[U]) -> Iterator[StreamDelta]:
+        for unit in units:
             if self.stopped:
                 return
-            step = self._step(event)
+            step = self._step(unit)
             yield from step.deltas
             if step.error is not None:
                 raise step.error
@@ -212,7 +224,7 @@ class ChatModel(BaseAdapter):
         return self.open(self.chat_request(request, stream=True))
 
     def stream_decoder(self, request: ChatRequest) -> Decoder[StreamDelta]:
-        return SSEDeltas(self.stream_stepper(request), self.stream_cut_off)
+        return StreamSteps(SSEParser(), self.stream_stepper(request), self.stream_cut_off)
 
     # --- helpers ---
 
@@ -231,6 +243,24 @@ class ChatModel(BaseAdapter):
         if not isinstance(parsed, Mapping):
             raise self.malformed(f"{what} is not a JSON object")
         return parsed
+
+    def tool_arguments(self, call: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments of an OpenAI-style tool call as an object (the history carries them
+        as a JSON string, for APIs that want the object); none given is {}."""
+        arguments = _function(call).get("arguments")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else None
+            except ValueError:
+                arguments = ""
+        if arguments is None:
+            return {}
+        if not isinstance(arguments, Mapping):
+            raise self.context.error(
+                InvalidRequestError,
+                f"the arguments of tool call {call.get('id')!r} are not a JSON object",
+            )
+        return dict(arguments)
 
     def chat_state(self, request: ChatRequest) -> ChatState:
         return ChatState(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -56,8 +56,12 @@ class BaseAdapter:
     # Fields a JSON credential must have; one error names every missing one.
     required_fields: ClassVar[tuple[str, ...]] = ()
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, factories: Iterable[str] | None = None, **kwargs: Any) -> None:
+        # `class OpenAIChat(OpenAIChatWire, ChatModel, factories=CHAT_FACTORIES): ...` declares
+        # and registers the factories a class serves (so does a `factories` class attribute).
         super().__init_subclass__(**kwargs)
+        if factories is not None:
+            cls.factories = tuple(factories)
         if cls.__dict__.get("factories"):
             register(cls)
 

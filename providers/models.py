@@ -13,34 +13,49 @@ class Status(models.TextChoices):
     INVALID = "0", "Invalid"
 
 
-class LLMFactory(models.Model):
+class CatalogRow(models.Model):
+    """What every catalog row has: RAGFlow's status, and when it was loaded and changed."""
+
+    status = models.CharField(max_length=1, choices=Status.choices, default=Status.VALID)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class LLMFactory(CatalogRow):
     name = models.CharField(max_length=128, unique=True)
     logo = models.TextField(blank=True, default="")
     tags = models.CharField(
         max_length=255, blank=True, default="", help_text="e.g. LLM,TEXT EMBEDDING,TTS"
     )
     rank = models.IntegerField(default=0, help_text="Higher ranks are listed first.")
-    status = models.CharField(max_length=1, choices=Status.choices, default=Status.VALID)
     url = models.CharField(
         max_length=512, blank=True, default="", help_text="Default API base URL, if any."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-rank", "name"]
-        verbose_name = "LLM factory"
-        verbose_name_plural = "LLM factories"
         indexes = [
-            # GET /llm/factories: valid factories by rank.
+            # GET /llm/factories: valid factories in the order above.
             models.Index(fields=["status", "-rank"], name="llmfactory_status_rank_idx"),
         ]
+        verbose_name = "LLM factory"
+        verbose_name_plural = "LLM factories"
 
     def __str__(self) -> str:
         return self.name
 
 
-class LLM(models.Model):
+def _price(help_text: str) -> models.DecimalField:
+    # Six decimals: the cheapest models cost fractions of a cent per million tokens.
+    return models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text=help_text
+    )
+
+
+class LLM(CatalogRow):
     factory = models.ForeignKey(LLMFactory, on_delete=models.CASCADE, related_name="llms")
     llm_name = models.CharField(max_length=128)
     # The first type the catalog gives; `model_types` holds all of them (newer RAGFlow
@@ -50,23 +65,8 @@ class LLM(models.Model):
     max_tokens = models.IntegerField(default=8192)
     tags = models.CharField(max_length=255, blank=True, default="")
     is_tools = models.BooleanField(default=False)
-    status = models.CharField(max_length=1, choices=Status.choices, default=Status.VALID)
-    input_price = models.DecimalField(
-        max_digits=12,
-        decimal_places=6,
-        null=True,
-        blank=True,
-        help_text="USD per million input tokens.",
-    )
-    output_price = models.DecimalField(
-        max_digits=12,
-        decimal_places=6,
-        null=True,
-        blank=True,
-        help_text="USD per million output tokens.",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    input_price = _price("USD per million input tokens.")
+    output_price = _price("USD per million output tokens.")
 
     class Meta:
         ordering = ["factory__name", "llm_name"]

@@ -349,9 +349,7 @@ def _finish_reason(stop_reason: Any) -> str | None:
     return FINISH_REASONS.get(stop_reason, str(stop_reason))
 
 
-class AnthropicChat(AnthropicWire, ChatModel):
-    factories = ("Anthropic",)
+class AnthropicChat(AnthropicWire, ChatModel, factories=("Anthropic",)): ...
 
 
-class AnthropicImage2Text(AnthropicWire, Image2TextModel):
-    factories = ("Anthropic",)
+class AnthropicImage2Text(AnthropicWire, Image2TextModel, factories=("Anthropic",)): ...

@@ -53,13 +53,10 @@ class AzureChatWire(AzureWire, OpenAIChatWire):
         return self.api_version >= STREAM_USAGE_SINCE
 
 
-class AzureChat(AzureChatWire, ChatModel):
-    factories = ("Azure-OpenAI",)
+class AzureChat(AzureChatWire, ChatModel, factories=("Azure-OpenAI",)): ...
 
 
-class AzureImage2Text(AzureChatWire, Image2TextModel):
-    factories = ("Azure-OpenAI",)
+class AzureImage2Text(AzureChatWire, Image2TextModel, factories=("Azure-OpenAI",)): ...
 
 
-class AzureEmbedding(AzureWire, OpenAIEmbedding):
-    factories = ("Azure-OpenAI",)
+class AzureEmbedding(AzureWire, OpenAIEmbedding, factories=("Azure-OpenAI",)): ...

@@ -292,8 +292,7 @@ def _stale_token(error: ProviderError) -> bool:
 # --- chat ----------------------------------------------------------------------------------------
 
 
-class BaiduChat(BaiduWire, ChatModel):
-    factories = ("BaiduYiyan",)
+class BaiduChat(BaiduWire, ChatModel, factories=("BaiduYiyan",)):
     endpoints = CHAT_ENDPOINTS
     kind = "chat"
 
@@ -382,8 +381,7 @@ def _finish_reason(data: Mapping[str, Any]) -> str | None:
 # --- embeddings ----------------------------------------------------------------------------------
 
 
-class BaiduEmbedding(BaiduWire, EmbeddingModel):
-    factories = ("BaiduYiyan",)
+class BaiduEmbedding(BaiduWire, EmbeddingModel, factories=("BaiduYiyan",)):
     endpoints = EMBEDDING_ENDPOINTS
     kind = "embeddings"
     batch_size = 16  # Qianfan's embedding models take at most 16 texts per call

@@ -327,9 +327,7 @@ def _sts_error_message(detail: str) -> str:
 # --- chat ----------------------------------------------------------------------------------------
 
 
-class BedrockChat(BedrockWire, ChatModel):
-    factories = ("Bedrock",)
-
+class BedrockChat(BedrockWire, ChatModel, factories=("Bedrock",)):
     def converse_body(self, request: ChatRequest) -> dict[str, Any]:
         system = [{"text": request.system}] if request.system else []
         messages: list[dict[str, Any]] = []
@@ -493,9 +491,7 @@ def _typed_error(context: ErrorContext, name: str, data: Any) -> ProviderError:
 # --- embeddings ----------------------------------------------------------------------------------
 
 
-class BedrockEmbedding(BedrockWire, EmbeddingModel):
-    factories = ("Bedrock",)
-
+class BedrockEmbedding(BedrockWire, EmbeddingModel, factories=("Bedrock",)):
     @property
     def is_cohere(self) -> bool:
         return "cohere.embed" in self.wire_model_name

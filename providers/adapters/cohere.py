@@ -65,9 +65,7 @@ class CohereWire(BaseAdapter):
 # --- chat ----------------------------------------------------------------------------------------
 
 
-class CohereChat(CohereWire, ChatModel):
-    factories = ("Cohere",)
-
+class CohereChat(CohereWire, ChatModel, factories=("Cohere",)):
     stream_end_marker = "message-end"
 
     def chat_request(self, request: ChatRequest, *, stream: bool) -> Request:
@@ -181,8 +179,7 @@ def _reported_usage(usage: Any) -> Usage | None:
 # --- embed ---------------------------------------------------------------------------------------
 
 
-class CohereEmbedding(CohereWire, EmbeddingModel):
-    factories = ("Cohere",)
+class CohereEmbedding(CohereWire, EmbeddingModel, factories=("Cohere",)):
     batch_size = 96  # the most texts v2/embed takes in one call
 
     def embed_request(self, texts: list[str], *, query: bool) -> Request:
@@ -209,9 +206,7 @@ class CohereEmbedding(CohereWire, EmbeddingModel):
 # --- rerank --------------------------------------------------------------------------------------
 
 
-class CohereRerank(CohereWire, RerankModel):
-    factories = ("Cohere",)
-
+class CohereRerank(CohereWire, RerankModel, factories=("Cohere",)):
     def rerank_request(self, query: str, texts: list[str]) -> Request:
         return self.post("v2/rerank", json=self.documents_body(query, texts))
 

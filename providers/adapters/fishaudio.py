@@ -22,10 +22,8 @@ from ..runner import Flow
 AUDIO_FORMAT = "mp3"
 
 
-class FishAudioTTS(TTSModel):
-    factories = ("Fish Audio",)
+class FishAudioTTS(TTSModel, factories=("Fish Audio",)):
     default_base_url = "https://api.fish.audio"
-
     required_fields = ("fish_audio_ak", "fish_audio_refid")
 
     @property

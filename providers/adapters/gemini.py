@@ -350,19 +350,18 @@ def _finish_reason(reason: Any, tool_calls: Any) -> str | None:
     return FINISH_REASONS.get(reason, str(reason).lower())
 
 
-class GeminiChat(GeminiChatWire, ChatModel):
-    factories = ("Gemini",)
+class GeminiChat(GeminiChatWire, ChatModel, factories=("Gemini",)): ...
 
 
-class GeminiImage2Text(GeminiChatWire, Image2TextModel):
-    factories = ("Gemini",)
+class GeminiImage2Text(GeminiChatWire, Image2TextModel, factories=("Gemini",)): ...
 
 
 # --- embeddings ----------------------------------------------------------------------------------
 
 
-class GeminiEmbedding(GeminiWire, EmbeddingModel):
-    factories = ("Gemini",)
+class GeminiEmbedding(GeminiWire, EmbeddingModel, factories=("Gemini",)):
+    """batchEmbedContents, with the retrieval task of passages or queries; no usage comes."""
+
     batch_size = 100  # batchEmbedContents takes at most 100 requests
 
     def embed_request(self, texts: list[str], *, query: bool) -> Request:

@@ -170,10 +170,10 @@ def _api_error(context: ErrorContext, data: Any) -> ProviderError | None:
     )
 
 
-class HunyuanChat(ChatModel):
-    factories = ("Tencent Hunyuan",)
-    default_base_url = "https://hunyuan.tencentcloudapi.com"
+class HunyuanChat(ChatModel, factories=("Tencent Hunyuan",)):
+    """ChatCompletions, each attempt signed anew, its 200 answers read for errors."""
 
+    default_base_url = "https://hunyuan.tencentcloudapi.com"
     required_fields = ("hunyuan_sid", "hunyuan_sk")
 
     @property

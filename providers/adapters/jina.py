@@ -73,9 +73,7 @@ def _count(value: Any) -> int:
     return max(int(value), 0)
 
 
-class JinaEmbedding(JinaWire, EmbeddingModel):
-    factories = ("Jina",)
-
+class JinaEmbedding(JinaWire, EmbeddingModel, factories=("Jina",)):
     def embed_request(self, texts: list[str], *, query: bool) -> Request:
         body: dict[str, Any] = {"model": self.wire_model_name, "input": texts}
         if _TASK_MODEL.search(self.wire_model_name):
@@ -87,10 +85,8 @@ class JinaEmbedding(JinaWire, EmbeddingModel):
         return EmbeddingResult(vectors, self.reported_usage(data) or self.estimate_usage(texts))
 
 
-class JinaRerank(JinaWire, RerankModel):
+class JinaRerank(JinaWire, RerankModel, factories=(*HOSTED_BASE_URLS, *SELF_HOSTED)):
     """Jina's /rerank, and every server that speaks it."""
-
-    factories = (*HOSTED_BASE_URLS, *SELF_HOSTED)
 
     def rerank_request(self, query: str, texts: list[str]) -> Request:
         body = self.documents_body(query, texts)

@@ -19,8 +19,7 @@ from ..kinds.ocr import OCRModel
 from ..results import OCRResult, Usage
 
 
-class MistralOCR(OCRModel):
-    factories = ("Mistral",)
+class MistralOCR(OCRModel, factories=("Mistral",)):
     default_base_url = "https://api.mistral.ai/v1"
 
     def document(self, document: bytes, mime_type: str) -> dict[str, str]:

@@ -225,20 +225,17 @@ def _finish_reason(reason: Any, *, tool_calls: bool) -> str | None:
     return reason if isinstance(reason, str) and reason else None
 
 
-class OllamaChat(OllamaChatWire, ChatModel):
-    factories = ("Ollama",)
+class OllamaChat(OllamaChatWire, ChatModel, factories=("Ollama",)): ...
 
 
-class OllamaImage2Text(OllamaChatWire, Image2TextModel):
-    factories = ("Ollama",)
+class OllamaImage2Text(OllamaChatWire, Image2TextModel, factories=("Ollama",)):
+    """Images travel beside a message's text as bare base64; image URLs are refused."""
 
 
 # --- embeddings ----------------------------------------------------------------------------------
 
 
-class OllamaEmbedding(OllamaWire, EmbeddingModel):
-    factories = ("Ollama",)
-
+class OllamaEmbedding(OllamaWire, EmbeddingModel, factories=("Ollama",)):
     def embed_request(self, texts: list[str], *, query: bool) -> Request:
         return self.post("api/embed", json={"model": self.wire_model_name, "input": texts})
 

@@ -242,19 +242,16 @@ class OpenAIChatWire(OpenAIWire):
         )
 
 
-class OpenAIChat(OpenAIChatWire, ChatModel):
-    factories = CHAT_FACTORIES
+class OpenAIChat(OpenAIChatWire, ChatModel, factories=CHAT_FACTORIES): ...
 
 
-class OpenAIImage2Text(OpenAIChatWire, Image2TextModel):
-    factories = IMAGE2TEXT_FACTORIES
+class OpenAIImage2Text(OpenAIChatWire, Image2TextModel, factories=IMAGE2TEXT_FACTORIES): ...
 
 
 # --- embeddings ----------------------------------------------------------------------------------
 
 
-class OpenAIEmbedding(OpenAIWire, EmbeddingModel):
-    factories = EMBEDDING_FACTORIES
+class OpenAIEmbedding(OpenAIWire, EmbeddingModel, factories=EMBEDDING_FACTORIES):
     batch_sizes = {"Tongyi-Qianwen": 10}  # DashScope's compatible mode takes 10 inputs at most
 
     def embedding_options(self, *, query: bool) -> dict[str, Any]:
@@ -269,10 +266,8 @@ class OpenAIEmbedding(OpenAIWire, EmbeddingModel):
         return EmbeddingResult(vectors, reported_usage(data) or self.estimate_usage(texts))
 
 
-class NvidiaEmbedding(OpenAIEmbedding):
+class NvidiaEmbedding(OpenAIEmbedding, factories=("NVIDIA",)):
     """NVIDIA's retrieval embedders are asymmetric and require `input_type`."""
-
-    factories = ("NVIDIA",)
 
     def embedding_options(self, *, query: bool) -> dict[str, Any]:
         return {"input_type": "query" if query else "passage"}
@@ -281,9 +276,7 @@ class NvidiaEmbedding(OpenAIEmbedding):
 # --- audio ---------------------------------------------------------------------------------------
 
 
-class OpenAISpeech2Text(OpenAIWire, Speech2TextModel):
-    factories = SPEECH2TEXT_FACTORIES
-
+class OpenAISpeech2Text(OpenAIWire, Speech2TextModel, factories=SPEECH2TEXT_FACTORIES):
     def transcription_request(
         self, audio: bytes, *, filename: str, language: str | None
     ) -> Request:
@@ -305,8 +298,7 @@ class OpenAISpeech2Text(OpenAIWire, Speech2TextModel):
         return TranscriptionResult(text, usage)
 
 
-class OpenAITTS(OpenAIWire, TTSModel):
-    factories = TTS_FACTORIES
+class OpenAITTS(OpenAIWire, TTSModel, factories=TTS_FACTORIES):
     default_voice = "alloy"
     response_format = "mp3"
 

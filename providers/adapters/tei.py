@@ -33,8 +33,7 @@ class TEIWire(BaseAdapter):
         return super().resolve_base_url(given).removesuffix("/v1")
 
 
-class TEIEmbedding(TEIWire, EmbeddingModel):
-    factories = ("HuggingFace",)
+class TEIEmbedding(TEIWire, EmbeddingModel, factories=("HuggingFace",)):
     batch_size = MAX_CLIENT_BATCH_SIZE
 
     def embed_request(self, texts: list[str], *, query: bool) -> Request:
@@ -46,9 +45,7 @@ class TEIEmbedding(TEIWire, EmbeddingModel):
         return EmbeddingResult(self.vectors(data), self.estimate_usage(texts))
 
 
-class TEIRerank(TEIWire, RerankModel):
-    factories = ("HuggingFace",)
-
+class TEIRerank(TEIWire, RerankModel, factories=("HuggingFace",)):
     def rerank_request(self, query: str, texts: list[str]) -> Request:
         body = {"query": query, "texts": texts, "raw_scores": False, "truncate": True}
         return self.post("rerank", json=body)

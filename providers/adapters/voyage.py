@@ -32,8 +32,7 @@ class VoyageWire(BaseAdapter):
         return None
 
 
-class VoyageEmbedding(VoyageWire, EmbeddingModel):
-    factories = ("Voyage AI",)
+class VoyageEmbedding(VoyageWire, EmbeddingModel, factories=("Voyage AI",)):
     # Voyage takes up to 1000 texts but also caps the tokens of one request (120K for its
     # large models): 64 chunks of a few hundred tokens stay well under both.
     batch_size = 64
@@ -51,9 +50,7 @@ class VoyageEmbedding(VoyageWire, EmbeddingModel):
         return EmbeddingResult(vectors, self.reported_usage(data) or self.estimate_usage(texts))
 
 
-class VoyageRerank(VoyageWire, RerankModel):
-    factories = ("Voyage AI",)
-
+class VoyageRerank(VoyageWire, RerankModel, factories=("Voyage AI",)):
     def rerank_request(self, query: str, texts: list[str]) -> Request:
         body = {
             "query": query,

@@ -14,13 +14,13 @@ as a VPC endpoint, replaces it); the model id is percent-encoded as one path seg
   ({"inputText"} -> {"embedding", "inputTextTokenCount"}, one text per call) and Cohere embed
   ({"texts", "input_type"} -> {"embeddings"}).
 
-Authentication: every attempt is signed anew with SigV4 (botocore's SigV4Auth, service
-"bedrock", the credentials' region), so a retry never carries a stale X-Amz-Date.
-Credentials (RAGFlow's JSON): {auth_mode, bedrock_ak, bedrock_sk, bedrock_region,
-aws_role_arn}. auth_mode "access_key_secret" (the default) signs with the access key;
-"iam_role" uses that access key to call STS AssumeRole for aws_role_arn and signs with the
-temporary credentials, cached until shortly before they expire. "assume_role" (RAGFlow: this
-server's own AWS identity) is refused: the service's identity is not lent to tenants.
+Authentication: every attempt is signed anew with SigV4 (service "bedrock", the credentials'
+region; aws.py signs, reads the event-stream framing and talks to STS). Credentials (RAGFlow's
+JSON): {auth_mode, bedrock_ak, bedrock_sk, bedrock_region, aws_role_arn}. auth_mode
+"access_key_secret" (the default) signs with the access key; "iam_role" uses that access key to
+call STS AssumeRole for aws_role_arn and signs with the temporary credentials. "assume_role"
+(RAGFlow: this server's own AWS identity) is refused: the service's identity is not lent to
+tenants.
 
 Errors: Bedrock says what went wrong in the x-amzn-ErrorType header; providers.http classifies
 by status and body, which agree with it except for ResourceNotFoundException (404) and
@@ -32,73 +32,41 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import httpx
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as AwsCredentials
-from botocore.eventstream import EventStreamBuffer, ParserError
 
-from .. import http
 from ..api_keys import Credentials
 from ..base import BaseAdapter
 from ..classify import ErrorContext
 from ..errors import (
-    AuthError,
     InvalidRequestError,
-    MaxRetriesExceededError,
     ModelError,
     ProviderConnectionError,
     ProviderError,
-    ProviderTimeout,
-    QuotaExceededError,
-    RateLimitError,
-    ServerError,
 )
 from ..http import Request
 from ..kinds.chat import ChatModel, ChatRequest
 from ..kinds.embedding import EmbeddingModel
 from ..media import image_url_of, split_data_url
 from ..results import ChatResult, EmbeddingResult, Usage
-from ..retry import with_retries
-from ..runner import Exclusive, Flow
+from ..runner import Flow
 from ..streams import StreamDelta
 from ..wire import add_turn, content_parts, dig
+from .aws import EventFrames, assumed_roles, sigv4_headers
 
 RUNTIME_URL = "https://bedrock-runtime.{region}.amazonaws.com"
-STS_URL = "https://sts.{region}.amazonaws.com"
 SERVICE = "bedrock"
 DEFAULT_AUTH_MODE = "access_key_secret"
 AUTH_MODE_FIELDS = {
     "access_key_secret": ("bedrock_ak", "bedrock_sk"),
     "iam_role": ("bedrock_ak", "bedrock_sk", "aws_role_arn"),
 }
-ROLE_SESSION_NAME = "ragllm-bedrock"
-# Temporary credentials are replaced this long before AWS says they expire.
-CREDENTIALS_MARGIN = timedelta(minutes=5)
 
-# Event-stream exception types, and the x-amzn-ErrorType values they mirror.
-ERROR_TYPES: dict[str, type[ProviderError]] = {
-    "throttlingexception": RateLimitError,
-    "accessdeniedexception": AuthError,
-    "unrecognizedclientexception": AuthError,
-    "validationexception": InvalidRequestError,
-    "resourcenotfoundexception": ModelError,
-    "modelerrorexception": ModelError,
-    "modelnotreadyexception": ServerError,
-    "serviceunavailableexception": ServerError,
-    "internalserverexception": ServerError,
-    "modelstreamerrorexception": ServerError,
-    "modeltimeoutexception": ProviderTimeout,
-    "servicequotaexceededexception": QuotaExceededError,
-}
 # Statuses whose generic reading is wrong for Bedrock (404 would say "check the base URL").
 STATUS_ERRORS: dict[int, type[ProviderError]] = {404: ModelError, 424: ModelError}
 
@@ -151,9 +119,17 @@ class BedrockWire(BaseAdapter):
             "bedrock_ak", "bedrock_sk", provider=self.factory, model=self.model_name
         )
         base = AwsCredentials(access_key, secret_key)
-        if self.auth_mode == "iam_role":
-            return (yield from _assumed_roles.get(self, base))
-        return base
+        if self.auth_mode != "iam_role":
+            return base
+        (role_arn,) = self.credentials.require(
+            "aws_role_arn", provider=self.factory, model=self.model_name
+        )
+        sts_url = self.options.get("sts_base_url")
+        return (
+            yield from assumed_roles.get(
+                self, base, role_arn=role_arn, region=self.region, sts_url=sts_url
+            )
+        )
 
     # --- one attempt, signed anew (a retry never carries a stale X-Amz-Date) ---
 
@@ -194,134 +170,6 @@ def _check_credentials(credentials: Credentials, *, provider: str, model: str) -
             secrets=credentials.secrets(),
         )
     credentials.require("bedrock_region", *AUTH_MODE_FIELDS[mode], provider=provider, model=model)
-
-
-def sigv4_headers(
-    credentials: AwsCredentials,
-    method: str,
-    url: str,
-    body: bytes,
-    *,
-    service: str,
-    region: str,
-    headers: Mapping[str, str],
-) -> dict[str, str]:
-    """The headers to send: `headers` plus X-Amz-Date, Authorization (and the session token),
-    signed now by botocore. `url` must be exactly the URL sent, percent-encoding included."""
-    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
-    SigV4Auth(credentials, service, region).add_auth(request)
-    return dict(request.headers.items())
-
-
-# --- iam_role: STS AssumeRole ----------------------------------------------------------------
-
-
-class _AssumedRoles:
-    """Temporary credentials per (STS endpoint, access key, role), shared by the process."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._key_locks: dict[tuple[str, str, str], threading.Lock] = {}
-        self._cache: dict[tuple[str, str, str], tuple[AwsCredentials, datetime]] = {}
-
-    def get(self, adapter: BedrockWire, base: AwsCredentials) -> Flow[AwsCredentials]:
-        (role_arn,) = adapter.credentials.require(
-            "aws_role_arn", provider=adapter.factory, model=adapter.model_name
-        )
-        sts_url = adapter.options.get("sts_base_url") or STS_URL.format(region=adapter.region)
-        key = (sts_url.rstrip("/"), base.access_key, role_arn)
-        cached = self._fresh(key)
-        if cached is not None:
-            return cached
-        with self._lock:
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        # One AssumeRole at a time per key: callers arriving meanwhile get its result.
-        return (yield Exclusive(key_lock, lambda: self._assume(adapter, base, key)))
-
-    def _assume(
-        self, adapter: BedrockWire, base: AwsCredentials, key: tuple[str, str, str]
-    ) -> Flow[AwsCredentials]:
-        cached = self._fresh(key)
-        if cached is not None:
-            return cached
-        credentials, expires = yield from _assume_role(adapter, base, key[0], key[2])
-        self._cache[key] = (credentials, expires)
-        return credentials
-
-    def _fresh(self, key: tuple[str, str, str]) -> AwsCredentials | None:
-        cached = self._cache.get(key)
-        if cached is not None and datetime.now(UTC) < cached[1] - CREDENTIALS_MARGIN:
-            return cached[0]
-        return None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._cache.clear()
-
-
-_assumed_roles = _AssumedRoles()
-
-_STS_NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
-
-
-def _assume_role(
-    adapter: BedrockWire, base: AwsCredentials, sts_url: str, role_arn: str
-) -> Flow[tuple[AwsCredentials, datetime]]:
-    form = urlencode(
-        {
-            "Action": "AssumeRole",
-            "Version": "2011-06-15",
-            "RoleArn": role_arn,
-            "RoleSessionName": ROLE_SESSION_NAME,
-        }
-    ).encode()
-    url = sts_url + "/"
-    form_headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-
-    def attempt() -> Flow[http.ProviderResponse]:
-        headers = sigv4_headers(
-            base, "POST", url, form, service="sts", region=adapter.region, headers=form_headers
-        )
-        return http.fetch_once(
-            adapter.http_call(Request("POST", url, headers=headers, content=form))
-        )
-
-    try:
-        secrets = adapter.context.secrets
-        response = yield from with_retries(attempt, policy=adapter.policy, secrets=secrets)
-    except MaxRetriesExceededError:
-        raise
-    except ProviderError as error:
-        raise adapter.context.error(
-            type(error),
-            f"could not assume {role_arn}: {_sts_error_message(error.detail)}",
-            status=error.status,
-        ) from error
-    try:
-        # A TLS-protected answer from STS; expat refuses external entities.
-        root = ElementTree.fromstring(response.content)  # noqa: S314
-        found = root.find("sts:AssumeRoleResult/sts:Credentials", _STS_NS)
-        values = {
-            name: found.findtext(f"sts:{name}", namespaces=_STS_NS) if found is not None else None
-            for name in ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
-        }
-        expires = datetime.fromisoformat(values["Expiration"] or "")
-    except (ElementTree.ParseError, ValueError):
-        raise adapter.malformed("STS AssumeRole answered without credentials") from None
-    if not all(values.values()):
-        raise adapter.malformed("STS AssumeRole answered without credentials")
-    credentials = AwsCredentials(
-        values["AccessKeyId"], values["SecretAccessKey"], values["SessionToken"]
-    )
-    return credentials, expires if expires.tzinfo else expires.replace(tzinfo=UTC)
-
-
-def _sts_error_message(detail: str) -> str:
-    # STS errors are XML: <ErrorResponse><Error><Code/><Message/></Error></ErrorResponse>.
-    start, end = detail.find("<Message>"), detail.find("</Message>")
-    if 0 <= start < end:
-        return detail[start + len("<Message>") : end]
-    return detail
 
 
 # --- chat ----------------------------------------------------------------------------------------
@@ -397,30 +245,24 @@ class BedrockChat(BedrockWire, ChatModel, factories=("Bedrock",)):
 
     # --- streaming ---
 
-    def stream_decoder(self, request: ChatRequest) -> _EventDecoder:
-        return _EventDecoder(self.context, self.malformed)
+    def stream_decoder(self, request: ChatRequest) -> _ConverseEvents:
+        return _ConverseEvents(self.context, self.malformed)
 
 
-class _EventDecoder:
-    """Converse-stream events, from event-stream frames, into StreamDeltas (a providers.runner
+class _ConverseEvents:
+    """A Converse stream's StreamDeltas out of its event-stream frames (a providers.runner
     Decoder). The body is read to its end: the usage (metadata) follows messageStop."""
 
     stopped = False
 
     def __init__(self, context: ErrorContext, malformed: Callable[[str], ProviderError]) -> None:
         self._context = context
-        self._malformed = malformed
-        self._buffer = EventStreamBuffer()  # checks both CRCs of every frame
+        self._frames = EventFrames(context, malformed)
         self._complete = False  # messageStop came
 
     def feed(self, chunk: bytes) -> Iterator[StreamDelta]:
-        self._buffer.add_data(chunk)
-        try:
-            messages = list(self._buffer)
-        except ParserError as exc:
-            raise self._malformed(f"bad event-stream frame: {exc}") from None
-        for message in messages:
-            delta = self._event(message.headers, message.payload)
+        for event, data in self._frames.feed(chunk):
+            delta = self._delta(event, data)
             if delta is not None:
                 yield delta
 
@@ -431,22 +273,7 @@ class _EventDecoder:
             )
         return iter(())
 
-    def _event(self, headers: Mapping[str, Any], payload: bytes) -> StreamDelta | None:
-        try:
-            data = json.loads(payload) if payload else {}
-        except ValueError:
-            raise self._malformed(f"event payload is not JSON: {payload[:200]!r}") from None
-        kind = headers.get(":message-type")
-        if kind == "exception":
-            name = str(headers.get(":exception-type") or "")
-            raise _typed_error(self._context, name, data)
-        if kind == "error":
-            raise _typed_error(
-                self._context,
-                str(headers.get(":error-code") or ""),
-                {"message": headers.get(":error-message")},
-            )
-        event = headers.get(":event-type")
+    def _delta(self, event: str, data: Any) -> StreamDelta | None:
         if event == "contentBlockStart":
             tool = dig(data, "start", "toolUse")
             if isinstance(tool, Mapping):
@@ -478,14 +305,6 @@ class _EventDecoder:
         elif event == "metadata":
             return StreamDelta(usage=_usage(data.get("usage")))
         return None
-
-
-def _typed_error(context: ErrorContext, name: str, data: Any) -> ProviderError:
-    message = (data.get("message") or data.get("Message")) if isinstance(data, Mapping) else None
-    cls = ERROR_TYPES.get(name.lower())
-    if cls is None:
-        return context.classify(None, {"message": message or name, "code": name})
-    return context.error(cls, f"{name}: {message or 'no error message'}")
 
 
 # --- embeddings ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore import auth as botocore_auth
 
-from providers.adapters import bedrock
+from providers.adapters import aws
 from providers.adapters.bedrock import BedrockChat, BedrockEmbedding
 from providers.errors import (
     AuthError,
@@ -51,9 +51,9 @@ def credentials(**fields):
 
 @pytest.fixture(autouse=True)
 def _no_cached_roles():
-    bedrock._assumed_roles.clear()
+    aws.assumed_roles.clear()
     yield
-    bedrock._assumed_roles.clear()
+    aws.assumed_roles.clear()
 
 
 @pytest.fixture

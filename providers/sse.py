@@ -1,17 +1,16 @@
 """Server-sent events, parsed incrementally as the WHATWG spec describes.
 
 Feed it raw bytes in arbitrary chunks (LineBuffer splits them on CR, LF and CRLF), or decoded
-lines. Comments (":" lines) are skipped, several
-`data:` lines join with "\\n", and an event is dispatched at the blank line that ends it; an
-event cut off by the end of the stream is dropped, as the spec says, so a half-received JSON
-chunk is never handed on. "[DONE]" (OpenAI's end marker) is an ordinary event whose
-`is_done` is true.
+lines. Comments (":" lines) are skipped, several `data:` lines join with "\\n", and an event is
+dispatched at the blank line that ends it; an event cut off by the end of the stream is
+dropped, as the spec says, so a half-received JSON chunk is never handed on. "[DONE]"
+(OpenAI's end marker) is an ordinary event whose `is_done` is true.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,24 +123,6 @@ class SSEParser:
         return SSEEvent(
             data="\n".join(data), event=event or "message", id=self._last_id, retry=self._retry
         )
-
-
-def iter_sse(lines: Iterable[str]) -> Iterator[SSEEvent]:
-    """Events from decoded lines, e.g. `response.iter_lines()`."""
-    parser = SSEParser()
-    for line in lines:
-        event = parser.feed_line(line)
-        if event is not None:
-            yield event
-
-
-async def aiter_sse(lines: AsyncIterable[str]) -> AsyncIterator[SSEEvent]:
-    """Events from decoded lines, e.g. `response.aiter_lines()`."""
-    parser = SSEParser()
-    async for line in lines:
-        event = parser.feed_line(line)
-        if event is not None:
-            yield event
 
 
 def iter_sse_bytes(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:

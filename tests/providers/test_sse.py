@@ -1,6 +1,10 @@
-import asyncio
+from providers.sse import SSEEvent, SSEParser, iter_sse_bytes
 
-from providers.sse import SSEEvent, SSEParser, aiter_sse, iter_sse, iter_sse_bytes
+
+def iter_sse(lines):
+    """Events from decoded lines, fed one by one."""
+    parser = SSEParser()
+    return [event for event in map(parser.feed_line, lines) if event is not None]
 
 
 def test_it_parses_events_from_lines():
@@ -43,14 +47,3 @@ def test_it_drops_an_event_cut_off_by_the_end_of_the_stream():
 def test_it_strips_a_leading_byte_order_mark():
     parser = SSEParser()
     assert parser.feed("\ufeffdata: x\n\n".encode()) == [SSEEvent(data="x")]
-
-
-def test_it_parses_async_lines():
-    async def lines():
-        for line in ["data: a", "", "data: b", ""]:
-            yield line
-
-    async def collect():
-        return [e.data async for e in aiter_sse(lines())]
-
-    assert asyncio.run(collect()) == ["a", "b"]

@@ -81,6 +81,12 @@ def coverage() -> dict[str, set[ModelType]]:
     return dict(sorted(result.items()))
 
 
+def served_classes() -> set[type[BaseAdapter]]:
+    """Every registered adapter class."""
+    _load_adapters()
+    return set(_registry.values())
+
+
 def build_adapter(
     *,
     model_type: str | ModelType,

@@ -222,4 +222,7 @@ def stream(model: str, tools: bool) -> Reply:
         return Reply.sse(events[:-1], done=False)
     if model == "fake-stream-error":
         events.insert(1, {"Error": {"Code": "InternalError", "Message": "stream broke"}})
+    if model == "fake-nousage":  # a deployment that leaves Usage out
+        for event in events:
+            del event["Usage"]
     return Reply.sse(events, done=False)

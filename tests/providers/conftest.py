@@ -18,6 +18,13 @@ from tests.fakeprovider import FakeProviderServer
 KEY = "sk-test-a1b2c3d4e5f6g7h8"
 
 
+def error_chain(error):
+    """An error and every error it was raised from (or while handling)."""
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
 class Sleeps(list):
     """Records the delays a RetryPolicy asks for instead of sleeping."""
 

@@ -1,14 +1,12 @@
 import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import pytest
 
 from providers.adapters import baidu
 from providers.errors import (
     AuthError,
-    GenericProviderError,
     InvalidRequestError,
     MaxRetriesExceededError,
     ModelError,
@@ -23,6 +21,8 @@ from providers.tokens import num_tokens_from_string
 from tests.fakeprovider import Reply
 from tests.fakeprovider import baidu as fake
 from tests.fakeprovider.baidu import CHAT_PIECES, CHAT_TEXT
+
+from .conftest import error_chain
 
 HISTORY = [{"role": "user", "content": "hi"}]
 TOKEN_PATH = "/baidu/oauth/2.0/token"
@@ -52,12 +52,6 @@ def make_baidu(fake_provider, policy):
         )
 
     return make
-
-
-def error_chain(error):
-    while error is not None:
-        yield error
-        error = error.__cause__ or error.__context__
 
 
 def estimated(prompt, completion):
@@ -261,31 +255,6 @@ def test_a_missing_endpoint_is_a_model_error(fake_provider, make_baidu):
         make_baidu().chat(HISTORY)
 
 
-def test_it_retries_rate_limits_honouring_retry_after(fake_provider, make_baidu, sleeps):
-    busy = Reply.json({"error_code": 18, "error_msg": "qps"}, 429, headers={"Retry-After": "2"})
-    fake_provider.script(CHAT_PREFIX + "completions_pro", [busy, busy])
-    assert make_baidu().chat(HISTORY).text == CHAT_TEXT
-    assert sleeps == [2.0, 2.0]
-
-
-def test_it_reports_a_malformed_answer(make_baidu):
-    with pytest.raises(GenericProviderError, match="not JSON"):
-        make_baidu(model_name="fake-malformed").chat(HISTORY)
-
-
-def test_a_refused_connection_is_a_connection_error(closed_port, policy):
-    adapter = build_adapter(
-        model_type="chat",
-        factory="BaiduYiyan",
-        model_name="ERNIE-4.0-8K",
-        api_key=CREDENTIALS,
-        base_url=f"http://127.0.0.1:{closed_port}",
-        retry_policy=replace(policy, max_retries=0),
-    )
-    with pytest.raises(ProviderConnectionError, match=r"(?i)connection refused"):
-        adapter.chat(HISTORY)
-
-
 @pytest.mark.parametrize("endpoint", ["fake-qps", "fake-invalid", "fake-unknown-code", "fake-drop"])
 def test_keys_and_tokens_never_appear_in_errors(make_baidu, endpoint):
     adapter = make_baidu(model_name=endpoint)
@@ -369,18 +338,6 @@ def test_it_chats_asynchronously(fake_provider, make_baidu):
     assert len(fake_provider.requests_to(TOKEN_PATH)) == 2
 
 
-def test_it_streams_asynchronously(make_baidu):
-    adapter = make_baidu()
-
-    async def run():
-        stream = await adapter.achat_streamly(HISTORY)
-        return [delta async for delta in stream], stream
-
-    deltas, stream = asyncio.run(run())
-    assert deltas == CHAT_PIECES
-    assert stream.usage == REPORTED
-
-
 def test_an_async_stream_closed_early_keeps_usage(make_baidu):
     adapter = make_baidu(model_name="fake-nousage")
 
@@ -392,18 +349,6 @@ def test_an_async_stream_closed_early_keeps_usage(make_baidu):
     stream = asyncio.run(run())
     assert stream.closed
     assert stream.usage == estimated("hi", "Hello")
-
-
-def test_async_errors_are_classified(make_baidu, sleeps):
-    with pytest.raises(AuthError):
-        asyncio.run(
-            make_baidu(
-                api_key=json.dumps({"yiyan_ak": fake.API_KEY, "yiyan_sk": "wrong-secret-00"})
-            ).achat(HISTORY)
-        )
-    with pytest.raises(MaxRetriesExceededError):
-        asyncio.run(make_baidu(model_name="fake-qps").achat(HISTORY))
-    assert sleeps == [1.0, 2.0, 4.0]
 
 
 # --- embeddings ---

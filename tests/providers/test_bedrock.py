@@ -16,7 +16,6 @@ from providers.errors import (
     ModelError,
     ProviderConnectionError,
     ProviderError,
-    ProviderTimeout,
     RateLimitError,
     ServerError,
 )
@@ -26,6 +25,8 @@ from providers.tokens import num_tokens_from_string
 from tests.fakeprovider import Reply
 from tests.fakeprovider import bedrock as fake
 from tests.fakeprovider.bedrock import CHAT_PIECES, CHAT_TEXT
+
+from .conftest import error_chain
 
 HISTORY = [{"role": "user", "content": "hi"}]
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -71,12 +72,6 @@ def make_bedrock(fake_provider, policy):
         )
 
     return make
-
-
-def error_chain(error):
-    while error is not None:
-        yield error
-        error = error.__cause__ or error.__context__
 
 
 def estimated(prompt, completion):
@@ -298,39 +293,6 @@ def test_access_denied_is_an_auth_error(make_bedrock, sleeps):
     assert sleeps == []
 
 
-def test_it_honours_retry_after(fake_provider, make_bedrock, sleeps):
-    with pytest.raises(MaxRetriesExceededError):
-        make_bedrock(model_name="fake-429").chat(HISTORY)
-    assert sleeps == [2.0, 2.0, 2.0]
-    assert len(fake_provider.requests_to("/bedrock/model/fake-429/converse")) == 4
-
-
-def test_it_reports_a_malformed_answer(make_bedrock):
-    with pytest.raises(GenericProviderError, match="not JSON"):
-        make_bedrock(model_name="fake-malformed").chat(HISTORY)
-
-
-def test_it_times_out_a_slow_provider(make_bedrock, policy):
-    adapter = make_bedrock(
-        model_name="fake-slow", retry_policy=replace(policy, timeout=0.3, max_retries=0)
-    )
-    with pytest.raises(ProviderTimeout):
-        adapter.chat(HISTORY)
-
-
-def test_a_refused_connection_is_a_connection_error(closed_port, policy):
-    adapter = build_adapter(
-        model_type="chat",
-        factory="Bedrock",
-        model_name=MODEL,
-        api_key=credentials(),
-        base_url=f"http://127.0.0.1:{closed_port}",
-        retry_policy=replace(policy, max_retries=0),
-    )
-    with pytest.raises(ProviderConnectionError, match=r"(?i)connection refused"):
-        adapter.chat(HISTORY)
-
-
 @pytest.mark.parametrize(
     ("fields", "missing"),
     [
@@ -404,12 +366,6 @@ def test_a_stream_closed_early_keeps_usage(make_bedrock):
     assert stream.usage == estimated("hi", "Hello")
 
 
-def test_it_estimates_stream_usage_without_metadata(make_bedrock):
-    stream = make_bedrock(model_name="fake-nousage").chat_streamly(HISTORY)
-    list(stream)
-    assert stream.usage == estimated("hi", CHAT_TEXT)
-
-
 def test_an_exception_frame_raises_midway(make_bedrock):
     stream = make_bedrock(model_name="fake-stream-throttled").chat_streamly(HISTORY)
     with pytest.raises(RateLimitError, match="throttlingException: Too many tokens"):
@@ -454,19 +410,6 @@ def test_it_chats_asynchronously(fake_provider, make_bedrock):
     assert fake_provider.last_request.json["system"] == [{"text": "Be brief."}]
 
 
-def test_it_streams_asynchronously(make_bedrock):
-    adapter = make_bedrock()
-
-    async def run():
-        stream = await adapter.achat_streamly(HISTORY)
-        return [delta async for delta in stream], stream
-
-    deltas, stream = asyncio.run(run())
-    assert deltas == CHAT_PIECES
-    assert stream.usage == REPORTED
-    assert stream.done
-
-
 def test_an_async_stream_closed_early_keeps_usage(make_bedrock):
     adapter = make_bedrock()
 
@@ -478,14 +421,6 @@ def test_an_async_stream_closed_early_keeps_usage(make_bedrock):
     stream = asyncio.run(run())
     assert stream.closed
     assert stream.usage == estimated("hi", "Hello")
-
-
-def test_async_errors_are_classified(make_bedrock, sleeps):
-    with pytest.raises(ModelError):
-        asyncio.run(make_bedrock(model_name="missing-model").achat(HISTORY))
-    with pytest.raises(MaxRetriesExceededError):
-        asyncio.run(make_bedrock(model_name="fake-500").achat(HISTORY))
-    assert sleeps == [1.0, 2.0, 4.0]
 
 
 # --- iam_role ---

@@ -16,6 +16,16 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
 
+def wait_until(condition, timeout=5.0):
+    """Poll `condition` until it holds; False if it never did within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def post(fake_provider, path, **kwargs):
     return httpx.post(fake_provider.url(path), timeout=5, **kwargs)
 
@@ -122,16 +132,23 @@ def test_it_answers_unknown_routes_with_404(fake_provider):
 
 
 def test_it_serves_concurrent_requests(fake_provider):
-    fake_provider.script("/slow", [Reply.json({"slow": True}, delay=1.0)], method="GET")
-    started = time.monotonic()
+    gate = threading.Event()
+
+    def held(request):
+        gate.wait(5)  # answers only once the test lets it
+        return Reply.json({"slow": True})
+
+    fake_provider.script("/slow", [held], method="GET")
     with ThreadPoolExecutor(4) as pool:
-        slow = pool.submit(httpx.get, fake_provider.url("/slow"), timeout=5)
+        slow = pool.submit(httpx.get, fake_provider.url("/slow"), timeout=10)
+        assert wait_until(lambda: fake_provider.requests_to("/slow"))
         fast = [
             pool.submit(post, fake_provider, "/v1/chat/completions", headers=AUTH, json=CHAT)
             for _ in range(3)
         ]
         assert all(f.result().status_code == 200 for f in fast)
-        assert time.monotonic() - started < 0.9  # not queued behind the slow one
+        assert not slow.done()  # the fast ones were not queued behind the held one
+        gate.set()
         assert slow.result().json() == {"slow": True}
 
 
@@ -145,7 +162,7 @@ def test_reset_forgets_requests_and_wakes_sleeping_replies(fake_provider):
         done.set()
 
     threading.Thread(target=call, daemon=True).start()
-    time.sleep(0.2)
+    assert wait_until(lambda: fake_provider.requests_to("/sleepy"))  # the reply is sleeping
     fake_provider.reset()
     assert done.wait(5)
     assert fake_provider.requests == []

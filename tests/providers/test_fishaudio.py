@@ -1,5 +1,4 @@
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -7,18 +6,17 @@ from providers.adapters.fishaudio import FishAudioTTS
 from providers.errors import (
     AuthError,
     InvalidRequestError,
-    MaxRetriesExceededError,
     ModelError,
     ProviderConnectionError,
     ProviderError,
-    ProviderTimeout,
     QuotaExceededError,
-    RateLimitError,
 )
 from providers.registry import build_adapter
 from providers.results import Usage
 from providers.tokens import num_tokens_from_string
 from tests.fakeprovider import fishaudio as fake
+
+from .conftest import error_chain
 
 TEXT = "Hello there, this is Fish Audio."
 CREDENTIALS = json.dumps({"fish_audio_ak": fake.API_KEY, "fish_audio_refid": fake.VOICE})
@@ -39,12 +37,6 @@ def make_fish(fake_provider, policy):
         )
 
     return make
-
-
-def error_chain(error):
-    while error is not None:
-        yield error
-        error = error.__cause__ or error.__context__
 
 
 def test_it_streams_the_audio_of_the_stored_voice(fake_provider, make_fish):
@@ -119,36 +111,6 @@ def test_it_classifies_errors_without_retrying(make_fish, sleeps, model, credent
 def test_an_empty_text_is_a_validation_error(make_fish):
     with pytest.raises(InvalidRequestError, match="HTTP 422"):
         make_fish().tts("")
-
-
-def test_it_retries_rate_limits_honouring_retry_after(fake_provider, make_fish, sleeps):
-    with pytest.raises(MaxRetriesExceededError) as caught:
-        make_fish(model_name="fake-429").tts(TEXT)
-    assert isinstance(caught.value.last_error, RateLimitError)
-    assert sleeps == [2.0, 2.0, 2.0]
-    assert len(fake_provider.requests_to("/fishaudio/v1/tts")) == 4
-
-
-def test_server_errors_are_retried(make_fish, sleeps):
-    with pytest.raises(MaxRetriesExceededError):
-        make_fish(model_name="fake-500").tts(TEXT)
-    assert sleeps == [1.0, 2.0, 4.0]
-
-
-def test_it_times_out_a_slow_provider(make_fish, policy):
-    adapter = make_fish(
-        model_name="fake-slow", retry_policy=replace(policy, timeout=0.3, max_retries=0)
-    )
-    with pytest.raises(ProviderTimeout):
-        adapter.tts(TEXT)
-
-
-def test_a_refused_connection_is_a_connection_error(make_fish, closed_port, policy):
-    adapter = make_fish(
-        base_url=f"http://127.0.0.1:{closed_port}", retry_policy=replace(policy, max_retries=0)
-    )
-    with pytest.raises(ProviderConnectionError, match=r"(?i)connection refused"):
-        adapter.tts(TEXT)
 
 
 def test_missing_credential_fields_are_named():

@@ -1,6 +1,5 @@
 import asyncio
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -8,13 +7,11 @@ from providers.adapters import hunyuan
 from providers.adapters.hunyuan import tc3_authorization
 from providers.errors import (
     AuthError,
-    GenericProviderError,
     InvalidRequestError,
     MaxRetriesExceededError,
     ModelError,
     ProviderConnectionError,
     ProviderError,
-    ProviderTimeout,
     QuotaExceededError,
     RateLimitError,
     ServerError,
@@ -25,6 +22,8 @@ from providers.tokens import num_tokens_from_messages, num_tokens_from_string
 from tests.fakeprovider import Reply
 from tests.fakeprovider import hunyuan as fake
 from tests.fakeprovider.hunyuan import CHAT_PIECES, CHAT_TEXT
+
+from .conftest import error_chain
 
 HISTORY = [{"role": "user", "content": "hi"}]
 PATH = "/hunyuan/"
@@ -61,12 +60,6 @@ def make_hunyuan(fake_provider, policy):
         )
 
     return make
-
-
-def error_chain(error):
-    while error is not None:
-        yield error
-        error = error.__cause__ or error.__context__
 
 
 # --- the signature ---
@@ -258,39 +251,6 @@ def test_invalid_parameters_are_invalid_requests(make_hunyuan):
         make_hunyuan().chat([{"role": "user", "content": ""}])
 
 
-def test_it_honours_retry_after_on_http_429(fake_provider, make_hunyuan, sleeps):
-    busy = Reply.json({"message": "slow down"}, 429, headers={"Retry-After": "2"})
-    fake_provider.script(PATH, [busy])
-    assert make_hunyuan().chat(HISTORY).text == CHAT_TEXT
-    assert sleeps == [2.0]
-
-
-def test_it_reports_a_malformed_answer(make_hunyuan):
-    with pytest.raises(GenericProviderError, match="not JSON"):
-        make_hunyuan(model_name="fake-malformed").chat(HISTORY)
-
-
-def test_it_times_out_a_slow_provider(make_hunyuan, policy):
-    adapter = make_hunyuan(
-        model_name="fake-slow", retry_policy=replace(policy, timeout=0.3, max_retries=0)
-    )
-    with pytest.raises(ProviderTimeout):
-        adapter.chat(HISTORY)
-
-
-def test_a_refused_connection_is_a_connection_error(closed_port, policy):
-    adapter = build_adapter(
-        model_type="chat",
-        factory="Tencent Hunyuan",
-        model_name="hunyuan-lite",
-        api_key=CREDENTIALS,
-        base_url=f"http://127.0.0.1:{closed_port}",
-        retry_policy=replace(policy, max_retries=0),
-    )
-    with pytest.raises(ProviderConnectionError, match=r"(?i)connection refused"):
-        adapter.chat(HISTORY)
-
-
 @pytest.mark.parametrize("model", ["fake-limit", "missing-model", "fake-malformed", "fake-drop"])
 def test_secrets_never_appear_in_errors(make_hunyuan, model):
     adapter = make_hunyuan(model_name=model)
@@ -371,18 +331,6 @@ def test_it_chats_asynchronously(make_hunyuan):
     result = asyncio.run(make_hunyuan().achat(HISTORY))
     assert result.text == CHAT_TEXT
     assert result.usage == REPORTED
-
-
-def test_it_streams_asynchronously(make_hunyuan):
-    adapter = make_hunyuan()
-
-    async def run():
-        stream = await adapter.achat_streamly(HISTORY)
-        return [delta async for delta in stream], stream
-
-    deltas, stream = asyncio.run(run())
-    assert deltas == CHAT_PIECES
-    assert stream.usage == REPORTED
 
 
 def test_an_async_stream_closed_early_keeps_usage(make_hunyuan):

@@ -1,5 +1,3 @@
-from dataclasses import replace
-
 import pytest
 
 from providers.adapters.jina import JinaEmbedding, JinaRerank
@@ -7,12 +5,8 @@ from providers.errors import (
     AuthError,
     GenericProviderError,
     InvalidRequestError,
-    MaxRetriesExceededError,
     ModelError,
-    ProviderConnectionError,
     ProviderError,
-    ProviderTimeout,
-    RateLimitError,
 )
 from providers.registry import build_adapter, get_adapter_class
 from providers.results import Usage
@@ -247,53 +241,6 @@ def test_it_classifies_a_missing_model(make_adapter, fake_provider):
     )
     with pytest.raises(ModelError, match="does not exist"):
         adapter.similarity("q", ["a"])
-
-
-def test_it_reports_a_malformed_body(jina):
-    with pytest.raises(GenericProviderError, match="not JSON"):
-        jina(model_name="fake-malformed").similarity("q", ["a"])
-
-
-def test_it_retries_rate_limits_honouring_retry_after(fake_provider, jina, sleeps):
-    with pytest.raises(MaxRetriesExceededError) as caught:
-        jina("embedding", model_name="fake-429").encode(["a"])
-    assert sleeps == [2.0, 2.0, 2.0]
-    assert isinstance(caught.value.last_error, RateLimitError)
-    assert len(fake_provider.requests_to("/jina/v1/embeddings")) == 4
-
-
-def test_it_recovers_from_server_errors(fake_provider, jina, sleeps):
-    fake_provider.script("/jina/v1/rerank", [Reply.json({"detail": "Bad Gateway"}, 502)])
-    assert jina().similarity(QUERY, DOCUMENTS).scores == SCORES
-    assert sleeps == [1.0]
-
-
-def test_it_gives_up_on_a_failing_server(jina, sleeps):
-    with pytest.raises(MaxRetriesExceededError, match="SERVER_ERROR"):
-        jina(model_name="fake-500").similarity("q", ["a"])
-    assert sleeps == [1.0, 2.0, 4.0]
-
-
-def test_it_times_out_a_slow_provider(jina, policy):
-    adapter = jina(model_name="fake-slow", retry_policy=replace(policy, timeout=0.3, max_retries=0))
-    with pytest.raises(ProviderTimeout):
-        adapter.similarity("q", ["a"])
-
-
-def test_a_refused_connection_is_a_connection_error_not_a_bad_key(
-    make_adapter, closed_port, policy
-):
-    adapter = make_adapter(
-        "rerank",
-        factory="LocalAI",
-        model_name="m",
-        api_key="",
-        base_url=f"http://127.0.0.1:{closed_port}",
-        retry_policy=replace(policy, max_retries=0),
-    )
-    with pytest.raises(ProviderConnectionError) as caught:
-        adapter.similarity("q", ["a"])
-    assert "connection refused" in str(caught.value).lower()
 
 
 @pytest.mark.parametrize(

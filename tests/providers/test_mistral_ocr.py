@@ -1,5 +1,4 @@
 import base64
-from dataclasses import replace
 
 import pytest
 
@@ -7,11 +6,8 @@ from providers.adapters.mistral_ocr import MistralOCR
 from providers.errors import (
     AuthError,
     GenericProviderError,
-    MaxRetriesExceededError,
     ModelError,
-    ProviderConnectionError,
     ProviderError,
-    RateLimitError,
 )
 from providers.registry import build_adapter
 from providers.results import Usage
@@ -95,31 +91,10 @@ def test_it_classifies_errors_without_retrying(make_ocr, sleeps, model, api_key,
     assert caught.value.provider == "Mistral"
 
 
-def test_it_retries_rate_limits_honouring_retry_after(make_ocr, sleeps):
-    with pytest.raises(MaxRetriesExceededError) as caught:
-        make_ocr(model_name="fake-429").ocr(PDF)
-    assert isinstance(caught.value.last_error, RateLimitError)
-    assert sleeps == [2.0, 2.0, 2.0]
-
-
-def test_server_errors_are_retried(fake_provider, make_ocr, sleeps):
-    fake_provider.script("/mistral/v1/ocr", [fake.MODELS["fake-500"]()])
-    assert make_ocr().ocr(PDF).text == TEXT
-    assert sleeps == [1.0]
-
-
 def test_a_page_without_markdown_is_malformed(fake_provider, make_ocr):
     fake_provider.script("/mistral/v1/ocr", [Reply.json({"pages": [{"index": 0}]})])
     with pytest.raises(GenericProviderError, match="no markdown"):
         make_ocr().ocr(PDF)
-
-
-def test_a_refused_connection_is_a_connection_error(make_ocr, closed_port, policy):
-    adapter = make_ocr(
-        base_url=f"http://127.0.0.1:{closed_port}/v1", retry_policy=replace(policy, max_retries=0)
-    )
-    with pytest.raises(ProviderConnectionError, match=r"(?i)connection refused"):
-        adapter.ocr(PDF)
 
 
 def test_the_key_never_appears_in_an_error(make_ocr):

@@ -1,5 +1,3 @@
-from dataclasses import replace
-
 import pytest
 
 from providers.adapters.tei import TEIEmbedding, TEIRerank
@@ -7,17 +5,13 @@ from providers.errors import (
     AuthError,
     GenericProviderError,
     InvalidRequestError,
-    MaxRetriesExceededError,
-    ProviderConnectionError,
     ProviderError,
-    ProviderTimeout,
-    RateLimitError,
 )
 from providers.registry import build_adapter, get_adapter_class
 from providers.results import Usage
 from providers.tokens import num_tokens_from_string
 from tests.fakeprovider import Reply
-from tests.fakeprovider.tei import SECURED_KEY, SLOW_QUERY, relevance, vector
+from tests.fakeprovider.tei import SECURED_KEY, relevance, vector
 
 QUERY = "what is the capital of france"
 DOCUMENTS = [
@@ -131,54 +125,6 @@ def test_it_classifies_validation_errors(fake_provider, tei):
     fake_provider.script("/tei/embed", [too_long])
     with pytest.raises(InvalidRequestError, match="Input validation error"):
         tei().encode(["a"])
-
-
-def test_it_retries_an_overloaded_server_honouring_retry_after(fake_provider, tei, sleeps):
-    overloaded = Reply.json(
-        {"error": "Model is overloaded", "error_type": "Overloaded"},
-        429,
-        headers={"Retry-After": "2"},
-    )
-    fake_provider.script("/tei/rerank", [overloaded] * 4)
-    with pytest.raises(MaxRetriesExceededError) as caught:
-        tei("rerank").similarity("q", ["a"])
-    assert sleeps == [2.0, 2.0, 2.0]
-    assert isinstance(caught.value.last_error, RateLimitError)
-
-
-def test_it_recovers_from_server_errors(fake_provider, tei, sleeps):
-    backend = Reply.json({"error": "backend error", "error_type": "Backend"}, 500)
-    fake_provider.script("/tei/embed", [backend, backend])
-    assert len(tei().encode(["a"]).vectors) == 1
-    assert sleeps == [1.0, 2.0]
-
-
-def test_it_reports_a_malformed_body(fake_provider, tei):
-    fake_provider.script("/tei/rerank", [Reply.raw(b'[{"index": 0, "sco')])
-    with pytest.raises(GenericProviderError, match="not JSON"):
-        tei("rerank").similarity("q", ["a"])
-
-
-def test_it_times_out_a_slow_server(tei, policy):
-    adapter = tei("rerank", retry_policy=replace(policy, timeout=0.3, max_retries=0))
-    with pytest.raises(ProviderTimeout):
-        adapter.similarity(SLOW_QUERY, ["a"])
-
-
-def test_a_refused_connection_is_a_connection_error_not_a_bad_key(
-    make_adapter, closed_port, policy
-):
-    adapter = make_adapter(
-        "embedding",
-        factory="HuggingFace",
-        model_name="bge-m3",
-        api_key="",
-        base_url=f"http://127.0.0.1:{closed_port}",
-        retry_policy=replace(policy, max_retries=0),
-    )
-    with pytest.raises(ProviderConnectionError) as caught:
-        adapter.encode(["a"])
-    assert "connection refused" in str(caught.value).lower()
 
 
 def test_the_key_never_appears_in_an_error(tei):

@@ -1,17 +1,11 @@
-from dataclasses import replace
-
 import pytest
 
 from providers.adapters.voyage import VoyageEmbedding, VoyageRerank
 from providers.errors import (
     AuthError,
     GenericProviderError,
-    MaxRetriesExceededError,
     ModelError,
-    ProviderConnectionError,
     ProviderError,
-    ProviderTimeout,
-    RateLimitError,
 )
 from providers.registry import build_adapter, get_adapter_class
 from providers.results import Usage
@@ -133,56 +127,6 @@ def test_it_classifies_key_problems_without_retrying(voyage, sleeps, api_key):
 def test_it_classifies_an_unsupported_model(voyage):
     with pytest.raises(ModelError, match="not supported"):
         voyage("rerank", model_name="missing-model").similarity("q", ["a"])
-
-
-def test_it_reports_a_malformed_body(voyage):
-    with pytest.raises(GenericProviderError, match="not JSON"):
-        voyage(model_name="fake-malformed").encode(["a"])
-
-
-def test_it_retries_rate_limits_honouring_retry_after(fake_provider, voyage, sleeps):
-    with pytest.raises(MaxRetriesExceededError) as caught:
-        voyage("rerank", model_name="fake-429").similarity("q", ["a"])
-    assert sleeps == [2.0, 2.0, 2.0]
-    assert isinstance(caught.value.last_error, RateLimitError)
-    assert len(fake_provider.requests_to("/voyage/v1/rerank")) == 4
-
-
-def test_it_recovers_from_server_errors(fake_provider, voyage, sleeps):
-    down = Reply.json({"detail": "Service Unavailable"}, 503, headers={"Retry-After": "1"})
-    fake_provider.script("/voyage/v1/embeddings", [down])
-    assert len(voyage().encode(["a"]).vectors) == 1
-    assert sleeps == [1.0]
-
-
-def test_it_gives_up_on_a_failing_server(voyage, sleeps):
-    with pytest.raises(MaxRetriesExceededError, match="SERVER_ERROR"):
-        voyage(model_name="fake-500").encode(["a"])
-    assert sleeps == [1.0, 2.0, 4.0]
-
-
-def test_it_times_out_a_slow_provider(voyage, policy):
-    adapter = voyage(
-        model_name="fake-slow", retry_policy=replace(policy, timeout=0.3, max_retries=0)
-    )
-    with pytest.raises(ProviderTimeout):
-        adapter.encode(["a"])
-
-
-def test_a_refused_connection_is_a_connection_error_not_a_bad_key(
-    make_adapter, closed_port, policy
-):
-    adapter = make_adapter(
-        "embedding",
-        factory="Voyage AI",
-        model_name="voyage-3.5",
-        base_url=f"http://127.0.0.1:{closed_port}/v1",
-        retry_policy=replace(policy, max_retries=0),
-    )
-    with pytest.raises(ProviderConnectionError) as caught:
-        adapter.encode(["a"])
-    assert not isinstance(caught.value, AuthError)
-    assert "connection refused" in str(caught.value).lower()
 
 
 @pytest.mark.parametrize(

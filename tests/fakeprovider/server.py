@@ -51,6 +51,8 @@ class RecordedRequest:
     json: Any = None  # the parsed body when it is JSON, else None
     path_params: dict[str, str] = field(default_factory=dict)  # named groups of the route
     client_port: int = 0  # the same port on two requests means a reused connection
+    # Set when the client hung up before the reply was complete (a stream it closed).
+    hung_up: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     @property
     def bearer(self) -> str | None:
@@ -343,6 +345,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(reply)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (a timeout test): fine
+            request.hung_up.set()
 
     def _send(self, reply: Reply) -> None:
         if reply.delay and self.fake.wait(reply.delay):

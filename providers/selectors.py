@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .models import LLM, LLMFactory, Status
+from .registry import get_adapter_class
 from .types import ModelType, types_from_tags
 
 
@@ -21,8 +22,6 @@ def catalog_pairs() -> dict[str, set[str]]:
 
 def coverage_table() -> str:
     """The README's coverage table: catalog pairs, each with the adapter class serving it."""
-    from .registry import get_adapter_class
-
     types = list(ModelType.values)
     lines = [
         "| Factory | " + " | ".join(types) + " |",

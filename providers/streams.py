@@ -261,11 +261,13 @@ class SyncStream(Stream[S]):
 
 def _close(source: Iterator[Any], release: Callable[[], object] | None, state: StreamState) -> None:
     try:
-        close = getattr(source, "close", None)  # generators have one, plain iterators not
-        if close is not None:
-            close()
-        if release is not None:
-            release()
+        try:
+            close = getattr(source, "close", None)  # generators have one, plain iterators not
+            if close is not None:
+                close()
+        finally:
+            if release is not None:
+                release()
     finally:
         state.finish()
 
@@ -307,11 +309,7 @@ class AsyncStream(Stream[S]):
         if self._closer.detach() is None:
             return  # closed already
         try:
-            close = getattr(self._source, "aclose", None)
-            if close is not None:
-                await close()
-            if self._release is not None:
-                await self._release()
+            await _aclose_upstream(self._source, self._release)
         finally:
             self.state.finish()
 
@@ -320,6 +318,18 @@ class AsyncStream(Stream[S]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+async def _aclose_upstream(
+    source: AsyncIterator[Any], release: Callable[[], Awaitable[object]] | None
+) -> None:
+    try:
+        close = getattr(source, "aclose", None)
+        if close is not None:
+            await close()
+    finally:
+        if release is not None:
+            await release()
 
 
 # Close tasks of abandoned async streams, kept until done (the loop holds tasks weakly).
@@ -334,15 +344,8 @@ def _abandon(
 ) -> None:
     # Nothing can be awaited in a finalizer: the upstream is closed by a task on its loop (if
     # that still runs), and the callbacks run now.
-    async def close_upstream() -> None:
-        close = getattr(source, "aclose", None)
-        if close is not None:
-            await close()
-        if release is not None:
-            await release()
-
     def spawn() -> None:
-        task = loop.create_task(close_upstream())
+        task = loop.create_task(_aclose_upstream(source, release))
         _closing.add(task)
         task.add_done_callback(_closing.discard)
 

@@ -161,7 +161,7 @@ def bench_overhead(tenant, base_url: str, n: int) -> None:
     """LLMBundle.chat vs a raw httpx call to the same loopback fake provider."""
     import httpx
 
-    from tenants.bundle import LLMBundle
+    from gateway.bundle import LLMBundle
     from usage.services import usage_drain
 
     print(f"\nLLMBundle overhead over {n} chat calls (fake provider in its own process)")

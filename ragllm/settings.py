@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "providers",
     "tenants",
     "usage",
+    "gateway",
 ]
 
 MIDDLEWARE = [

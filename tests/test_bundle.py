@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 
+from gateway.bundle import LLMBundle, ModelNotAuthorized, increase_usage
 from providers.models import LLMFactory
-from tenants.bundle import LLMBundle, ModelNotAuthorized, increase_usage
 from tenants.models import TenantLLM
 from tenants.resolution import invalidate
 from usage.models import UsageEvent

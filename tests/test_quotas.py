@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gateway.bundle import LLMBundle
 from providers.errors import QuotaExceededError
-from tenants.bundle import LLMBundle
 from tenants.models import Tenant, TenantLLM
 from tenants.resolution import invalidate
 from usage.models import QuotaCounter

@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
+from gateway.bundle import LLMBundle
 from providers.errors import QuotaExceededError
-from tenants.bundle import LLMBundle
 from tenants.models import Tenant, TenantLLM
 from tenants.resolution import invalidate
 from usage.buffer import LocalBuffer, redis_buffer

@@ -1,6 +1,6 @@
 """LLMBundle: call any of a tenant's models and record every token it uses.
 
-    from tenants.bundle import LLMBundle
+    from gateway.bundle import LLMBundle
 
     bundle = LLMBundle(tenant_id, "chat")                  # the tenant's default chat model
     result = bundle.chat([{"role": "user", "content": "Hi"}])
@@ -34,11 +34,10 @@ from providers.registry import build_adapter
 from providers.tokens import num_tokens_from_string
 from providers.types import ModelType, normalize_model_type
 from providers.usage import Usage
+from tenants.resolution import ModelNotAuthorized, ResolvedModel, resolve_model
 from usage import quotas
 from usage.recorder import record_usage
 from usage.records import UsageRecord
-
-from .resolution import ModelNotAuthorized, ResolvedModel, resolve_model
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ from django.db import transaction
 
 from .credentials import mask_credentials
 from .models import APIToken, KeyValidation, Tenant, TenantLLM, TenantMember
-from .services import api_token_issue, api_token_revoke, tenant_llm_mark_pending
+from .services.key_validation import tenant_llm_mark_pending
+from .services.tokens import api_token_issue, api_token_revoke
 
 
 @admin.display(description="API key")

@@ -30,15 +30,13 @@ from .selectors import (
     tenant_catalog,
     tenant_my_llms,
 )
-from .services import (
+from .services.configs import tenant_factory_delete, tenant_llm_delete, tenant_llm_set_status
+from .services.key_validation import (
     key_validation_wait,
-    tenant_default_models_set,
-    tenant_factory_delete,
-    tenant_llm_delete,
     tenant_llm_request_key,
     tenant_llm_request_model,
-    tenant_llm_set_status,
 )
+from .services.tenants import tenant_default_models_set
 from .validation import http_status_for
 
 TENANT_PARAM = OpenApiParameter(

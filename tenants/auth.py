@@ -9,7 +9,7 @@ from rest_framework import authentication, exceptions
 
 from .models import Role, Tenant
 from .selectors import api_token_authenticate, membership_for
-from .services import api_token_touch
+from .services.tokens import api_token_touch
 
 TENANT_HEADER = "X-Tenant-ID"
 

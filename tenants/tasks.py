@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from .models import TenantLLM
-from .services import key_validation_prune, key_validation_run, tenant_llm_revalidate
+from .services.key_validation import key_validation_prune, key_validation_run, tenant_llm_revalidate
 
 
 @shared_task(

@@ -187,7 +187,7 @@ def test_finished_key_validations_are_pruned_after_30_days(tenant, catalog):
     from django.utils import timezone
 
     from tenants.models import KeyValidation
-    from tenants.services import key_validation_prune
+    from tenants.services.key_validation import key_validation_prune
 
     openai = LLMFactory.objects.get(name="OpenAI")
     old = KeyValidation.objects.create(

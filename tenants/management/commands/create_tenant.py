@@ -4,7 +4,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 
-from tenants.services import api_token_issue, user_create_with_tenant
+from tenants.services.tenants import user_create_with_tenant
+from tenants.services.tokens import api_token_issue
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from ragllm.api import ApiError
 from tenants.models import ValidationState
 from tenants.selectors import factory_get, tenant_find
-from tenants.services import key_validation_run, tenant_llm_request_key
+from tenants.services.key_validation import key_validation_run, tenant_llm_request_key
 
 
 class Command(BaseCommand):

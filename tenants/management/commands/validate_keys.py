@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from ragllm.progress import progress_bar
 from tenants.models import Status, TenantLLM
 from tenants.selectors import tenant_find
-from tenants.services import tenant_llm_revalidate
+from tenants.services.key_validation import tenant_llm_revalidate
 
 
 class Command(BaseCommand):

@@ -2,11 +2,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.db import transaction
 
 from .credentials import mask_credentials
 from .models import APIToken, KeyValidation, Tenant, TenantLLM, TenantMember
-from .services.key_validation import tenant_llm_mark_pending
+from .services.configs import tenant_llm_save
+from .services.key_validation import tenant_llm_request_revalidation
+from .services.tenants import tenant_save
 from .services.tokens import api_token_issue, api_token_revoke
 
 
@@ -42,11 +43,17 @@ class TenantLLMForm(forms.ModelForm):
             "quota_window",
         )
 
-    def clean_api_key(self) -> str:
-        value = self.cleaned_data.get("api_key") or ""
-        if not value and self.instance.pk:
-            return TenantLLM.objects.only("api_key").get(pk=self.instance.pk).api_key
-        return value
+    @property
+    def keeps_stored_key(self) -> bool:
+        return not self.cleaned_data.get("api_key")
+
+    def save(self, commit: bool = True) -> TenantLLM:
+        # Inline rows are saved here; the TenantLLM page saves through save_model below.
+        config = super().save(commit=False)
+        if commit:
+            tenant_llm_save(config=config, keep_stored_key=self.keeps_stored_key)
+            self._save_m2m()
+        return config
 
 
 class TenantLLMInline(admin.TabularInline):
@@ -105,6 +112,9 @@ class TenantAdmin(admin.ModelAdmin):
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
 
+    def save_model(self, request, obj: Tenant, form, change: bool) -> None:
+        tenant_save(tenant=obj)
+
 
 @admin.register(TenantMember)
 class TenantMemberAdmin(admin.ModelAdmin):
@@ -158,14 +168,13 @@ class TenantLLMAdmin(admin.ModelAdmin):
 
     actions = ("validate_now",)
 
+    def save_model(self, request, obj: TenantLLM, form: TenantLLMForm, change: bool) -> None:
+        tenant_llm_save(config=obj, keep_stored_key=form.keeps_stored_key)
+
     @admin.action(description="Validate now (live test call on the worker)")
     def validate_now(self, request, queryset) -> None:
-        from .tasks import revalidate_tenant_llm
-
         ids = list(queryset.values_list("pk", flat=True))
-        tenant_llm_mark_pending(config_ids=ids)
-        for config_id in ids:
-            transaction.on_commit(lambda cid=config_id: revalidate_tenant_llm.delay(cid))
+        tenant_llm_request_revalidation(config_ids=ids)
         self.message_user(
             request, f"Validation of {len(ids)} configuration(s) was queued.", messages.SUCCESS
         )

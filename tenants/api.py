@@ -27,15 +27,12 @@ from .selectors import (
     factories_with_types,
     factory_get,
     key_validation_for,
+    key_validation_wait,
     tenant_catalog,
     tenant_my_llms,
 )
 from .services.configs import tenant_factory_delete, tenant_llm_delete, tenant_llm_set_status
-from .services.key_validation import (
-    key_validation_wait,
-    tenant_llm_request_key,
-    tenant_llm_request_model,
-)
+from .services.key_validation import tenant_llm_request_key, tenant_llm_request_model
 from .services.tenants import tenant_default_models_set
 from .validation import http_status_for
 

@@ -6,4 +6,5 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants and model configurations"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401
+        # tasks: registered with Celery, so services can send them by name.
+        from . import checks, signals, tasks  # noqa: F401

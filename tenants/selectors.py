@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 import uuid
 
+from providers.models import LLM, LLMFactory
+from providers.models import Status as CatalogStatus
+from providers.types import ModelType
+from ragllm.api import ApiError
+
 from .models import APIToken, KeyValidation, Role, Status, Tenant, TenantLLM, TenantMember
+from .resolution import split_name
 
 TOKEN_PREFIX = "rgl_"
 
@@ -236,3 +243,75 @@ def tenant_find(*, ref: str) -> Tenant | None:
         return owned
     named = list(Tenant.objects.filter(name=ref)[:2])
     return named[0] if len(named) == 1 else None
+
+
+def tenant_llm_find_enabled(*, tenant: Tenant, name: str, model_type: str) -> TenantLLM:
+    """The tenant's enabled config for `name` ("model@factory" or bare) usable as `model_type`."""
+    llm_name, factory_name = split_name(name)
+    configs = TenantLLM.objects.select_related("factory").filter(
+        tenant=tenant, llm_name=llm_name, status=Status.VALID
+    )
+    if factory_name:
+        configs = configs.filter(factory__name=factory_name)
+    matches = [c for c in configs if _serves(c, model_type)]
+    if not matches:
+        raise ApiError(
+            f"Model({name}) is not an enabled {model_type} model of this tenant.", http_status=400
+        )
+    if len(matches) > 1:
+        raise ApiError(
+            f"Model name {llm_name} is ambiguous; write it as name@factory.", http_status=400
+        )
+    return matches[0]
+
+
+def _serves(config: TenantLLM, model_type: str) -> bool:
+    if config.model_type == model_type:
+        return True
+    catalog = LLM.objects.filter(factory_id=config.factory_id, llm_name=config.llm_name).first()
+    return catalog is not None and catalog.serves(model_type)
+
+
+def tenant_llm_get(*, config_id: int) -> TenantLLM | None:
+    return TenantLLM.objects.select_related("factory").filter(pk=config_id).first()
+
+
+def tenant_llm_enabled(*, tenant: Tenant | None = None) -> list[TenantLLM]:
+    """Enabled configurations, of one tenant or of all, by tenant, factory and model name."""
+    configs = TenantLLM.objects.select_related("factory", "tenant").filter(status=Status.VALID)
+    if tenant is not None:
+        configs = configs.filter(tenant=tenant)
+    return list(configs.order_by("tenant__name", "factory__name", "llm_name"))
+
+
+def tenant_llm_enabled_ids() -> list[int]:
+    return list(TenantLLM.objects.filter(status=Status.VALID).values_list("pk", flat=True))
+
+
+def tenant_llm_count(*, tenant: Tenant, factory: LLMFactory | None = None) -> int:
+    configs = TenantLLM.objects.filter(tenant=tenant)
+    return (configs if factory is None else configs.filter(factory=factory)).count()
+
+
+def key_validation_probe_models(*, factory: LLMFactory) -> list[LLM]:
+    """RAGFlow's walk: catalog order, at most one model per type among embedding/chat/rerank."""
+    chosen: list[LLM] = []
+    seen: set[str] = set()
+    probe_types = (ModelType.EMBEDDING, ModelType.CHAT, ModelType.RERANK)
+    for llm in LLM.objects.filter(factory=factory, status=CatalogStatus.VALID).order_by("pk"):
+        if llm.model_type in probe_types and llm.model_type not in seen:
+            seen.add(llm.model_type)
+            chosen.append(llm)
+    return chosen
+
+
+def key_validation_wait(*, validation: KeyValidation, timeout: float) -> KeyValidation:
+    """Poll until the task has finished or `timeout` seconds passed; the latest row either way."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        current = KeyValidation.objects.get(pk=validation.pk)
+        if current.finished or time.monotonic() >= deadline:
+            return current
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from .models import TenantLLM
+from .selectors import tenant_llm_enabled_ids, tenant_llm_get
 from .services.key_validation import key_validation_prune, key_validation_run, tenant_llm_revalidate
 
 
@@ -22,7 +22,7 @@ def validate_credentials(validation_id: str) -> None:
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def revalidate_tenant_llm(config_id: int) -> None:
-    config = TenantLLM.objects.select_related("factory").filter(pk=config_id).first()
+    config = tenant_llm_get(config_id=config_id)
     if config is not None:
         tenant_llm_revalidate(config=config)
 
@@ -30,7 +30,7 @@ def revalidate_tenant_llm(config_id: int) -> None:
 @shared_task
 def revalidate_all_tenant_llms() -> int:
     """Daily beat job: one re-validation task per enabled configuration."""
-    ids = list(TenantLLM.objects.filter(status="1").values_list("pk", flat=True))
+    ids = tenant_llm_enabled_ids()
     for config_id in ids:
         revalidate_tenant_llm.delay(config_id)
     return len(ids)

@@ -82,3 +82,39 @@ def test_the_tenant_page_shows_members_and_model_configs(admin_client_, config, 
     content = body.content.decode()
     assert "bob@example.com" in content
     assert "test-chat" in content
+
+
+def test_an_inline_edit_on_the_tenant_page_keeps_the_stored_key(admin_client_, config):
+    tenant = config.tenant
+    url = reverse("admin:tenants_tenant_change", args=[tenant.pk])
+    form = {
+        "name": "Renamed in the admin",
+        "status": "1",
+        "token_quota": "",
+        "quota_window": "monthly",
+        **{field: "" for field in tenant.DEFAULT_FIELDS.values()},
+        "members-TOTAL_FORMS": "1",
+        "members-INITIAL_FORMS": "1",
+        "members-0-id": str(tenant.members.get().pk),
+        "members-0-tenant": str(tenant.pk),
+        "members-0-user": str(tenant.members.get().user_id),
+        "members-0-role": "owner",
+        "llms-TOTAL_FORMS": "1",
+        "llms-INITIAL_FORMS": "1",
+        "llms-0-id": str(config.pk),
+        "llms-0-tenant": str(tenant.pk),
+        "llms-0-factory": str(config.factory.pk),
+        "llms-0-llm_name": "test-chat",
+        "llms-0-model_type": "chat",
+        "llms-0-api_base": "https://inline.example.test/v1",
+        "llms-0-max_tokens": "2048",
+        "llms-0-token_quota": "",
+        "llms-0-status": "1",
+    }
+    response = admin_client_.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    tenant.refresh_from_db()
+    config.refresh_from_db()
+    assert tenant.name == "Renamed in the admin"
+    assert (config.api_base, config.max_tokens) == ("https://inline.example.test/v1", 2048)
+    assert config.api_key == SECRET

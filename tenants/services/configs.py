@@ -1,12 +1,12 @@
-"""A tenant's model configurations (TenantLLM): enable, disable, delete."""
+"""A tenant's model configurations (TenantLLM): save, enable, disable, delete."""
 
 from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
 
-from providers.models import LLM, LLMFactory
-from ragllm.api import ApiError, Conflict, NotFound
+from providers.models import LLMFactory
+from ragllm.api import Conflict, NotFound
 
 from ..models import Status, Tenant, TenantLLM
 from ..resolution import invalidate as invalidate_resolutions
@@ -52,30 +52,18 @@ def _refuse_if_default(tenant: Tenant, configs: list[TenantLLM]) -> None:
             )
 
 
-def tenant_llm_find_enabled(*, tenant: Tenant, name: str, model_type: str) -> TenantLLM:
-    """The tenant's enabled config for `name` ("model@factory" or bare) usable as `model_type`."""
-    from ..resolution import split_name
+def tenant_llm_save(*, config: TenantLLM, keep_stored_key: bool = False) -> TenantLLM:
+    """Save a configuration edited as a whole (the admin's forms).
 
-    llm_name, factory_name = split_name(name)
-    configs = TenantLLM.objects.select_related("factory").filter(
-        tenant=tenant, llm_name=llm_name, status=Status.VALID
-    )
-    if factory_name:
-        configs = configs.filter(factory__name=factory_name)
-    matches = [c for c in configs if _serves(c, model_type)]
-    if not matches:
-        raise ApiError(
-            f"Model({name}) is not an enabled {model_type} model of this tenant.", http_status=400
+    With keep_stored_key, an existing row keeps the key it has: the admin never sends the stored
+    key to the browser, so an empty key field means "unchanged".
+    """
+    if keep_stored_key and config.pk is not None:
+        config.save(
+            update_fields=[
+                f.name for f in TenantLLM._meta.concrete_fields if f.name not in {"id", "api_key"}
+            ]
         )
-    if len(matches) > 1:
-        raise ApiError(
-            f"Model name {llm_name} is ambiguous; write it as name@factory.", http_status=400
-        )
-    return matches[0]
-
-
-def _serves(config: TenantLLM, model_type: str) -> bool:
-    if config.model_type == model_type:
-        return True
-    catalog = LLM.objects.filter(factory_id=config.factory_id, llm_name=config.llm_name).first()
-    return catalog is not None and catalog.serves(model_type)
+    else:
+        config.save()
+    return config

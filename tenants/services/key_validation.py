@@ -6,7 +6,6 @@ that row and is wiped when the run ends.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -18,8 +17,8 @@ from django.utils import timezone
 from providers.factories import SELF_HOSTED_FACTORIES
 from providers.models import LLM, LLMFactory
 from providers.models import Status as CatalogStatus
-from providers.types import ModelType
 from ragllm.api import ApiError, MissingArguments
+from ragllm.celery import app as celery_app
 
 from ..models import (
     KeyValidation,
@@ -30,8 +29,18 @@ from ..models import (
     ValidationStatus,
 )
 from ..resolution import invalidate as invalidate_resolutions
+from ..selectors import key_validation_probe_models
 from ..validation import Attempt, probe_model
 from .credential_input import check_base_url, credentials_from_input
+
+# The tasks of tenants.tasks, by name: the task module imports these services, not the reverse.
+VALIDATE_TASK = "tenants.tasks.validate_credentials"
+REVALIDATE_TASK = "tenants.tasks.revalidate_tenant_llm"
+
+
+def _enqueue_on_commit(task_name: str, *args: object) -> None:
+    """Send the task once the caller's transaction commits (the worker must see the rows)."""
+    transaction.on_commit(lambda: celery_app.tasks[task_name].delay(*args))
 
 
 def key_validation_request(
@@ -52,8 +61,6 @@ def key_validation_request(
 
     With enqueue=False the caller runs it itself (key_validation_run), as commands do.
     """
-    from ..tasks import validate_credentials
-
     validation = KeyValidation.objects.create(
         tenant=tenant,
         kind=kind,
@@ -67,7 +74,7 @@ def key_validation_request(
         requested_by=user if user is not None and user.pk else None,
     )
     if enqueue:
-        transaction.on_commit(lambda: validate_credentials.delay(str(validation.pk)))
+        _enqueue_on_commit(VALIDATE_TASK, str(validation.pk))
     return validation
 
 
@@ -147,30 +154,6 @@ def tenant_llm_request_model(
     )
 
 
-def key_validation_wait(*, validation: KeyValidation, timeout: float) -> KeyValidation:
-    """Poll until the task has finished or `timeout` seconds passed; the latest row either way."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        current = KeyValidation.objects.get(pk=validation.pk)
-        if current.finished or time.monotonic() >= deadline:
-            return current
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 0.5)
-
-
-def _catalog_probe_order(factory: LLMFactory) -> list[LLM]:
-    """RAGFlow's walk: catalog order, at most one model per type among embedding/chat/rerank."""
-    chosen: list[LLM] = []
-    seen: set[str] = set()
-    probe_types = (ModelType.EMBEDDING, ModelType.CHAT, ModelType.RERANK)
-    for llm in LLM.objects.filter(factory=factory, status=CatalogStatus.VALID).order_by("pk"):
-        if llm.model_type in probe_types and llm.model_type not in seen:
-            seen.add(llm.model_type)
-            chosen.append(llm)
-    return chosen
-
-
 def key_validation_run(*, validation_id: str) -> KeyValidation | None:
     """Run one validation: claim it, make the live calls, save the key if asked, wipe it.
 
@@ -193,7 +176,7 @@ def key_validation_run(*, validation_id: str) -> KeyValidation | None:
     factory = validation.factory
     attempts: list[Attempt] = []
     if validation.kind == ValidationKind.SET_API_KEY:
-        for llm in _catalog_probe_order(factory):
+        for llm in key_validation_probe_models(factory=factory):
             attempt = probe_model(
                 model_type=llm.model_type,
                 factory=factory.name,
@@ -312,7 +295,11 @@ def tenant_llm_revalidate(*, config: TenantLLM) -> Attempt:
     return attempt
 
 
-def tenant_llm_mark_pending(*, config_ids: list[int]) -> int:
-    return TenantLLM.objects.filter(pk__in=config_ids).update(
+def tenant_llm_request_revalidation(*, config_ids: list[int]) -> int:
+    """Mark configurations as being validated and queue one live re-test for each."""
+    marked = TenantLLM.objects.filter(pk__in=config_ids).update(
         validation_status=ValidationStatus.PENDING
     )
+    for config_id in config_ids:
+        _enqueue_on_commit(REVALIDATE_TASK, config_id)
+    return marked

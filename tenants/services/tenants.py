@@ -13,7 +13,7 @@ from providers.models import Status as CatalogStatus
 
 from ..defaults import ModelDefault, SystemDefaults, load_system_defaults
 from ..models import Role, Tenant, TenantLLM, TenantMember
-from .configs import tenant_llm_find_enabled
+from ..selectors import tenant_llm_find_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -150,4 +150,10 @@ def tenant_default_models_set(*, tenant: Tenant, values: dict[str, str]) -> Tena
         changed.append(field_name)
     if changed:
         tenant.save(update_fields=[*changed, "updated_at"])
+    return tenant
+
+
+def tenant_save(*, tenant: Tenant) -> Tenant:
+    """Save a tenant edited as a whole (the admin's form)."""
+    tenant.save()
     return tenant

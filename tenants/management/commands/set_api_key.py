@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ragllm.api import ApiError
 from tenants.models import ValidationState
-from tenants.selectors import factory_get, tenant_find
+from tenants.selectors import factory_get, tenant_find, tenant_llm_count
 from tenants.services.key_validation import key_validation_run, tenant_llm_request_key
 
 
@@ -69,7 +69,7 @@ class Command(BaseCommand):
         if verify:
             self.stdout.write(self.style.SUCCESS("The key works (nothing was saved)."))
         else:
-            count = tenant_obj.llms.filter(factory=factory_obj).count()
+            count = tenant_llm_count(tenant=tenant_obj, factory=factory_obj)
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Key saved for {count} {factory_obj.name} model(s) of {tenant_obj.name}."

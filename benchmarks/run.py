@@ -162,7 +162,7 @@ def bench_overhead(tenant, base_url: str, n: int) -> None:
     import httpx
 
     from gateway.bundle import LLMBundle
-    from usage.services import usage_drain
+    from usage.services.events import usage_drain
 
     print(f"\nLLMBundle overhead over {n} chat calls (fake provider in its own process)")
     history = [{"role": "user", "content": "Hi"}]
@@ -194,10 +194,10 @@ def bench_overhead(tenant, base_url: str, n: int) -> None:
 
 def bench_rollup(tenant, config, n: int) -> None:
     """Applying n events (events + used_tokens + hourly rollups), then the daily rollup."""
-    from usage.ledger import apply_records
     from usage.models import UsageEvent, UsageHourly
     from usage.records import UsageRecord
-    from usage.services import usage_rollup_daily
+    from usage.services.ledger import apply_records
+    from usage.services.rollups import usage_rollup_daily
 
     print(f"\nLedger and rollup of {n:,} events")
     now = time.time()
@@ -243,7 +243,7 @@ def _database_url() -> str:
 
 def writer_loop() -> None:
     """The usage writer process: drain until stdin closes, then drain what is left."""
-    from usage.services import usage_drain
+    from usage.services.events import usage_drain
 
     while not select.select([sys.stdin], [], [], 0.01)[0]:
         usage_drain(claim_idle_ms=60_000)

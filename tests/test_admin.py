@@ -92,7 +92,7 @@ def test_an_inline_edit_on_the_tenant_page_keeps_the_stored_key(admin_client_, c
         "status": "1",
         "token_quota": "",
         "quota_window": "monthly",
-        **{field: "" for field in tenant.DEFAULT_FIELDS.values()},
+        **dict.fromkeys(tenant.DEFAULT_FIELDS.values(), ""),
         "members-TOTAL_FORMS": "1",
         "members-INITIAL_FORMS": "1",
         "members-0-id": str(tenant.members.get().pk),

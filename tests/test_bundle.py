@@ -12,7 +12,7 @@ from providers.models import LLMFactory
 from tenants.models import TenantLLM
 from tenants.resolution import invalidate
 from usage.models import UsageEvent
-from usage.services import usage_drain
+from usage.services.events import usage_drain
 
 HISTORY = [{"role": "user", "content": "Hi"}]
 CALL_TOKENS = 18  # the fake OpenAI chat reports 12 prompt + 6 completion tokens

@@ -12,11 +12,12 @@ from django.utils import timezone
 
 from providers.models import LLMFactory
 from tenants.models import Role, Tenant, TenantLLM, TenantMember
-from usage.ledger import apply_records
 from usage.models import UsageEvent
-from usage.quotas import config_rule, reserve, settle, tenant_rule, window_start
+from usage.quotas import config_rule, tenant_rule, window_start
 from usage.records import UsageRecord
-from usage.services import usage_event_totals
+from usage.selectors.sums import usage_event_totals
+from usage.services.ledger import apply_records
+from usage.services.quotas import quota_reserve, quota_settle
 
 MARCH_1 = datetime(2026, 3, 1, tzinfo=UTC)
 PERIOD = {"from": "2026-03-01", "to": "2026-03-04"}  # 1st to 4th of March, whole days
@@ -390,7 +391,7 @@ def openai(catalog):
 
 def spend(rule, tokens):
     """Spend through the real quota path: reserve an estimate, settle the actual count."""
-    settle(reserve([rule], 1), tokens)
+    quota_settle(reservation=quota_reserve(rules=(rule,), tokens=1), actual_tokens=tokens)
 
 
 def test_it_reports_the_tenant_quota_and_warns_from_80_percent(owner_api, tenant):

@@ -13,10 +13,10 @@ from providers.errors import QuotaExceededError
 from tenants.models import Tenant, TenantLLM
 from tenants.resolution import invalidate
 from usage.buffer import LocalBuffer, redis_buffer
-from usage.ledger import apply_records
 from usage.models import UsageEvent, UsageHourly
 from usage.records import UsageRecord
-from usage.services import usage_drain
+from usage.services.events import usage_drain
+from usage.services.ledger import apply_records
 
 HISTORY = [{"role": "user", "content": "Hi"}]
 CALL_TOKENS = 18

@@ -9,9 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tenants.models import Tenant
-from usage.ledger import apply_records
 from usage.records import UsageRecord
-from usage.services import usage_event_totals
+from usage.selectors.sums import usage_event_totals
+from usage.services.ledger import apply_records
 
 MARCH_1 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC)

@@ -21,7 +21,8 @@ from tenants.selectors import tenant_find
 
 from .models import QuotaCounter, UsageDaily, UsageEvent, UsageHourly
 from .reporting import Period, money, parse_period
-from .selectors import quota_status, top_tenants, usage_series, usage_summary
+from .selectors.quotas import quota_status
+from .selectors.sums import top_tenants, usage_series, usage_summary
 
 TOP_TENANTS = 20
 

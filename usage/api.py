@@ -20,7 +20,8 @@ from tenants.api import ERRORS, TENANT_PARAM, TenantAPIView, envelope_example
 
 from .quotas import WARN_AT
 from .reporting import GROUP_BYS, iso, money, parse_period, write_csv
-from .selectors import QuotaEntry, QuotaStatus, UsageRow, UsageSummary, quota_status, usage_summary
+from .selectors.quotas import QuotaEntry, QuotaStatus, quota_status
+from .selectors.sums import UsageRow, UsageSummary, usage_summary
 
 # --- Input ----------------------------------------------------------------------------------
 

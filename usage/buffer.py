@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from .ledger import ApplyResult, apply_records
 from .records import UsageRecord
+from .services.ledger import ApplyResult, apply_records
 
 logger = logging.getLogger(__name__)
 

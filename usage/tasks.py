@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from .services import usage_drain, usage_prune_events, usage_rollup_daily
+from .services.events import usage_drain, usage_prune_events
+from .services.rollups import usage_rollup_daily
 
 
 @shared_task(ignore_result=True)

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tenants.selectors import tenant_find
 from usage.reporting import GROUP_BYS, money, parse_period, write_csv
-from usage.selectors import UsageRow, UsageSummary, usage_summary
+from usage.selectors.sums import UsageRow, UsageSummary, usage_summary
 
 _COLUMNS = (
     ("calls", "calls"),

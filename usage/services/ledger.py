@@ -25,8 +25,8 @@ from django.db.models import F
 
 from tenants.models import Tenant, TenantLLM
 
-from .models import UsageEvent, UsageHourly
-from .records import UsageRecord
+from ..models import UsageEvent, UsageHourly
+from ..records import UsageRecord
 
 logger = logging.getLogger(__name__)
 

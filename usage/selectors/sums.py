@@ -1,4 +1,4 @@
-"""Reads for usage: sums by group, chart series, top tenants, and quota status.
+"""Reads for usage: sums by group, chart series, top tenants, raw event totals.
 
 Sums read UsageHourly, not UsageDaily: hourly rows are written in the same transaction as the
 events, so they equal the events exactly and are never stale, while the daily rows are rebuilt
@@ -9,18 +9,16 @@ of tenants, models or days.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from tenants.models import Role, Tenant, TenantLLM
+from tenants.models import Tenant
 
-from .models import QuotaCounter, UsageHourly
-from .quotas import WARN_AT, QuotaRule, config_rule, tenant_rule, window_start
+from ..models import UsageEvent, UsageHourly
 
 SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
 # The columns each group_by groups on; "model" keys read "llm_name@factory", as RAGFlow's do.
@@ -74,35 +72,6 @@ class TenantUsage:
     tenant_id: uuid.UUID
     name: str
     usage: UsageRow
-
-
-@dataclass(frozen=True)
-class QuotaEntry:
-    """One quota in its current window; `used` is its counter (settled plus reserved tokens)."""
-
-    quota: int | None
-    window: str
-    window_start: datetime | None = None
-    used: int | None = None
-    remaining: int | None = None
-    percent: float | None = None
-    warning: bool = False
-
-
-@dataclass(frozen=True)
-class ModelQuota:
-    config_id: int
-    model: str  # llm_name@factory
-    model_type: str
-    used_tokens: int  # lifetime, from TenantLLM.used_tokens
-    quota: QuotaEntry
-
-
-@dataclass(frozen=True)
-class QuotaStatus:
-    unlimited: bool
-    tenant: QuotaEntry
-    models: list[ModelQuota] = field(default_factory=list)
 
 
 def _hourly(*, tenant: Tenant | None, start: datetime, end: datetime) -> QuerySet[UsageHourly]:
@@ -202,70 +171,12 @@ def top_tenants(*, start: datetime, end: datetime, limit: int = 20) -> list[Tena
     ]
 
 
-def _entry(rule: QuotaRule | None, window: str, used: dict, starts: dict, *, enforced: bool):
-    if rule is None:
-        return QuotaEntry(quota=None, window=window)
-    start = starts[rule.window]
-    spent = used.get((rule.scope, rule.scope_id, start), 0)
-    quota = rule.quota
-    return QuotaEntry(
-        quota=quota,
-        window=rule.window,
-        window_start=start,
-        used=spent,
-        remaining=max(quota - spent, 0),
-        percent=round(spent * 100 / quota, 1) if quota else 100.0,
-        # The same threshold as the warning logged when a call is settled (usage.quotas).
-        warning=enforced and spent >= int(quota * WARN_AT),
-    )
-
-
-def quota_status(*, tenant: Tenant, now: datetime | None = None) -> QuotaStatus:
-    """The tenant's quota and each of its model configurations with a quota. Three queries.
-
-    `used` is the quota counter of the current window, the number calls are checked against.
-    An unlimited tenant (flagged, or owned by a superuser) bypasses quotas: its counters do
-    not move and nothing warns.
-    """
-    configs = list(
-        TenantLLM.objects.filter(tenant=tenant, token_quota__isnull=False)
-        .select_related("factory")
-        .order_by("factory__name", "llm_name")
-    )
-    unlimited = (
-        tenant.unlimited or tenant.members.filter(role=Role.OWNER, user__is_superuser=True).exists()
-    )
-    rules: list[QuotaRule] = [r for r in [tenant_rule(tenant)] if r is not None]
-    config_rules = [(config, config_rule(config)) for config in configs]
-    rules += [rule for _, rule in config_rules if rule is not None]
-    starts = {w: window_start(w, now) for w in {rule.window for rule in rules}}
-
-    used: dict[tuple[str, str, datetime], int] = {}
-    if rules:
-        # One condition per scope and window (at most six), not one per configuration.
-        ids: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for rule in rules:
-            ids[(rule.scope, rule.window)].append(rule.scope_id)
-        wanted = Q()
-        for (scope, window), scope_ids in ids.items():
-            wanted |= Q(scope=scope, window_start=starts[window], scope_id__in=scope_ids)
-        for scope, scope_id, start, spent in QuotaCounter.objects.filter(wanted).values_list(
-            "scope", "scope_id", "window_start", "used"
-        ):
-            used[(scope, scope_id, start)] = spent
-
-    enforced = not unlimited
-    return QuotaStatus(
-        unlimited=unlimited,
-        tenant=_entry(tenant_rule(tenant), tenant.quota_window, used, starts, enforced=enforced),
-        models=[
-            ModelQuota(
-                config_id=config.pk,
-                model=f"{config.llm_name}@{config.factory.name}",
-                model_type=config.model_type,
-                used_tokens=config.used_tokens,
-                quota=_entry(rule, config.quota_window, used, starts, enforced=enforced),
-            )
-            for config, rule in config_rules
-        ],
+def usage_event_totals(**filters) -> dict:
+    """Sums over raw events (for reports and consistency checks)."""
+    return UsageEvent.objects.filter(**filters).aggregate(
+        calls=Count("pk"),
+        prompt_tokens=Sum("prompt_tokens"),
+        completion_tokens=Sum("completion_tokens"),
+        total_tokens=Sum("total_tokens"),
+        cost=Sum("cost"),
     )

@@ -1,0 +1,51 @@
+"""Rolling the hourly usage rows into daily rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from ..models import UsageDaily, UsageHourly
+
+_SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
+
+
+@transaction.atomic
+def usage_rollup_daily(*, since: date | None = None) -> int:
+    """Recompute the daily rows of every UTC day from `since` (default: yesterday) on.
+
+    Daily rows are replaced by the sums of their hourly rows, so running it again, or after
+    late events arrived, gives the same result. Returns the number of daily rows written.
+    """
+    since = since or (timezone.now().astimezone(UTC).date() - timedelta(days=1))
+    start = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    grouped = (
+        UsageHourly.objects.filter(bucket__gte=start)
+        .annotate(day=TruncDate("bucket", tzinfo=UTC))
+        .values("tenant_id", "day", "factory", "llm_name", "model_type")
+        .annotate(**{f"sum_{name}": Sum(name) for name in _SUMS})
+        .order_by()
+    )
+    rows = [
+        UsageDaily(
+            tenant_id=item["tenant_id"],
+            day=item["day"],
+            factory=item["factory"],
+            llm_name=item["llm_name"],
+            model_type=item["model_type"],
+            **{name: item[f"sum_{name}"] or 0 for name in _SUMS},
+        )
+        for item in grouped
+    ]
+    UsageDaily.objects.bulk_create(
+        rows,
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=["tenant", "day", "factory", "llm_name", "model_type"],
+        update_fields=list(_SUMS),
+    )
+    return len(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import BigIntegerField, Case, F, Value, When
 from django.utils import timezone
 
 from providers.models import LLMFactory
@@ -67,3 +68,23 @@ def tenant_llm_save(*, config: TenantLLM, keep_stored_key: bool = False) -> Tena
     else:
         config.save()
     return config
+
+
+def tenant_llm_add_used_tokens(*, tokens_by_config: dict[int, int]) -> int:
+    """Add tokens to configurations' lifetime counters: one UPDATE for the whole batch.
+
+    `used_tokens = used_tokens + n` is computed by the database, never read back into Python.
+    The subquery locks the rows in primary-key order, so two writers updating overlapping
+    configurations cannot deadlock. Returns the number of rows changed (deleted ones are not).
+    """
+    if not tokens_by_config:
+        return 0
+    ids = sorted(tokens_by_config)
+    locked = TenantLLM.objects.filter(pk__in=ids).order_by("pk").select_for_update()
+    increment = Case(
+        *[When(pk=pk, then=Value(tokens_by_config[pk])) for pk in ids],
+        output_field=BigIntegerField(),
+    )
+    return TenantLLM.objects.filter(pk__in=locked.values("pk")[: len(ids)]).update(
+        used_tokens=F("used_tokens") + increment
+    )

@@ -3,8 +3,8 @@
 One transaction per batch:
 1. insert the events, skipping request ids already stored (`ON CONFLICT DO NOTHING RETURNING`),
    so a batch replayed after a crash inserts nothing the second time;
-2. add only the newly inserted tokens to `TenantLLM.used_tokens`, one
-   `UPDATE ... SET used_tokens = used_tokens + n` per touched row;
+2. add only the newly inserted tokens to `TenantLLM.used_tokens`, through the tenants service
+   that owns that counter (one `UPDATE ... SET used_tokens = used_tokens + n` per batch);
 3. add them to the hourly rollups with `INSERT ... ON CONFLICT DO UPDATE SET x = x + EXCLUDED.x`.
 Counters are never read and written back from Python. Rows are touched in a fixed order so two
 writers cannot deadlock. The SQL runs on PostgreSQL and SQLite alike.
@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import F
 
 from tenants.models import Tenant, TenantLLM
+from tenants.services.configs import tenant_llm_add_used_tokens
 
 from ..models import UsageEvent, UsageHourly
 from ..records import UsageRecord
@@ -248,10 +248,7 @@ def apply_records(records: Iterable[UsageRecord]) -> ApplyResult:
         for r in fresh:
             if r.tenant_llm_id is not None and r.total_tokens:
                 per_config[r.tenant_llm_id] += r.total_tokens
-        for config_id in sorted(per_config):
-            TenantLLM.objects.filter(pk=config_id).update(
-                used_tokens=F("used_tokens") + per_config[config_id]
-            )
+        tenant_llm_add_used_tokens(tokens_by_config=per_config)
         _upsert_hourly(fresh)
     if dropped:
         logger.warning("dropped %d usage event(s) of deleted tenants", dropped)

@@ -15,13 +15,12 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import serializers
-from rest_framework.views import APIView
 
 from providers.factories import strip_name_suffix
 from providers.types import ModelType, normalize_model_type
-from ragllm.api import ApiError, Forbidden, NotFound, ok
+from ragllm.api import TENANT_HEADER, TenantAPIView, ok
+from ragllm.errors import InvalidInput, NotFound
 
-from .auth import TENANT_HEADER, TenantContext, resolve_tenant
 from .models import KeyValidation, Tenant, ValidationState
 from .selectors import (
     factories_with_types,
@@ -34,7 +33,7 @@ from .selectors import (
 from .services.configs import tenant_factory_delete, tenant_llm_delete, tenant_llm_set_status
 from .services.key_validation import tenant_llm_request_key, tenant_llm_request_model
 from .services.tenants import tenant_default_models_set
-from .validation import http_status_for
+from .validation import validation_failure
 
 TENANT_PARAM = OpenApiParameter(
     TENANT_HEADER,
@@ -74,28 +73,6 @@ ERRORS = {
 }
 
 
-class TenantAPIView(APIView):
-    """Resolves the tenant and the caller's role before any handler runs.
-
-    Reads need membership (invited members may do nothing); writes need owner or admin.
-    """
-
-    ctx: TenantContext
-    write_methods = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-    def initial(self, request, *args, **kwargs) -> None:
-        super().initial(request, *args, **kwargs)
-        self.ctx = resolve_tenant(request)
-        if not self.ctx.can_read:
-            raise Forbidden("Invited members have no access until they join the tenant.")
-        if request.method in self.write_methods and not self.ctx.can_write:
-            raise Forbidden("Only the tenant's owner or admins may change model configurations.")
-
-    @property
-    def tenant(self) -> Tenant:
-        return self.ctx.tenant
-
-
 def _factory_or_404(name: str):
     factory = factory_get(name=name)
     if factory is None:
@@ -107,7 +84,7 @@ def _model_type(value: str) -> str:
     try:
         return normalize_model_type(value).value
     except ValueError as exc:
-        raise ApiError(
+        raise InvalidInput(
             f"model_type {value!r} is not one of {', '.join(ModelType.values)}."
         ) from exc
 
@@ -129,9 +106,9 @@ def _validation_response(validation: KeyValidation, *, wait: bool):
         return ok({"message": validation.message, "success": succeeded})
     if succeeded:
         return ok(True)
-    raise ApiError(
-        validation.message,
-        http_status=http_status_for(validation.attempts),
+    raise validation_failure(
+        message=validation.message,
+        attempts=validation.attempts,
         data={"task_id": str(validation.pk), "attempts": validation.attempts},
     )
 

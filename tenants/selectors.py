@@ -10,7 +10,7 @@ import uuid
 from providers.models import LLM, LLMFactory
 from providers.models import Status as CatalogStatus
 from providers.types import ModelType
-from ragllm.api import ApiError
+from ragllm.errors import InvalidInput
 
 from .models import APIToken, KeyValidation, Role, Status, Tenant, TenantLLM, TenantMember
 from .resolution import split_name
@@ -255,13 +255,9 @@ def tenant_llm_find_enabled(*, tenant: Tenant, name: str, model_type: str) -> Te
         configs = configs.filter(factory__name=factory_name)
     matches = [c for c in configs if _serves(c, model_type)]
     if not matches:
-        raise ApiError(
-            f"Model({name}) is not an enabled {model_type} model of this tenant.", http_status=400
-        )
+        raise InvalidInput(f"Model({name}) is not an enabled {model_type} model of this tenant.")
     if len(matches) > 1:
-        raise ApiError(
-            f"Model name {llm_name} is ambiguous; write it as name@factory.", http_status=400
-        )
+        raise InvalidInput(f"Model name {llm_name} is ambiguous; write it as name@factory.")
     return matches[0]
 
 

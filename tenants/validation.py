@@ -13,11 +13,13 @@ import io
 import logging
 import wave
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from providers.errors import ErrorCode, MaxRetriesExceededError, ProviderError
 from providers.netguard import BlockedAddressError
 from providers.registry import build_adapter
 from providers.types import ModelType
+from ragllm.errors import ApplicationError, InvalidInput, UpstreamError, UpstreamRateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -158,12 +160,16 @@ def probe_model(
         )
 
 
-def http_status_for(attempts: list[dict]) -> int:
-    """The honest HTTP status of a failed validation, from the causes of its attempts."""
+def validation_failure(*, message: str, attempts: list[dict], data: Any = None) -> ApplicationError:
+    """The error of a failed validation, by the causes of its attempts.
+
+    The caller's problem (key, model, request, config) is invalid input; a provider that only
+    rate-limited is that; anything else is the provider failing.
+    """
     causes = {a.get("cause") for a in attempts if not a.get("ok")}
     codes = {a.get("error_code") for a in attempts if not a.get("ok")}
     if causes & {"key", "model", "request", "config"} or not causes:
-        return 400
+        return InvalidInput(message, data=data)
     if codes == {ErrorCode.RATE_LIMIT_EXCEEDED}:
-        return 429
-    return 502
+        return UpstreamRateLimited(message, data=data)
+    return UpstreamError(message, data=data)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ragllm.api import MissingArguments
+from ragllm.errors import MissingArguments
 from tenants.models import TenantLLM
 from tenants.services.credential_input import credentials_from_input
 from tests.fakeprovider import baidu as fake_baidu

@@ -15,8 +15,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 
-from ragllm.api import ok
-from tenants.api import ERRORS, TENANT_PARAM, TenantAPIView, envelope_example
+from ragllm.api import TenantAPIView, ok
+from tenants.api import ERRORS, TENANT_PARAM, envelope_example
 
 from .quotas import WARN_AT
 from .reporting import GROUP_BYS, iso, money, parse_period, write_csv

@@ -7,7 +7,7 @@ from django.db.models import BigIntegerField, Case, F, Value, When
 from django.utils import timezone
 
 from providers.models import LLMFactory
-from ragllm.api import Conflict, NotFound
+from ragllm.errors import Conflict, NotFound
 
 from ..models import Status, Tenant, TenantLLM
 from ..resolution import invalidate as invalidate_resolutions

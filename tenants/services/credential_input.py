@@ -12,7 +12,7 @@ from providers.factories import (
     required_credential_fields,
 )
 from providers.netguard import BlockedAddressError, check_url
-from ragllm.api import ApiError, MissingArguments
+from ragllm.errors import InvalidInput, MissingArguments
 
 
 def credentials_from_input(
@@ -36,7 +36,7 @@ def credentials_from_input(
         if values.get(name) in (None, ""):
             values[name] = default
     if factory == "Bedrock" and values["auth_mode"] not in BEDROCK_AUTH_MODES:
-        raise ApiError(
+        raise InvalidInput(
             f"auth_mode must be one of {', '.join(BEDROCK_AUTH_MODES)}, not {values['auth_mode']!r}"
         )
     missing = [
@@ -54,4 +54,4 @@ def check_base_url(*, factory: str, url: str) -> None:
     try:
         check_url(url, allow_private=factory in SELF_HOSTED_FACTORIES)
     except BlockedAddressError as exc:
-        raise ApiError(f"base_url is not allowed: {exc}") from exc
+        raise InvalidInput(f"base_url is not allowed: {exc}") from exc

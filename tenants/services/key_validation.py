@@ -17,8 +17,8 @@ from django.utils import timezone
 from providers.factories import SELF_HOSTED_FACTORIES
 from providers.models import LLM, LLMFactory
 from providers.models import Status as CatalogStatus
-from ragllm.api import ApiError, MissingArguments
 from ragllm.celery import app as celery_app
+from ragllm.errors import InvalidInput, MissingArguments
 
 from ..models import (
     KeyValidation,
@@ -128,7 +128,7 @@ def tenant_llm_request_model(
     from providers.registry import supported_factories
 
     if factory.name not in supported_factories(model_type):
-        raise ApiError(f"Factory {factory.name} does not serve {model_type} models.")
+        raise InvalidInput(f"Factory {factory.name} does not serve {model_type} models.")
     llm_name = strip_name_suffix(llm_name.strip())
     check_base_url(factory=factory.name, url=api_base)
     key = credentials_from_input(factory=factory.name, api_key=api_key, fields=fields or {})

@@ -6,7 +6,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ragllm.api import ApiError
+from ragllm.errors import ApplicationError
 from tenants.models import ValidationState
 from tenants.selectors import factory_get, tenant_find, tenant_llm_count
 from tenants.services.key_validation import key_validation_run, tenant_llm_request_key
@@ -57,7 +57,7 @@ class Command(BaseCommand):
                 verify=verify,
                 enqueue=False,
             )
-        except ApiError as exc:
+        except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"Testing the key against {factory_obj.name}...")
         result = key_validation_run(validation_id=str(validation.pk))

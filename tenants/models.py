@@ -254,3 +254,7 @@ class KeyValidation(models.Model):
     @property
     def finished(self) -> bool:
         return self.state in {ValidationState.SUCCEEDED, ValidationState.FAILED}
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == ValidationState.SUCCEEDED

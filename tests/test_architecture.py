@@ -1,8 +1,8 @@
 """The shape of the code: apps depend one way, and no module imports itself back.
 
 `providers` <- `tenants` <- `usage` <- `gateway`: an app may import the apps to its left, never
-those to its right. `ragllm/` is split by job: its base modules (settings, Celery, errors,
-progress bars) import no app; the shared API base (`ragllm.api`, `ragllm.schema`) sits on
+those to its right. `ragllm/` is split by job: its base modules (settings, Celery, beat jobs,
+errors, progress bars) import no app; the shared API base (`ragllm.api`, `ragllm.schema`) sits on
 tenants' selectors and serves every app with an API; the URL and server entry points sit on top
 and nothing imports them.
 
@@ -20,7 +20,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ("providers", "tenants", "usage", "gateway")  # each may import those before it
-RAGLLM_BASE = {"ragllm", "ragllm.celery", "ragllm.settings", "ragllm.errors", "ragllm.progress"}
+RAGLLM_BASE = {
+    "ragllm",
+    "ragllm.beat",
+    "ragllm.celery",
+    "ragllm.errors",
+    "ragllm.progress",
+    "ragllm.settings",
+}
 RAGLLM_API = {"ragllm.api", "ragllm.schema"}
 RAGLLM_TOP = {"ragllm.urls", "ragllm.asgi", "ragllm.wsgi"}
 

@@ -208,17 +208,3 @@ def test_finished_key_validations_are_pruned_after_30_days(tenant, catalog):
     assert key_validation_prune(older_than_days=30) == 1
     assert set(KeyValidation.objects.values_list("pk", flat=True)) == {recent.pk, running.pk}
     assert not KeyValidation.objects.filter(pk=old.pk).exists()
-
-
-def test_the_beat_schedules_exist_on_a_fresh_install(db):
-    from django_celery_beat.models import PeriodicTask
-
-    tasks = dict(PeriodicTask.objects.values_list("task", "enabled"))
-    for task in (
-        "usage.tasks.drain_usage_buffer",
-        "usage.tasks.rollup_usage_daily",
-        "usage.tasks.prune_usage_events",
-        "tenants.tasks.revalidate_all_tenant_llms",
-        "tenants.tasks.prune_key_validations",
-    ):
-        assert tasks.get(task) is True, task

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
@@ -161,7 +162,7 @@ def key_validation_run(*, validation_id: str) -> KeyValidation | None:
     one stuck in "running" for longer than a worker could take, which is taken over.
     """
     now = timezone.now()
-    stale = now - timedelta(seconds=_validation_budget() * 2)
+    stale = now - timedelta(seconds=key_validation_time_limit())
     claimed = (
         KeyValidation.objects.filter(pk=validation_id)
         .filter(
@@ -216,10 +217,12 @@ def key_validation_run(*, validation_id: str) -> KeyValidation | None:
     return KeyValidation.objects.get(pk=validation.pk)
 
 
-def _validation_budget() -> float:
-    from django.conf import settings
+def key_validation_time_limit() -> float:
+    """Seconds a validation run may take (three calls with their timeouts, twice over).
 
-    return float(settings.LLM_TIMEOUT_SECONDS) * 3
+    The task is killed after this long, and a run left "running" longer is taken over.
+    """
+    return float(settings.LLM_TIMEOUT_SECONDS) * 3 * 2
 
 
 @transaction.atomic

@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
-from .credentials import mask_credentials
+from .masking import mask_credentials
 from .models import APIToken, KeyValidation, Tenant, TenantLLM, TenantMember
 from .services.configs import tenant_llm_save
 from .services.key_validation import tenant_llm_request_revalidation

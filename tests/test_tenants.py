@@ -7,7 +7,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
 
 from providers.models import LLM, LLMFactory
-from tenants.credentials import mask_credentials, mask_key
+from tenants.masking import mask_credentials, mask_key
 from tenants.models import Role, Tenant, TenantLLM, TenantMember
 
 DEFAULTS = {

@@ -13,22 +13,35 @@ class Outcome(models.TextChoices):
     ERROR = "error", "Error"
 
 
-class UsageEvent(models.Model):
-    """One model call. `request_id` makes recording idempotent: a replayed event is skipped."""
+# The counters of every rollup row, in the order reports show them; the ledger adds to them,
+# the daily rollup sums them, selectors, CSV and admin lists read them.
+ROLLUP_SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
 
-    request_id = models.UUIDField()
+
+class _Usage(models.Model):
+    """What a call or a group of calls used, and of which model of which tenant."""
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
-    tenant_llm = models.ForeignKey(
-        TenantLLM, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
     factory = models.CharField(max_length=128)
     llm_name = models.CharField(max_length=128)
     model_type = models.CharField(max_length=32, choices=ModelType.choices)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
     total_tokens = models.BigIntegerField(default=0)
-    estimated = models.BooleanField(default=False)
     cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageEvent(_Usage):
+    """One model call. `request_id` makes recording idempotent: a replayed event is skipped."""
+
+    request_id = models.UUIDField()
+    tenant_llm = models.ForeignKey(
+        TenantLLM, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    estimated = models.BooleanField(default=False)
     latency_ms = models.IntegerField(default=0)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
     error_code = models.CharField(max_length=32, blank=True, default="")
@@ -43,7 +56,8 @@ class UsageEvent(models.Model):
             ),
         ]
         indexes = [
-            # GET /api/v1/usage: a tenant's events in a time range.
+            # A tenant's raw events in a time range: the admin's event list of one tenant and
+            # usage_event_totals. (Usage sums, API and admin pages, read the rollups.)
             models.Index(fields=["tenant", "created_at"], name="usageevent_tenant_time_idx"),
             # Pruning old events.
             models.Index(fields=["created_at"], name="usageevent_time_idx"),
@@ -53,17 +67,9 @@ class UsageEvent(models.Model):
         return f"{self.llm_name}@{self.factory} {self.total_tokens} tokens ({self.request_id})"
 
 
-class _Rollup(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
-    factory = models.CharField(max_length=128)
-    llm_name = models.CharField(max_length=128)
-    model_type = models.CharField(max_length=32, choices=ModelType.choices)
+class _Rollup(_Usage):
     calls = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
-    prompt_tokens = models.BigIntegerField(default=0)
-    completion_tokens = models.BigIntegerField(default=0)
-    total_tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
 
     class Meta:
         abstract = True

@@ -18,9 +18,8 @@ from django.db.models.functions import TruncDate
 
 from tenants.models import Tenant
 
-from ..models import UsageEvent, UsageHourly
+from ..models import ROLLUP_SUMS, UsageEvent, UsageHourly
 
-SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
 # The columns each group_by groups on; "model" keys read "llm_name@factory", as RAGFlow's do.
 _GROUP_FIELDS = {
     "day": ("day",),
@@ -81,11 +80,11 @@ def _hourly(*, tenant: Tenant | None, start: datetime, end: datetime) -> QuerySe
 
 def _sums() -> dict[str, Sum]:
     # Aliased: an annotation may not reuse a model field's name.
-    return {f"sum_{name}": Sum(name) for name in SUMS}
+    return {f"sum_{name}": Sum(name) for name in ROLLUP_SUMS}
 
 
 def _row(key: str, item: dict) -> UsageRow:
-    values = {name: item[f"sum_{name}"] or 0 for name in SUMS}
+    values = {name: item[f"sum_{name}"] or 0 for name in ROLLUP_SUMS}
     values["cost"] = Decimal(values["cost"])
     return UsageRow(key=key, **values)
 
@@ -95,7 +94,7 @@ def _total(rows: list[UsageRow], key: str = "total") -> UsageRow:
         key=key,
         **{
             name: sum((getattr(r, name) for r in rows), Decimal(0) if name == "cost" else 0)
-            for name in SUMS
+            for name in ROLLUP_SUMS
         },
     )
 

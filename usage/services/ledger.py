@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from tenants.models import Tenant, TenantLLM
 from tenants.services.configs import tenant_llm_add_used_tokens
 
-from ..models import UsageEvent, UsageHourly
+from ..models import ROLLUP_SUMS, UsageEvent, UsageHourly
 from ..records import UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,6 @@ _EVENT_COLUMNS = (
     "error_code",
     "created_at",
 )
-_SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
 
 
 @dataclass
@@ -189,7 +188,9 @@ def _upsert_hourly(records: list[UsageRecord]) -> None:
         for (tenant_id, bucket, factory, llm_name, model_type), acc in sorted(sums.items())
     ]
     key_columns = ("tenant_id", "bucket", "factory", "llm_name", "model_type")
-    _bulk_insert(UsageHourly, key_columns + _SUMS, rows, conflict=key_columns, add=_SUMS)
+    _bulk_insert(
+        UsageHourly, key_columns + ROLLUP_SUMS, rows, conflict=key_columns, add=ROLLUP_SUMS
+    )
 
 
 def _drop_orphans(records: list[UsageRecord]) -> tuple[list[UsageRecord], int]:

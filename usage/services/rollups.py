@@ -9,9 +9,7 @@ from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from ..models import UsageDaily, UsageHourly
-
-_SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
+from ..models import ROLLUP_SUMS, UsageDaily, UsageHourly
 
 
 @transaction.atomic
@@ -27,7 +25,7 @@ def usage_rollup_daily(*, since: date | None = None) -> int:
         UsageHourly.objects.filter(bucket__gte=start)
         .annotate(day=TruncDate("bucket", tzinfo=UTC))
         .values("tenant_id", "day", "factory", "llm_name", "model_type")
-        .annotate(**{f"sum_{name}": Sum(name) for name in _SUMS})
+        .annotate(**{f"sum_{name}": Sum(name) for name in ROLLUP_SUMS})
         .order_by()
     )
     rows = [
@@ -37,7 +35,7 @@ def usage_rollup_daily(*, since: date | None = None) -> int:
             factory=item["factory"],
             llm_name=item["llm_name"],
             model_type=item["model_type"],
-            **{name: item[f"sum_{name}"] or 0 for name in _SUMS},
+            **{name: item[f"sum_{name}"] or 0 for name in ROLLUP_SUMS},
         )
         for item in grouped
     ]
@@ -46,6 +44,6 @@ def usage_rollup_daily(*, since: date | None = None) -> int:
         batch_size=1000,
         update_conflicts=True,
         unique_fields=["tenant", "day", "factory", "llm_name", "model_type"],
-        update_fields=list(_SUMS),
+        update_fields=list(ROLLUP_SUMS),
     )
     return len(rows)

@@ -1,7 +1,7 @@
 """The usage ledger in the admin: read-only lists, plus a usage dashboard and a page per tenant.
 
 Nothing here writes: events, rollups and counters change only through the ledger and quota
-services. The two pages read the hourly rollups (exact and fresh) through usage.selectors and
+services. The two pages read the rollups (exact and fresh) through usage.selectors and
 draw their charts with the Chart.js copy under static/vendor/chartjs/ (no CDN); the numbers
 reach the page through `json_script`, never through JavaScript built from strings.
 """

@@ -1,8 +1,9 @@
 """GET /api/v1/usage and GET /api/v1/usage/quota: a tenant's own usage, read-only.
 
 Both are tenant-scoped like the /llm/ routes (X-Tenant-ID or the caller's own tenant; any
-member but an invited one may read). Sums come from the hourly rollups, so they equal the
-events and are never stale. The OpenAPI material is in usage.schema.
+member but an invited one may read). Sums come from the daily and hourly rollups, which the
+ledger writes with the events: they equal the events and are never stale. The OpenAPI
+material is in usage.schema.
 """
 
 from __future__ import annotations

@@ -85,10 +85,12 @@ class UsageHourly(_Rollup):
         verbose_name = "hourly usage"
         verbose_name_plural = "hourly usage"
         indexes = [
-            # The admin's top tenants and the daily rollup: all tenants over a time range.
+            # All tenants over a time range: the hours around whole days on the admin's
+            # dashboard (top tenants, totals by type), and the daily rollup's repair.
             models.Index(fields=["bucket"], name="usagehourly_bucket_idx"),
         ]
         constraints = [
+            # The ledger's upsert key; its tenant prefix serves one tenant's hours over a range.
             models.UniqueConstraint(
                 fields=["tenant", "bucket", "factory", "llm_name", "model_type"],
                 name="usagehourly_unique_bucket",
@@ -100,7 +102,11 @@ class UsageHourly(_Rollup):
 
 
 class UsageDaily(_Rollup):
-    """Per tenant x factory x model x type and UTC day, recomputed from the hourly rows."""
+    """Per tenant x factory x model x type and UTC day: whole days of a usage range.
+
+    The ledger adds to it in the same transaction as to the hourly rows, so it is as exact and
+    as fresh; the daily rollup recomputes recent days from the hourly rows (a repair).
+    """
 
     day = models.DateField()
 
@@ -109,13 +115,15 @@ class UsageDaily(_Rollup):
         verbose_name = "daily usage"
         verbose_name_plural = "daily usage"
         constraints = [
+            # The ledger's upsert key; its tenant prefix serves one tenant's days over a range
+            # (GET /api/v1/usage, the admin's tenant page).
             models.UniqueConstraint(
                 fields=["tenant", "day", "factory", "llm_name", "model_type"],
                 name="usagedaily_unique_day",
             ),
         ]
         indexes = [
-            # The admin's "top tenants" over a range of days.
+            # All tenants over a range of days: the admin's dashboard (top tenants, totals).
             models.Index(fields=["day"], name="usagedaily_day_idx"),
         ]
 

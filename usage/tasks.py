@@ -29,7 +29,7 @@ def drain_usage_buffer() -> int:
 
 @shared_task(ignore_result=True, soft_time_limit=540, time_limit=600)
 def rollup_usage_daily() -> int:
-    """Roll hourly rows of yesterday and today into daily rows (idempotent)."""
+    """Recompute the daily rows of yesterday and today from the hourly rows (a repair)."""
     return usage_rollup_daily()
 
 

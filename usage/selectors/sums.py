@@ -1,28 +1,28 @@
 """Reads for usage: sums by group, chart series, top tenants, raw event totals.
 
-Sums read UsageHourly, not UsageDaily: hourly rows are written in the same transaction as the
-events, so they equal the events exactly and are never stale, while the daily rows are rebuilt
-by a beat job and can lag. Every function makes a fixed number of queries, whatever the number
-of tenants, models or days.
+Whole UTC days are read from UsageDaily, the hours around them from UsageHourly, in one query:
+the ledger writes both in the events' own transaction, so sums equal the events exactly and are
+never stale, and a long range reads a day's row where it would read 24 hourly ones. Every
+function makes a fixed number of queries, whatever the number of tenants, models or days.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate
 
 from tenants.models import Tenant
 
-from ..models import ROLLUP_SUMS, UsageEvent, UsageHourly
+from ..models import ROLLUP_SUMS, UsageDaily, UsageEvent, UsageHourly
 
 # The columns each group_by groups on; "model" keys read "llm_name@factory", as RAGFlow's do.
 _GROUP_FIELDS = {
-    "day": ("day",),
+    "day": ("on_day",),
     "model": ("llm_name", "factory"),
     "factory": ("factory",),
     "type": ("model_type",),
@@ -73,9 +73,41 @@ class TenantUsage:
     usage: UsageRow
 
 
-def _hourly(*, tenant: Tenant | None, start: datetime, end: datetime) -> QuerySet[UsageHourly]:
-    rows = UsageHourly.objects.filter(bucket__gte=start, bucket__lt=end)
-    return rows if tenant is None else rows.filter(tenant=tenant)
+def _whole_days(start: datetime, end: datetime) -> tuple[date, date] | None:
+    """The UTC days lying wholly inside `[start, end)`, as [first, stop), or None."""
+    first = start.astimezone(UTC)
+    if first.time() != time(0):
+        first = datetime.combine(first.date() + timedelta(days=1), time(0), tzinfo=UTC)
+    stop = end.astimezone(UTC).date()
+    return (first.date(), stop) if first.date() < stop else None
+
+
+def _grouped(*, tenant: Tenant | None, start: datetime, end: datetime, fields) -> list[dict]:
+    """Sums per `fields` over `[start, end)`, one dict per group, by `fields`. One query.
+
+    Whole days come from the daily rows, the hours before and after them from the hourly rows
+    (UNION ALL); groups found in both are added up here. A "on_day" field is the UTC date.
+    """
+    hourly = UsageHourly.objects.filter(bucket__gte=start, bucket__lt=end)
+    daily = UsageDaily.objects.none()
+    days = _whole_days(start, end)
+    if days is not None:
+        first, stop = (datetime.combine(day, time(0), tzinfo=UTC) for day in days)
+        hourly = hourly.exclude(bucket__gte=first, bucket__lt=stop)
+        daily = UsageDaily.objects.filter(day__gte=days[0], day__lt=days[1])
+    if tenant is not None:
+        hourly, daily = hourly.filter(tenant=tenant), daily.filter(tenant=tenant)
+    parts = [
+        rows.annotate(on_day=on_day).values(*fields).annotate(**_sums()).order_by()
+        for rows, on_day in ((hourly, TruncDate("bucket", tzinfo=UTC)), (daily, F("day")))
+    ]
+    groups: dict[tuple, dict] = {}
+    for item in parts[0].union(parts[1], all=True) if days is not None else parts[0]:
+        key = tuple(item[name] for name in fields)
+        group = groups.setdefault(key, {name: item[name] for name in fields})
+        for name in ROLLUP_SUMS:
+            group[f"sum_{name}"] = group.get(f"sum_{name}", 0) + (item[f"sum_{name}"] or 0)
+    return [groups[key] for key in sorted(groups)]
 
 
 def _sums() -> dict[str, Sum]:
@@ -101,7 +133,7 @@ def _total(rows: list[UsageRow], key: str = "total") -> UsageRow:
 
 def _key(group_by: str, item: dict) -> str:
     if group_by == "day":
-        return item["day"].isoformat()
+        return item["on_day"].isoformat()
     if group_by == "model":
         return f"{item['llm_name']}@{item['factory']}"
     return item[_GROUP_FIELDS[group_by][0]]
@@ -114,11 +146,7 @@ def usage_summary(
 
     Days come in order; other groups with the most tokens first.
     """
-    fields = _GROUP_FIELDS[group_by]
-    rows = _hourly(tenant=tenant, start=start, end=end)
-    if group_by == "day":
-        rows = rows.annotate(day=TruncDate("bucket", tzinfo=UTC))
-    grouped = rows.values(*fields).annotate(**_sums()).order_by(*fields)
+    grouped = _grouped(tenant=tenant, start=start, end=end, fields=_GROUP_FIELDS[group_by])
     result = [_row(_key(group_by, item), item) for item in grouped]
     if group_by != "day":
         result.sort(key=lambda r: (-r.total_tokens, r.key))
@@ -127,17 +155,13 @@ def usage_summary(
 
 def usage_series(*, tenant: Tenant | None, start: datetime, end: datetime) -> UsageSeries:
     """Tokens and cost per UTC day and model over `[start, end)`, for charts. One query."""
-    grouped = (
-        _hourly(tenant=tenant, start=start, end=end)
-        .annotate(day=TruncDate("bucket", tzinfo=UTC))
-        .values("day", "llm_name", "factory")
-        .annotate(**_sums())
-        .order_by("day", "llm_name", "factory")
+    grouped = _grouped(
+        tenant=tenant, start=start, end=end, fields=("on_day", "llm_name", "factory")
     )
     first = start.astimezone(UTC).date()
     last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    cells = [(item["day"], _row(_key("model", item), item)) for item in grouped]
+    cells = [(item["on_day"], _row(_key("model", item), item)) for item in grouped]
     totals: dict[str, int] = {}
     for _, row in cells:
         totals[row.key] = totals.get(row.key, 0) + row.total_tokens
@@ -154,19 +178,15 @@ def usage_series(*, tenant: Tenant | None, start: datetime, end: datetime) -> Us
 
 def top_tenants(*, start: datetime, end: datetime, limit: int = 20) -> list[TenantUsage]:
     """The tenants that used the most tokens over `[start, end)`. One query."""
-    grouped = (
-        UsageHourly.objects.filter(bucket__gte=start, bucket__lt=end)
-        .values("tenant_id", "tenant__name")
-        .annotate(**_sums())
-        .order_by("-sum_total_tokens", "-sum_cost", "tenant__name")[:limit]
-    )
+    grouped = _grouped(tenant=None, start=start, end=end, fields=("tenant_id", "tenant__name"))
+    grouped.sort(key=lambda g: (-g["sum_total_tokens"], -g["sum_cost"], g["tenant__name"]))
     return [
         TenantUsage(
             tenant_id=item["tenant_id"],
             name=item["tenant__name"],
             usage=_row(item["tenant__name"], item),
         )
-        for item in grouped
+        for item in grouped[:limit]
     ]
 
 

@@ -5,7 +5,8 @@ One transaction per batch:
    so a batch replayed after a crash inserts nothing the second time;
 2. add only the newly inserted tokens to `TenantLLM.used_tokens`, through the tenants service
    that owns that counter (one `UPDATE ... SET used_tokens = used_tokens + n` per batch);
-3. add them to the hourly rollups with `INSERT ... ON CONFLICT DO UPDATE SET x = x + EXCLUDED.x`.
+3. add them to the hourly and daily rollups with
+   `INSERT ... ON CONFLICT DO UPDATE SET x = x + EXCLUDED.x`.
 Counters are never read and written back from Python. Rows are touched in a fixed order so two
 writers cannot deadlock. The SQL runs on PostgreSQL and SQLite alike.
 """
@@ -25,7 +26,7 @@ from django.db import connection, transaction
 from tenants.models import Tenant, TenantLLM
 from tenants.services.configs import tenant_llm_add_used_tokens
 
-from ..models import ROLLUP_SUMS, UsageEvent, UsageHourly
+from ..models import ROLLUP_SUMS, UsageDaily, UsageEvent, UsageHourly
 from ..records import UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -169,28 +170,32 @@ def _insert_events(records: list[UsageRecord]) -> set[str]:
     return {value.hex if isinstance(value, uuid.UUID) else uuid.UUID(value).hex for value in new}
 
 
-def _upsert_hourly(records: list[UsageRecord]) -> None:
-    sums: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0, 0, Decimal(0)])
+def _sums_of(record: UsageRecord) -> tuple:
+    """What one record adds to a rollup row, in ROLLUP_SUMS order."""
+    return (
+        1,
+        int(record.outcome != "ok"),
+        record.prompt_tokens,
+        record.completion_tokens,
+        record.total_tokens,
+        record.cost_decimal,
+    )
+
+
+def _add_to_rollup(model, period: str, records: list[UsageRecord], period_of) -> None:
+    """Add the records' sums to `model`'s rows (their `period` is period_of(record)): one upsert."""
+    sums: dict[tuple, list] = {}
     for r in records:
-        key = (r.tenant_id, _hour(r.created_at), r.factory, r.llm_name, r.model_type)
-        acc = sums[key]
-        acc[0] += 1
-        acc[1] += 1 if r.outcome != "ok" else 0
-        acc[2] += r.prompt_tokens
-        acc[3] += r.completion_tokens
-        acc[4] += r.total_tokens
-        acc[5] += r.cost_decimal
+        key = (r.tenant_id, period_of(r), r.factory, r.llm_name, r.model_type)
+        acc = sums.setdefault(key, [0, 0, 0, 0, 0, Decimal(0)])
+        for index, value in enumerate(_sums_of(r)):
+            acc[index] += value
     if not sums:
         return
     # A fixed order of rows, so that two writers lock them in the same order (no deadlock).
-    rows = [
-        (tenant_id, bucket, factory, llm_name, model_type, *acc)
-        for (tenant_id, bucket, factory, llm_name, model_type), acc in sorted(sums.items())
-    ]
-    key_columns = ("tenant_id", "bucket", "factory", "llm_name", "model_type")
-    _bulk_insert(
-        UsageHourly, key_columns + ROLLUP_SUMS, rows, conflict=key_columns, add=ROLLUP_SUMS
-    )
+    rows = [(*key, *acc) for key, acc in sorted(sums.items())]
+    key_columns = ("tenant_id", period, "factory", "llm_name", "model_type")
+    _bulk_insert(model, key_columns + ROLLUP_SUMS, rows, conflict=key_columns, add=ROLLUP_SUMS)
 
 
 def _drop_orphans(records: list[UsageRecord]) -> tuple[list[UsageRecord], int]:
@@ -250,7 +255,8 @@ def apply_records(records: Iterable[UsageRecord]) -> ApplyResult:
             if r.tenant_llm_id is not None and r.total_tokens:
                 per_config[r.tenant_llm_id] += r.total_tokens
         tenant_llm_add_used_tokens(tokens_by_config=per_config)
-        _upsert_hourly(fresh)
+        _add_to_rollup(UsageHourly, "bucket", fresh, lambda r: _hour(r.created_at))
+        _add_to_rollup(UsageDaily, "day", fresh, lambda r: _hour(r.created_at).date())
     if dropped:
         logger.warning("dropped %d usage event(s) of deleted tenants", dropped)
     return ApplyResult(inserted=len(fresh), duplicates=len(batch) - len(fresh), dropped=dropped)

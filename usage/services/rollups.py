@@ -1,10 +1,16 @@
-"""Rolling the hourly usage rows into daily rows."""
+"""Recomputing daily usage rows from the hourly rows: a repair, idempotent.
+
+The ledger adds every batch to its hourly and daily rows in one transaction, so the two agree
+as they are written. This recomputation makes them agree again wherever they might not: after
+an upgrade from a version in which only this job wrote daily rows, or after hourly rows were
+changed by hand. The beat job runs it for yesterday and today.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -16,9 +22,10 @@ from ..models import ROLLUP_SUMS, UsageDaily, UsageHourly
 def usage_rollup_daily(*, since: date | None = None) -> int:
     """Recompute the daily rows of every UTC day from `since` (default: yesterday) on.
 
-    Daily rows are replaced by the sums of their hourly rows, so running it again, or after
-    late events arrived, gives the same result. Returns the number of daily rows written.
+    Daily rows are replaced by the sums of their hourly rows, so running it again gives the same
+    result. Returns the number of daily rows written.
     """
+    _exclude_ledger_writers()
     since = since or (timezone.now().astimezone(UTC).date() - timedelta(days=1))
     start = datetime(since.year, since.month, since.day, tzinfo=UTC)
     grouped = (
@@ -47,3 +54,16 @@ def usage_rollup_daily(*, since: date | None = None) -> int:
         update_fields=list(ROLLUP_SUMS),
     )
     return len(rows)
+
+
+def _exclude_ledger_writers() -> None:
+    """Wait for the ledger batches in flight, and hold new ones until this transaction ends.
+
+    Replacing daily rows with sums read from the hourly rows would drop a batch committed in
+    between. SHARE ROW EXCLUSIVE conflicts with the ROW EXCLUSIVE lock of the ledger's upserts
+    (and with itself), not with readers. SQLite runs one writer at a time anyway.
+    """
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(UsageDaily._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")

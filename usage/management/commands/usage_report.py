@@ -43,7 +43,7 @@ def render_table(summary: UsageSummary) -> list[str]:
 
 class Command(BaseCommand):
     help = (
-        "Print token usage and cost from the hourly rollups (exact, up to date): an aligned "
+        "Print token usage and cost from the rollups (exact, up to date): an aligned "
         "table with a totals line, or CSV with --csv. Default: every tenant, the last 30 UTC "
         "days, grouped by day."
     )

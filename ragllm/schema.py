@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 
 from .api import TENANT_HEADER
 
@@ -43,3 +49,42 @@ ERRORS = {
     403: OpenApiResponse(OpenApiTypes.OBJECT, description="Role may not do this (code 403)."),
     404: OpenApiResponse(OpenApiTypes.OBJECT, description="Not found in this tenant (code 102)."),
 }
+
+
+def answer(*examples: OpenApiExample, description: str = "") -> OpenApiResponse:
+    """A JSON response with its envelope examples."""
+    return OpenApiResponse(
+        OpenApiTypes.OBJECT, description=description, examples=list(examples) or None
+    )
+
+
+def request_example(name: str, value: dict) -> OpenApiExample:
+    return OpenApiExample(name, value=value, request_only=True)
+
+
+def operation(
+    operation_id: str,
+    summary: str,
+    *,
+    responses: dict,
+    request=None,
+    examples: list[OpenApiExample] | None = None,
+    parameters: list | None = None,
+    description: str | None = None,
+):
+    """The `extend_schema` of a tenant-scoped operation (the X-Tenant-ID header first)."""
+    extra = {"request": request} if request is not None else {}
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        description=description,
+        parameters=[TENANT_PARAM, *(parameters or [])],
+        examples=examples,
+        responses=responses,
+        **extra,
+    )
+
+
+def named(serializer_class, name: str):
+    """The views' serializers are all called InputSerializer: give each its own component."""
+    return extend_schema_serializer(component_name=name)(serializer_class)

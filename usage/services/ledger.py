@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import attrgetter
 
 from django.db import connection, transaction
 
@@ -32,22 +33,16 @@ from ..records import UsageRecord
 logger = logging.getLogger(__name__)
 
 CHUNK = 500  # rows per VALUES statement (SQLite)
-_EVENT_COLUMNS = (
-    "request_id",
-    "tenant_id",
-    "tenant_llm_id",
-    "factory",
-    "llm_name",
-    "model_type",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "estimated",
-    "cost",
-    "latency_ms",
-    "outcome",
-    "error_code",
-    "created_at",
+# Every column of an event but its id, in the model's order; records name their values alike.
+_EVENT_COLUMNS = tuple(f.attname for f in UsageEvent._meta.concrete_fields if not f.primary_key)
+# How each column's value is read from a record (request ids stay hex strings: both backends
+# parse them as uuid).
+_EVENT_VALUES = tuple(
+    {
+        "cost": attrgetter("cost_decimal"),
+        "created_at": lambda r: datetime.fromtimestamp(r.created_at, tz=UTC),
+    }.get(column, attrgetter(column))
+    for column in _EVENT_COLUMNS
 )
 
 
@@ -65,9 +60,7 @@ class ApplyResult:
 
 
 def _field(model, column: str):
-    return model._meta.get_field(
-        column[:-3] if column in {"tenant_id", "tenant_llm_id"} else column
-    )
+    return next(f for f in model._meta.concrete_fields if f.attname == column)
 
 
 def _hour(ts: float) -> datetime:
@@ -144,26 +137,7 @@ def _bulk_insert(
 
 def _insert_events(records: list[UsageRecord]) -> set[str]:
     """Insert the events; return the request ids (hex) that were new."""
-    rows = [
-        (
-            r.request_id,  # hex strings: both backends parse them as uuid
-            r.tenant_id,
-            r.tenant_llm_id,
-            r.factory,
-            r.llm_name,
-            r.model_type,
-            r.prompt_tokens,
-            r.completion_tokens,
-            r.total_tokens,
-            r.estimated,
-            r.cost_decimal,
-            r.latency_ms,
-            r.outcome,
-            r.error_code,
-            datetime.fromtimestamp(r.created_at, tz=UTC),
-        )
-        for r in records
-    ]
+    rows = [tuple(value_of(r) for value_of in _EVENT_VALUES) for r in records]
     new = _bulk_insert(
         UsageEvent, _EVENT_COLUMNS, rows, conflict=("request_id",), returning="request_id"
     )

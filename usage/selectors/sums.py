@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 
 from tenants.models import Tenant
 
-from ..models import ROLLUP_SUMS, UsageDaily, UsageEvent, UsageHourly
+from ..models import ROLLUP_SUMS, Outcome, UsageDaily, UsageEvent, UsageHourly
 
 # The columns each group_by groups on; "model" keys read "llm_name@factory", as RAGFlow's do.
 _GROUP_FIELDS = {
@@ -190,12 +190,14 @@ def top_tenants(*, start: datetime, end: datetime, limit: int = 20) -> list[Tena
     ]
 
 
-def usage_event_totals(**filters) -> dict:
-    """Sums over raw events (for reports and consistency checks)."""
-    return UsageEvent.objects.filter(**filters).aggregate(
-        calls=Count("pk"),
-        prompt_tokens=Sum("prompt_tokens"),
-        completion_tokens=Sum("completion_tokens"),
-        total_tokens=Sum("total_tokens"),
-        cost=Sum("cost"),
+def usage_event_totals(*, tenant: Tenant | None, start: datetime, end: datetime) -> UsageRow:
+    """Sums over the raw events of `[start, end)`, to check the rollups against. One query."""
+    events = UsageEvent.objects.filter(created_at__gte=start, created_at__lt=end)
+    if tenant is not None:
+        events = events.filter(tenant=tenant)
+    item = events.aggregate(
+        sum_calls=Count("pk"),
+        sum_errors=Count("pk", filter=~Q(outcome=Outcome.OK)),
+        **{f"sum_{name}": Sum(name) for name in ROLLUP_SUMS if name not in {"calls", "errors"}},
     )
+    return _row("total", item)

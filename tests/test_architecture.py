@@ -244,3 +244,19 @@ def test_it_finds_a_cycle_made_by_a_lazy_import(tmp_path, monkeypatch):
     graph = {name: imports_of(name, path, modules) for name, path in modules.items()}
     assert graph["tenants.b"] == {"tenants.a"}
     assert cycles(graph) == [{"tenants.a", "tenants.b"}]
+
+
+def test_an_import_for_type_checking_only_counts_for_direction_not_for_cycles(
+    tmp_path, monkeypatch
+):
+    package = tmp_path / "usage"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from usage.b import thing\n")
+    (package / "b.py").write_text(
+        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from usage.a import A\n"
+    )
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    modules = {_module_name(p): p for p in sorted(package.glob("*.py"))}
+    assert imports_of("usage.b", modules["usage.b"], modules) == set()
+    assert imports_of("usage.b", modules["usage.b"], modules, typing_only=True) == {"usage.a"}

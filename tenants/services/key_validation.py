@@ -15,9 +15,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from providers.factories import SELF_HOSTED_FACTORIES
+from providers.factories import SELF_HOSTED_FACTORIES, strip_name_suffix
 from providers.models import LLM, LLMFactory
 from providers.models import Status as CatalogStatus
+from providers.registry import supported_factories
 from ragllm.celery import app as celery_app
 from ragllm.errors import InvalidInput, MissingArguments
 
@@ -125,9 +126,6 @@ def tenant_llm_request_model(
     Without a new credential the stored one is used (editing keeps the key); self-hosted
     factories may have none at all.
     """
-    from providers.factories import strip_name_suffix
-    from providers.registry import supported_factories
-
     if factory.name not in supported_factories(model_type):
         raise InvalidInput(f"Factory {factory.name} does not serve {model_type} models.")
     llm_name = strip_name_suffix(llm_name.strip())

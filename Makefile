@@ -52,8 +52,14 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# `make bench` runs every benchmark; `make bench BENCH="recording quota"` some of them.
+# wrk (Debian's package) drives the gateway benchmarks: installed here when missing.
+BENCH ?=
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/run.py
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -q wrk >/dev/null 2>&1 || \
+	 { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; } || \
+	 echo "wrk could not be installed (apt-get install wrk): the gateway benchmarks will say so"
+	$(BIN)/python benchmarks/run.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) $(VAR) .pytest_cache .ruff_cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .common import COMPLETION_TOKENS, PROMPT_TOKENS, TOKENS
+from .common import COMPLETION_TOKENS, PROMPT_TOKENS, TOKENS, NotAvailable
 from .workload import API_KEY, FACTORY, Row
 
 # --- recording: callers, the writer process, the ledger's totals -------------------------
@@ -163,6 +163,11 @@ def database_quota(tenant_id: str) -> tuple[Callable[[int, int], None], Callable
         quotas.settle(quotas.reserve([rule], reserve), actual)
 
     return reserve_and_settle, lambda: quotas.usage_in_window(rule)
+
+
+def redis_quota(tenant_id: str) -> tuple[Callable[[int, int], None], Callable[[], int]]:
+    """The Redis path for the same tenant: one atomic script per reservation (issue 12)."""
+    raise NotAvailable("not built yet (issue 12 Must 5)")
 
 
 # --- LLMBundle ---------------------------------------------------------------------------

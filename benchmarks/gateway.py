@@ -31,7 +31,7 @@ def run(ctx: Context) -> None:
     seconds = ctx.args.seconds
     heading(
         f"Gateway: non-streaming chat, fake provider upstream (issue 10); wrk, {seconds} s a"
-        f" figure, {ctx.args.workers} worker(s) per proxy"
+        f" figure, workers per proxy: {ctx.args.workers}"
     )
     upstream = targets.upstream(ctx)
     direct = measure(ctx, "direct to the upstream", targets.direct, upstream)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .common import VAR, NotAvailable, free_port, stop_process, tail, wait_for_http
+from .common import ROOT, VAR, NotAvailable, free_port, stop_process, tail, wait_for_http
 from .targets import Target
 
 SPEC = os.environ.get("BENCH_LITELLM_SPEC", "litellm[proxy]==1.108.7")
@@ -48,7 +48,7 @@ def install() -> Path:
         return venv / "bin" / "litellm"
     HOME.mkdir(parents=True, exist_ok=True)
     log = HOME / "install.log"
-    print(f"  installing {SPEC} into {venv.relative_to(VAR.parent.parent)} (once)", flush=True)
+    print(f"  installing {SPEC} into {venv.relative_to(ROOT)} (once)", flush=True)
     with log.open("w") as out:
         steps = (
             [sys.executable, "-m", "venv", "--clear", str(venv)],

@@ -3,9 +3,10 @@
 Each call reserves its allowance before the provider call and settles with the real usage
 after it, as LLMBundle does. Today's path is the database: a conditional UPDATE of the
 tenant's counter row before the call and two after it, so the tenant's calls serialize on that
-row. Issue 12 adds a Redis path (one atomic script per call): add it to PATHS below as a
-function of the tenant id returning (reserve_and_settle, used_tokens); ratios are printed
-against the database path measured in the same run.
+row. Issue 12 adds a Redis path (one atomic script per call): fill `adapters.redis_quota` (a
+function of the tenant id returning reserve_and_settle(reserve, actual) and used_tokens());
+if both paths end up behind one API, the two adapters pick theirs (Redis on, or off so that
+the fallback runs). Ratios are printed against the database path measured in the same run.
 """
 
 from __future__ import annotations
@@ -22,10 +23,6 @@ RESERVE = 1_000  # the prompt estimate plus the completion allowance a chat call
 QUOTA = 10**15  # never reached: the benchmark measures the path, not refusals
 
 
-def redis_quota(tenant_id: str) -> tuple[Callable[[int, int], None], Callable[[], int]]:
-    raise NotAvailable("not built yet (issue 12 Must 5)")
-
-
 @dataclass(frozen=True)
 class QuotaPath:
     name: str
@@ -35,7 +32,7 @@ class QuotaPath:
 
 PATHS = [
     QuotaPath("database path (today)", adapters.database_quota),
-    QuotaPath("Redis path", redis_quota),
+    QuotaPath("Redis path", adapters.redis_quota),
 ]
 
 

@@ -16,24 +16,34 @@ from .workload import API_KEY, FACTORY, Row
 # --- recording: callers, the writer process, the ledger's totals -------------------------
 
 
+def _chat_record() -> Callable[..., object]:
+    """Builds the usage record of one chat call of a row (extra fields by keyword)."""
+    from usage.records import UsageRecord
+
+    def make(row: Row, **extra) -> object:
+        return UsageRecord(
+            tenant_id=row.tenant_id,
+            tenant_llm_id=row.config_id,
+            factory=row.factory,
+            llm_name=row.llm_name,
+            model_type="chat",
+            prompt_tokens=PROMPT_TOKENS,
+            completion_tokens=COMPLETION_TOKENS,
+            total_tokens=TOKENS,
+            **extra,
+        )
+
+    return make
+
+
 def recorder() -> Callable[[Row], None]:
     """A caller's `record_usage` for one chat call of `row` (returns without waiting)."""
     from usage.recorder import record_usage
-    from usage.records import UsageRecord
+
+    make = _chat_record()
 
     def record(row: Row) -> None:
-        record_usage(
-            UsageRecord(
-                tenant_id=row.tenant_id,
-                tenant_llm_id=row.config_id,
-                factory=row.factory,
-                llm_name=row.llm_name,
-                model_type="chat",
-                prompt_tokens=PROMPT_TOKENS,
-                completion_tokens=COMPLETION_TOKENS,
-                total_tokens=TOKENS,
-            )
-        )
+        record_usage(make(row))
 
     return record
 
@@ -107,22 +117,9 @@ def ledger_totals() -> LedgerTotals:
 
 def usage_records(rows: list[Row], created_at: list[float]) -> list:
     """The writer's input for a batch: one record per (row, time) pair."""
-    from usage.records import UsageRecord
-
+    make = _chat_record()
     return [
-        UsageRecord(
-            tenant_id=row.tenant_id,
-            tenant_llm_id=row.config_id,
-            factory=row.factory,
-            llm_name=row.llm_name,
-            model_type="chat",
-            prompt_tokens=PROMPT_TOKENS,
-            completion_tokens=COMPLETION_TOKENS,
-            total_tokens=TOKENS,
-            cost="0.0000054",
-            created_at=at,
-        )
-        for row, at in zip(rows, created_at, strict=True)
+        make(row, cost="0.0000054", created_at=at) for row, at in zip(rows, created_at, strict=True)
     ]
 
 

@@ -8,6 +8,7 @@ Domain errors become responses here, in one place, not in every view.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.http import Http404
@@ -107,7 +108,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, Http404 | exceptions.NotFound):
         return _error(DATA_ERROR, "not found", status.HTTP_404_NOT_FOUND)
     if isinstance(exc, exceptions.Throttled):
-        return _error(DATA_ERROR, str(exc.detail), status.HTTP_429_TOO_MANY_REQUESTS)
+        response = _error(DATA_ERROR, str(exc.detail), status.HTTP_429_TOO_MANY_REQUESTS)
+        if exc.wait is not None:
+            response["Retry-After"] = str(math.ceil(exc.wait))
+        return response
     if isinstance(exc, exceptions.APIException):
         return _error(DATA_ERROR, str(exc.detail), exc.status_code)
     logger.exception("unhandled error in %s", context.get("view").__class__.__name__)

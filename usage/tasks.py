@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
 from .services import usage_drain, usage_prune_events, usage_rollup_daily
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(ignore_result=True)
 def drain_usage_buffer() -> int:
-    """Every few seconds: apply buffered usage events to the database."""
-    return usage_drain().inserted
+    """Every few seconds: apply buffered usage events to the database.
+
+    Celery's own lines about this task are filtered out (ragllm.logfilters): it runs every 5 s
+    and would bury everything else on the console. This line says when it did something.
+    """
+    inserted = usage_drain().inserted
+    if inserted:
+        logger.info("usage drain: %d event(s) applied", inserted)
+    return inserted
 
 
 @shared_task(ignore_result=True)

@@ -3,6 +3,9 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db import transaction
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 
 from .credentials import mask_credentials
 from .models import APIToken, KeyValidation, Tenant, TenantLLM, TenantMember
@@ -218,11 +221,23 @@ class RagllmUserAdmin(UserAdmin):
     actions = ("issue_api_token",)
 
     @admin.action(description="Issue API token (shown once)")
-    def issue_api_token(self, request, queryset) -> None:
-        for user in queryset:
-            _, raw = api_token_issue(user=user, name=f"admin:{request.user.get_username()}")
-            self.message_user(
-                request,
-                f"API token for {user.get_username()} (shown once, copy it now): {raw}",
-                messages.WARNING,
-            )
+    def issue_api_token(self, request, queryset) -> TemplateResponse:
+        # The raw tokens go into this one response body only: never a message (a cookie or the
+        # session), never a log. The page must not be cached either.
+        issued = [
+            (user, api_token_issue(user=user, name=f"admin:{request.user.get_username()}")[1])
+            for user in queryset
+        ]
+        opts = self.model._meta
+        response = TemplateResponse(
+            request,
+            "admin/tenants/api_token_issued.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": opts,
+                "issued": issued,
+                "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+            },
+        )
+        add_never_cache_headers(response)
+        return response

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
 from .credentials import mask_credentials
+from .fields import CredentialsUnreadable
 from .models import APIToken, KeyValidation, Tenant, TenantLLM, TenantMember
 from .services import api_token_issue, api_token_revoke, tenant_llm_mark_pending
 
@@ -15,7 +16,10 @@ from .services import api_token_issue, api_token_revoke, tenant_llm_mark_pending
 @admin.display(description="API key")
 def masked_key(obj: TenantLLM) -> str:
     """The stored key as the admin may show it (never the key itself)."""
-    return mask_credentials(obj.api_key) if obj.pk else ""
+    try:
+        return mask_credentials(obj.api_key) if obj.pk else ""
+    except CredentialsUnreadable:
+        return "cannot be decrypted: wrong CREDENTIALS_ENCRYPTION_KEY (set the key again)"
 
 
 class TenantLLMForm(forms.ModelForm):
@@ -47,7 +51,10 @@ class TenantLLMForm(forms.ModelForm):
     def clean_api_key(self) -> str:
         value = self.cleaned_data.get("api_key") or ""
         if not value and self.instance.pk:
-            return TenantLLM.objects.only("api_key").get(pk=self.instance.pk).api_key
+            try:
+                return TenantLLM.objects.only("api_key").get(pk=self.instance.pk).api_key
+            except CredentialsUnreadable as exc:
+                raise forms.ValidationError(exc.message) from None
         return value
 
 

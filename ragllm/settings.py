@@ -43,13 +43,13 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DEBUG = env.bool("DEBUG", default=False)
 
 
-def _dev_secret(name: str) -> str:
-    """DEBUG without NAME: the secret in var/ that `make run` uses, created once if absent.
+def _dev_secret(filename: str) -> str:
+    """DEBUG without a secret: the one in var/ that `make run` uses, created once if absent.
 
     Every process started from this checkout (`make run`, `manage.py ...`, the worker) reads
     the same file, so keys saved by the web server decrypt in a management command too.
     """
-    path = VAR_DIR / name.lower()
+    path = VAR_DIR / filename
     if not path.exists():
         # Written aside then linked into place: two processes starting at once agree on one.
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
@@ -72,7 +72,7 @@ if not SECRET_KEY:
             "SECRET_KEY is not set. Refusing to start with DEBUG=False and no SECRET_KEY: "
             "set SECRET_KEY (or SECRET_KEY_FILE), or DEBUG=True for local development."
         )
-    SECRET_KEY = _dev_secret("SECRET_KEY")
+    SECRET_KEY = _dev_secret("secret_key")
 
 # Provider keys are encrypted with their own key so that rotating SECRET_KEY (sessions,
 # password reset tokens) never makes stored credentials unreadable.
@@ -84,7 +84,7 @@ if not CREDENTIALS_ENCRYPTION_KEY:
             "keys would be encrypted with a development key. Set CREDENTIALS_ENCRYPTION_KEY (or "
             "CREDENTIALS_ENCRYPTION_KEY_FILE) to a long random string and keep it safe."
         )
-    CREDENTIALS_ENCRYPTION_KEY = _dev_secret("CREDENTIALS_KEY")
+    CREDENTIALS_ENCRYPTION_KEY = _dev_secret("credentials_key")
 CRYPTOGRAPHY_KEY = CREDENTIALS_ENCRYPTION_KEY
 CRYPTOGRAPHY_SALT = "ragllm-credentials"
 
@@ -194,6 +194,11 @@ WEB_MAX_CONCURRENCY = env.int("WEB_MAX_CONCURRENCY", default=32)
 WEB_MAX_CONNECTIONS = env.int("WEB_MAX_CONNECTIONS", default=512)
 # One line per request on the console.
 WEB_ACCESS_LOG = env.bool("WEB_ACCESS_LOG", default=False)
+for _name in ("WEB_WORKERS", "WEB_MAX_CONCURRENCY", "WEB_MAX_CONNECTIONS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1 (it is {globals()[_name]}).")
+if DB_POOL_MAX_SIZE < 0 or DB_POOL_TIMEOUT <= 0:
+    raise ImproperlyConfigured("DB_POOL_MAX_SIZE must be 0 (no pool) or more; DB_POOL_TIMEOUT > 0.")
 
 # --- Redis, cache and Celery ----------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

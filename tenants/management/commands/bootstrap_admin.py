@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 
+from axes.utils import reset as axes_reset
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
@@ -77,9 +78,7 @@ class Command(BaseCommand):
         elif reset_password:
             user.set_password(password)
             user.save(update_fields=["password"])
-            from axes.utils import reset
-
-            reset(username=username)  # a locked-out admin can log in again at once
+            axes_reset(username=username)  # a locked-out admin can log in again at once
             status = "reset"
         else:
             status = "exists"
@@ -102,6 +101,6 @@ class Command(BaseCommand):
             lines[-1] = f"{verb} admin user: {username}"
             lines += [f"Password:   {password}", "(shown once, not stored in clear: copy it now)"]
         else:
-            lines += ["Password:   ADMIN_PASSWORD"]
+            lines += ["Password:   the one in ADMIN_PASSWORD"]
         self.stdout.write(box(lines))
         self.stdout.flush()

@@ -13,6 +13,7 @@ reported as not found, never as forbidden, so that tenant ids cannot be probed.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,7 @@ from .errors import (
     MissingArguments,
     NotFound,
     PermissionDenied,
+    ServerMisconfigured,
     UpstreamError,
     UpstreamRateLimited,
 )
@@ -54,6 +56,7 @@ ERROR_RESPONSES: dict[type[ApplicationError], tuple[int, int]] = {
     Conflict: (status.HTTP_409_CONFLICT, DATA_ERROR),
     UpstreamRateLimited: (status.HTTP_429_TOO_MANY_REQUESTS, DATA_ERROR),
     UpstreamError: (status.HTTP_502_BAD_GATEWAY, DATA_ERROR),
+    ServerMisconfigured: (status.HTTP_500_INTERNAL_SERVER_ERROR, EXCEPTION_ERROR),
     ApplicationError: (status.HTTP_400_BAD_REQUEST, DATA_ERROR),
 }
 
@@ -174,7 +177,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, Http404 | exceptions.NotFound):
         return _error(DATA_ERROR, "not found", status.HTTP_404_NOT_FOUND)
     if isinstance(exc, exceptions.Throttled):
-        return _error(DATA_ERROR, str(exc.detail), status.HTTP_429_TOO_MANY_REQUESTS)
+        response = _error(DATA_ERROR, str(exc.detail), status.HTTP_429_TOO_MANY_REQUESTS)
+        if exc.wait is not None:
+            response["Retry-After"] = str(math.ceil(exc.wait))
+        return response
     if isinstance(exc, exceptions.APIException):
         return _error(DATA_ERROR, str(exc.detail), exc.status_code)
     logger.exception("unhandled error in %s", context.get("view").__class__.__name__)

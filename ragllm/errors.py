@@ -44,6 +44,10 @@ class PermissionDenied(ApplicationError):
     """The caller may not do this."""
 
 
+class ServerMisconfigured(ApplicationError):
+    """The server's own configuration prevents the request (an operator must fix it)."""
+
+
 class UpstreamError(ApplicationError):
     """A provider failed or could not be reached, for reasons on its side."""
 

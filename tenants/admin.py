@@ -2,7 +2,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 
+from .fields import CredentialsUnreadable
 from .masking import mask_credentials
 from .models import APIToken, KeyValidation, Tenant, TenantLLM, TenantMember
 from .services.configs import tenant_llm_save
@@ -14,7 +18,10 @@ from .services.tokens import api_token_issue, api_token_revoke
 @admin.display(description="API key")
 def masked_key(obj: TenantLLM) -> str:
     """The stored key as the admin may show it (never the key itself)."""
-    return mask_credentials(obj.api_key) if obj.pk else ""
+    try:
+        return mask_credentials(obj.api_key) if obj.pk else ""
+    except CredentialsUnreadable:
+        return "cannot be decrypted: wrong CREDENTIALS_ENCRYPTION_KEY (set the key again)"
 
 
 class TenantLLMForm(forms.ModelForm):
@@ -228,11 +235,23 @@ class RagllmUserAdmin(UserAdmin):
     actions = ("issue_api_token",)
 
     @admin.action(description="Issue API token (shown once)")
-    def issue_api_token(self, request, queryset) -> None:
-        for user in queryset:
-            _, raw = api_token_issue(user=user, name=f"admin:{request.user.get_username()}")
-            self.message_user(
-                request,
-                f"API token for {user.get_username()} (shown once, copy it now): {raw}",
-                messages.WARNING,
-            )
+    def issue_api_token(self, request, queryset) -> TemplateResponse:
+        # The raw tokens go into this one response body only: never a message (a cookie or the
+        # session), never a log. The page must not be cached either.
+        issued = [
+            (user, api_token_issue(user=user, name=f"admin:{request.user.get_username()}")[1])
+            for user in queryset
+        ]
+        opts = self.model._meta
+        response = TemplateResponse(
+            request,
+            "admin/tenants/api_token_issued.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": opts,
+                "issued": issued,
+                "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+            },
+        )
+        add_never_cache_headers(response)
+        return response

@@ -6,6 +6,8 @@ unapplied stream entries stay pending, rollups are recomputed, pruning resumes.
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
@@ -20,11 +22,20 @@ BEAT_JOBS = (
     BeatJob("Prune old usage events", "usage.tasks.prune_usage_events", cron=("30", "3")),
 )
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)
 def drain_usage_buffer() -> int:
-    """Every few seconds: apply buffered usage events to the database."""
-    return usage_drain().inserted
+    """Every few seconds: apply buffered usage events to the database.
+
+    Celery's own lines about this task are filtered out (ragllm.logfilters): it runs every 5 s
+    and would bury everything else on the console. This line says when it did something.
+    """
+    inserted = usage_drain().inserted
+    if inserted:
+        logger.info("usage drain: %d event(s) applied", inserted)
+    return inserted
 
 
 @shared_task(ignore_result=True, soft_time_limit=540, time_limit=600)

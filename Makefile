@@ -7,7 +7,7 @@ VAR := var
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format migrate bench clean check-python
+.PHONY: run admin-password test lint format migrate bench clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ragllm needs Python 3.11 or newer; set PYTHON=python3.11 (found " + sys.version.split()[0] + ")")'
@@ -25,21 +25,22 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# Development secrets, generated once and kept under var/ (never committed).
-$(VAR)/secret_key $(VAR)/credentials_key:
-	@mkdir -p $(VAR)
-	@umask 077; $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))' > $@
-
-run: $(VENV)/.installed $(VAR)/secret_key $(VAR)/credentials_key
+# DEBUG=True: settings create the development secrets under var/ on first use (the same files
+# every `manage.py` command reads). The web server is granian (`manage.py serve`), never
+# runserver. The login box is printed last, once the server answers.
+run: $(VENV)/.installed
 	@export DEBUG=$${DEBUG:-True}; \
-	 [ -n "$$SECRET_KEY" ] || export SECRET_KEY_FILE=$${SECRET_KEY_FILE:-$(CURDIR)/$(VAR)/secret_key}; \
-	 [ -n "$$CREDENTIALS_ENCRYPTION_KEY" ] || export CREDENTIALS_ENCRYPTION_KEY_FILE=$${CREDENTIALS_ENCRYPTION_KEY_FILE:-$(CURDIR)/$(VAR)/credentials_key}; \
 	 set -e; \
 	 $(BIN)/python manage.py migrate --no-input; \
 	 $(BIN)/python manage.py load_llm_factories; \
-	 $(BIN)/python manage.py bootstrap_admin; \
-	 echo "Admin console: http://$(HOST):$(PORT)/admin/  API docs: http://$(HOST):$(PORT)/api/docs/"; \
-	 HOST=$(HOST) PORT=$(PORT) exec $(BIN)/honcho -f Procfile start
+	 HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho -f Procfile start & honcho=$$!; \
+	 trap 'kill -TERM $$honcho 2>/dev/null; wait $$honcho' INT TERM; \
+	 $(BIN)/python manage.py bootstrap_admin --wait-for http://$(HOST):$(PORT) || true; \
+	 wait $$honcho
+
+# A new admin password, printed once (also lifts a login lockout).
+admin-password: $(VENV)/.installed
+	@DEBUG=$${DEBUG:-True} $(BIN)/python manage.py bootstrap_admin --reset-password
 
 test: $(VENV)/.installed-dev lint
 	$(BIN)/pytest
@@ -52,8 +53,14 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# `make bench` runs every benchmark; `make bench BENCH="recording quota"` some of them.
+# wrk (Debian's package) drives the gateway benchmarks: installed here when missing.
+BENCH ?=
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/run.py
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -q wrk >/dev/null 2>&1 || \
+	 { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; } || \
+	 echo "wrk could not be installed (apt-get install wrk): the gateway benchmarks will say so"
+	$(BIN)/python benchmarks/run.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) $(VAR) .pytest_cache .ruff_cache

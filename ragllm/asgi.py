@@ -1,6 +1,43 @@
+"""The ASGI application: admin, API and gateway, served by `manage.py serve` (granian)."""
+
+from __future__ import annotations
+
+import asyncio
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragllm.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+
+class BoundedConcurrency:
+    """At most `limit` HTTP requests in progress in this process; the others wait their turn.
+
+    Requests, not connections: an idle keep-alive connection holds nothing. Django runs each
+    sync view in a thread of its own holding a pooled database connection, so this bounds the
+    threads and the waits on the pool; a streamed response keeps its place until it ends.
+    """
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self._semaphore: asyncio.Semaphore | None = None  # made on the serving event loop
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.limit)
+        async with self._semaphore:
+            await self.app(scope, receive, send)
+
+
+def _build():
+    from django.conf import settings
+
+    return BoundedConcurrency(django_application, settings.WEB_MAX_CONCURRENCY)
+
+
+application = _build()

@@ -8,6 +8,8 @@ SQLite under `var/`, a filesystem Celery broker, no Redis. Production needs `DEB
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -40,9 +42,28 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
 
-# Development-only fallbacks: used when DEBUG is on and nothing is configured, never otherwise.
-_DEV_SECRET_KEY = "dev-insecure-secret-key-do-not-use-in-production"
-_DEV_CREDENTIALS_KEY = "dev-insecure-credentials-key-do-not-use-in-production"
+
+def _dev_secret(filename: str) -> str:
+    """DEBUG without a secret: the one in var/ that `make run` uses, created once if absent.
+
+    Every process started from this checkout (`make run`, `manage.py ...`, the worker) reads
+    the same file, so keys saved by the web server decrypt in a management command too.
+    """
+    path = VAR_DIR / filename
+    if not path.exists():
+        # Written aside then linked into place: two processes starting at once agree on one.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
 
 SECRET_KEY = _secret("SECRET_KEY")
 if not SECRET_KEY:
@@ -51,7 +72,7 @@ if not SECRET_KEY:
             "SECRET_KEY is not set. Refusing to start with DEBUG=False and no SECRET_KEY: "
             "set SECRET_KEY (or SECRET_KEY_FILE), or DEBUG=True for local development."
         )
-    SECRET_KEY = _DEV_SECRET_KEY
+    SECRET_KEY = _dev_secret("secret_key")
 
 # Provider keys are encrypted with their own key so that rotating SECRET_KEY (sessions,
 # password reset tokens) never makes stored credentials unreadable.
@@ -63,7 +84,7 @@ if not CREDENTIALS_ENCRYPTION_KEY:
             "keys would be encrypted with a development key. Set CREDENTIALS_ENCRYPTION_KEY (or "
             "CREDENTIALS_ENCRYPTION_KEY_FILE) to a long random string and keep it safe."
         )
-    CREDENTIALS_ENCRYPTION_KEY = _DEV_CREDENTIALS_KEY
+    CREDENTIALS_ENCRYPTION_KEY = _dev_secret("credentials_key")
 CRYPTOGRAPHY_KEY = CREDENTIALS_ENCRYPTION_KEY
 CRYPTOGRAPHY_SALT = "ragllm-credentials"
 
@@ -81,9 +102,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
+    "ragllm",  # project-wide commands (serve)
     "providers",
     "tenants",
     "usage",
+    "gateway",
 ]
 
 MIDDLEWARE = [
@@ -94,6 +118,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out admin login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "ragllm.urls"
@@ -116,6 +142,13 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
+# PostgreSQL goes through Django's psycopg pool: each process opens at most DB_POOL_MAX_SIZE
+# connections whatever the traffic, and a request waits up to DB_POOL_TIMEOUT seconds for one.
+# 0 turns pooling off (then DB_CONN_MAX_AGE applies: a pool and persistent connections do not
+# mix, so with the pool every connection goes back to it at the end of each request).
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=8)
+DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=1)
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0)
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ragllm.sqlite3'}"),
 }
@@ -132,10 +165,41 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (threads share it, unlike a private in-memory database), one per test run so
     # that concurrent runs do not destroy each other's database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-ragllm-{os.getpid()}.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if DB_POOL_MAX_SIZE > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(DB_POOL_MIN_SIZE, DB_POOL_MAX_SIZE),
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+            # Idle connections above min_size are closed after this many seconds.
+            "max_idle": 300,
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Serving (`manage.py serve`: granian, ASGI) ---------------------------------------------
+# Worker processes, each with its own event loop and database pool: the web server opens at
+# most WEB_WORKERS x DB_POOL_MAX_SIZE database connections.
+WEB_WORKERS = env.int("WEB_WORKERS", default=2)
+# Requests a worker handles at once (ragllm.asgi); more wait their turn, none is refused. Each
+# sync view (admin, management API) holds a pooled connection while it runs: above
+# DB_POOL_MAX_SIZE, such requests wait for the pool (at most DB_POOL_TIMEOUT) instead.
+WEB_MAX_CONCURRENCY = env.int("WEB_MAX_CONCURRENCY", default=32)
+# Open client connections a worker keeps (granian's backpressure); more wait in the backlog.
+WEB_MAX_CONNECTIONS = env.int("WEB_MAX_CONNECTIONS", default=512)
+# One line per request on the console.
+WEB_ACCESS_LOG = env.bool("WEB_ACCESS_LOG", default=False)
+for _name in ("WEB_WORKERS", "WEB_MAX_CONCURRENCY", "WEB_MAX_CONNECTIONS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1 (it is {globals()[_name]}).")
+if DB_POOL_MAX_SIZE < 0 or DB_POOL_TIMEOUT <= 0:
+    raise ImproperlyConfigured("DB_POOL_MAX_SIZE must be 0 (no pool) or more; DB_POOL_TIMEOUT > 0.")
 
 # --- Redis, cache and Celery ----------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -156,12 +220,14 @@ else:
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_default_broker)
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # kombu's default is ./control in the current directory: every broker file in var/.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 # Task outcomes are written to our own tables (e.g. key validation state), not a result backend.
@@ -213,6 +279,30 @@ LLM_FACTORIES_FILE = env.str(
 )
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
+# django-axes checks every admin login before Django's own backend.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Admin login lockout: after ADMIN_LOGIN_FAILURE_LIMIT wrong passwords for one username from one
+# client address, that pair is refused for ADMIN_LOGIN_COOLOFF_MINUTES (a correct password too).
+# Locking the pair, not the username alone, keeps an attacker from locking the real admin out.
+# `manage.py axes_reset` (or `make admin-password`) lifts a lockout at once.
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("ADMIN_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "tenants.auth.client_address"
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# Behind N reverse proxies, the client address is the Nth-from-last X-Forwarded-For entry;
+# 0 (default) uses the connection's address (X-Forwarded-For is trivially forged).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Failed API token authentications: after API_AUTH_FAILURE_LIMIT failures from one client
+# address within API_AUTH_COOLOFF_SECONDS, every token request from it gets 429 (Retry-After)
+# until that window ends. Counted in the default cache (Redis when REDIS_URL is set).
+API_AUTH_FAILURE_LIMIT = env.int("API_AUTH_FAILURE_LIMIT", default=20)
+API_AUTH_COOLOFF_SECONDS = env.int("API_AUTH_COOLOFF_SECONDS", default=300)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -226,7 +316,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# `manage.py serve` collects static files here and granian serves them itself (no Python, no
+# thread per file): the admin's CSS and JS, Swagger UI, Chart.js.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 
 REST_FRAMEWORK = {
@@ -239,6 +331,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "ragllm.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ragllm API",
@@ -264,7 +357,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"quiet_periodic_tasks": {"()": "ragllm.logfilters.QuietPeriodicTasks"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own DEBUG console handler would print every django.* line twice.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        # The 5-second usage drain: logged by usage.tasks only when it applied something.
+        **{
+            name: {"filters": ["quiet_periodic_tasks"]}
+            for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+        },
+    },
 }

@@ -2,17 +2,26 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.db import transaction
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 
-from .credentials import mask_credentials
+from .fields import CredentialsUnreadable
+from .masking import mask_credentials
 from .models import APIToken, KeyValidation, Tenant, TenantLLM, TenantMember
-from .services import api_token_issue, api_token_revoke, tenant_llm_mark_pending
+from .services.configs import tenant_llm_save
+from .services.key_validation import tenant_llm_request_revalidation
+from .services.tenants import tenant_save
+from .services.tokens import api_token_issue, api_token_revoke
 
 
 @admin.display(description="API key")
 def masked_key(obj: TenantLLM) -> str:
     """The stored key as the admin may show it (never the key itself)."""
-    return mask_credentials(obj.api_key) if obj.pk else ""
+    try:
+        return mask_credentials(obj.api_key) if obj.pk else ""
+    except CredentialsUnreadable:
+        return "cannot be decrypted: wrong CREDENTIALS_ENCRYPTION_KEY (set the key again)"
 
 
 class TenantLLMForm(forms.ModelForm):
@@ -41,11 +50,17 @@ class TenantLLMForm(forms.ModelForm):
             "quota_window",
         )
 
-    def clean_api_key(self) -> str:
-        value = self.cleaned_data.get("api_key") or ""
-        if not value and self.instance.pk:
-            return TenantLLM.objects.only("api_key").get(pk=self.instance.pk).api_key
-        return value
+    @property
+    def keeps_stored_key(self) -> bool:
+        return not self.cleaned_data.get("api_key")
+
+    def save(self, commit: bool = True) -> TenantLLM:
+        # Inline rows are saved here; the TenantLLM page saves through save_model below.
+        config = super().save(commit=False)
+        if commit:
+            tenant_llm_save(config=config, keep_stored_key=self.keeps_stored_key)
+            self._save_m2m()
+        return config
 
 
 class TenantLLMInline(admin.TabularInline):
@@ -104,6 +119,9 @@ class TenantAdmin(admin.ModelAdmin):
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
 
+    def save_model(self, request, obj: Tenant, form, change: bool) -> None:
+        tenant_save(tenant=obj)
+
 
 @admin.register(TenantMember)
 class TenantMemberAdmin(admin.ModelAdmin):
@@ -157,14 +175,13 @@ class TenantLLMAdmin(admin.ModelAdmin):
 
     actions = ("validate_now",)
 
+    def save_model(self, request, obj: TenantLLM, form: TenantLLMForm, change: bool) -> None:
+        tenant_llm_save(config=obj, keep_stored_key=form.keeps_stored_key)
+
     @admin.action(description="Validate now (live test call on the worker)")
     def validate_now(self, request, queryset) -> None:
-        from .tasks import revalidate_tenant_llm
-
         ids = list(queryset.values_list("pk", flat=True))
-        tenant_llm_mark_pending(config_ids=ids)
-        for config_id in ids:
-            transaction.on_commit(lambda cid=config_id: revalidate_tenant_llm.delay(cid))
+        tenant_llm_request_revalidation(config_ids=ids)
         self.message_user(
             request, f"Validation of {len(ids)} configuration(s) was queued.", messages.SUCCESS
         )
@@ -218,11 +235,23 @@ class RagllmUserAdmin(UserAdmin):
     actions = ("issue_api_token",)
 
     @admin.action(description="Issue API token (shown once)")
-    def issue_api_token(self, request, queryset) -> None:
-        for user in queryset:
-            _, raw = api_token_issue(user=user, name=f"admin:{request.user.get_username()}")
-            self.message_user(
-                request,
-                f"API token for {user.get_username()} (shown once, copy it now): {raw}",
-                messages.WARNING,
-            )
+    def issue_api_token(self, request, queryset) -> TemplateResponse:
+        # The raw tokens go into this one response body only: never a message (a cookie or the
+        # session), never a log. The page must not be cached either.
+        issued = [
+            (user, api_token_issue(user=user, name=f"admin:{request.user.get_username()}")[1])
+            for user in queryset
+        ]
+        opts = self.model._meta
+        response = TemplateResponse(
+            request,
+            "admin/tenants/api_token_issued.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": opts,
+                "issued": issued,
+                "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+            },
+        )
+        add_never_cache_headers(response)
+        return response

@@ -1,107 +1,38 @@
 """The /api/v1/llm/ and /api/v1/tenant/ routes, keeping RAGFlow's request and response shapes.
 
-Views parse input, call one service or selector, and wrap the answer in the envelope; errors are
-turned into responses by ragllm.api.exception_handler.
+One view per operation: it parses its InputSerializer, calls one service or selector, and
+builds the answer with its OutputSerializer inside the envelope. Domain errors become
+responses in ragllm.api.exception_handler; the OpenAPI material is in tenants.schema.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiExample,
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-)
 from rest_framework import serializers
-from rest_framework.views import APIView
 
 from providers.factories import strip_name_suffix
+from providers.models import LLMFactory
 from providers.types import ModelType, normalize_model_type
-from ragllm.api import ApiError, Forbidden, NotFound, ok
+from ragllm.api import IsoDateTimeField, TenantAPIView, ok, parse
+from ragllm.errors import InvalidInput, NotFound
 
-from .auth import TENANT_HEADER, TenantContext, resolve_tenant
-from .models import KeyValidation, Tenant, ValidationState
+from . import schema
+from .models import KeyValidation, Tenant
 from .selectors import (
     factories_with_types,
     factory_get,
     key_validation_for,
-    tenant_catalog,
-    tenant_my_llms,
-)
-from .services import (
     key_validation_wait,
-    tenant_default_models_set,
-    tenant_factory_delete,
-    tenant_llm_delete,
-    tenant_llm_request_key,
-    tenant_llm_request_model,
-    tenant_llm_set_status,
+    tenant_catalog,
+    tenant_llm_by_factory,
 )
-from .validation import http_status_for
-
-TENANT_PARAM = OpenApiParameter(
-    TENANT_HEADER,
-    OpenApiTypes.UUID,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="The tenant to act for; default: the tenant the caller owns.",
-)
+from .services.configs import tenant_factory_delete, tenant_llm_delete, tenant_llm_set_status
+from .services.key_validation import tenant_llm_request_key, tenant_llm_request_model
+from .services.tenants import tenant_default_models_set
+from .validation import validation_failure
 
 
-def envelope_example(name: str, data, *, code: int = 0, message: str = "success", status=200):
-    return OpenApiExample(
-        name,
-        value={"code": code, "message": message, "data": data},
-        response_only=True,
-        status_codes=[str(status)],
-    )
-
-
-ERRORS = {
-    400: OpenApiResponse(
-        OpenApiTypes.OBJECT,
-        description="Missing argument (code 101) or data error (code 102).",
-        examples=[
-            envelope_example(
-                "Missing argument",
-                None,
-                code=101,
-                message="required argument are missing: llm_factory; ",
-                status=400,
-            )
-        ],
-    ),
-    401: OpenApiResponse(OpenApiTypes.OBJECT, description="No or invalid credentials (code 401)."),
-    403: OpenApiResponse(OpenApiTypes.OBJECT, description="Role may not do this (code 403)."),
-    404: OpenApiResponse(OpenApiTypes.OBJECT, description="Not found in this tenant (code 102)."),
-}
-
-
-class TenantAPIView(APIView):
-    """Resolves the tenant and the caller's role before any handler runs.
-
-    Reads need membership (invited members may do nothing); writes need owner or admin.
-    """
-
-    ctx: TenantContext
-    write_methods = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-    def initial(self, request, *args, **kwargs) -> None:
-        super().initial(request, *args, **kwargs)
-        self.ctx = resolve_tenant(request)
-        if not self.ctx.can_read:
-            raise Forbidden("Invited members have no access until they join the tenant.")
-        if request.method in self.write_methods and not self.ctx.can_write:
-            raise Forbidden("Only the tenant's owner or admins may change model configurations.")
-
-    @property
-    def tenant(self) -> Tenant:
-        return self.ctx.tenant
-
-
-def _factory_or_404(name: str):
+def _factory_or_404(name: str) -> LLMFactory:
     factory = factory_get(name=name)
     if factory is None:
         raise NotFound(f"Factory {name} is not in the catalog.")
@@ -112,9 +43,42 @@ def _model_type(value: str) -> str:
     try:
         return normalize_model_type(value).value
     except ValueError as exc:
-        raise ApiError(
+        raise InvalidInput(
             f"model_type {value!r} is not one of {', '.join(ModelType.values)}."
         ) from exc
+
+
+def _is_true(value: str) -> bool:
+    return value.lower() in {"1", "true", "yes"}
+
+
+# --- Key validation answers (set_api_key, add_llm) -----------------------------------------------
+
+
+# Input of the routes that validate credentials; `verify` and `async` come last.
+class ValidationInput(serializers.Serializer):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `async` is a Python keyword: the field is added under its wire name here.
+        return {
+            **super().get_fields(),
+            "verify": serializers.BooleanField(required=False, default=False),
+            "async": serializers.BooleanField(required=False, default=False),
+        }
+
+
+class ValidationAcceptedOutput(serializers.Serializer):
+    task_id = serializers.CharField(source="pk")
+    status = serializers.CharField(source="state")
+
+
+class ValidationVerifiedOutput(serializers.Serializer):
+    message = serializers.CharField()
+    success = serializers.BooleanField(source="succeeded")
+
+
+class ValidationFailedOutput(serializers.Serializer):
+    task_id = serializers.CharField(source="pk")
+    attempts = serializers.JSONField()
 
 
 def _validation_response(validation: KeyValidation, *, wait: bool):
@@ -125,192 +89,48 @@ def _validation_response(validation: KeyValidation, *, wait: bool):
         )
     if not validation.finished:
         return ok(
-            {"task_id": str(validation.pk), "status": validation.state},
+            ValidationAcceptedOutput(validation).data,
             message="validation is running; poll GET /api/v1/llm/tasks/<task_id>",
             http_status=202,
         )
-    succeeded = validation.state == ValidationState.SUCCEEDED
     if validation.verify_only:
-        return ok({"message": validation.message, "success": succeeded})
-    if succeeded:
+        return ok(ValidationVerifiedOutput(validation).data)
+    if validation.succeeded:
         return ok(True)
-    raise ApiError(
-        validation.message,
-        http_status=http_status_for(validation.attempts),
-        data={"task_id": str(validation.pk), "attempts": validation.attempts},
+    raise validation_failure(
+        message=validation.message,
+        attempts=validation.attempts,
+        data=ValidationFailedOutput(validation).data,
     )
-
-
-# --- Serializers --------------------------------------------------------------------------------
-
-
-class SetApiKeyInput(serializers.Serializer):
-    llm_factory = serializers.CharField()
-    api_key = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True)
-    base_url = serializers.CharField(required=False, allow_blank=True, default="")
-    verify = serializers.BooleanField(required=False, default=False)
-    # `async` is a Python keyword: declared below under its wire name.
-
-
-SetApiKeyInput._declared_fields["async"] = serializers.BooleanField(required=False, default=False)
-
-
-class AddLLMInput(serializers.Serializer):
-    llm_factory = serializers.CharField()
-    llm_name = serializers.CharField()
-    model_type = serializers.CharField()
-    api_base = serializers.CharField(required=False, allow_blank=True, default="")
-    base_url = serializers.CharField(required=False, allow_blank=True, default="")
-    api_key = serializers.CharField(required=False, allow_blank=True, default="")
-    max_tokens = serializers.IntegerField(required=False, min_value=1, allow_null=True)
-    verify = serializers.BooleanField(required=False, default=False)
-
-
-AddLLMInput._declared_fields["async"] = serializers.BooleanField(required=False, default=False)
-
-
-class ModelRefInput(serializers.Serializer):
-    llm_factory = serializers.CharField()
-    llm_name = serializers.CharField()
-
-
-class EnableInput(ModelRefInput):
-    status = serializers.CharField(help_text='"1" to enable, "0" to disable (true/false accepted).')
-
-    def validate_status(self, value: str) -> bool:
-        lowered = str(value).strip().lower()
-        if lowered in {"1", "true"}:
-            return True
-        if lowered in {"0", "false"}:
-            return False
-        raise serializers.ValidationError('must be "1" or "0"')
-
-
-class FactoryInput(serializers.Serializer):
-    llm_factory = serializers.CharField()
-
-
-DEFAULT_FIELD_NAMES = list(Tenant.DEFAULT_FIELDS.values())
-
-
-class DefaultModelsInput(serializers.Serializer):
-    llm_id = serializers.CharField(required=False, allow_blank=True)
-    embd_id = serializers.CharField(required=False, allow_blank=True)
-    rerank_id = serializers.CharField(required=False, allow_blank=True)
-    img2txt_id = serializers.CharField(required=False, allow_blank=True)
-    asr_id = serializers.CharField(required=False, allow_blank=True)
-    tts_id = serializers.CharField(required=False, allow_blank=True)
-    ocr_id = serializers.CharField(required=False, allow_blank=True)
-
-    def validate(self, attrs):
-        unknown = set(self.initial_data) - set(self.fields)
-        if unknown:
-            raise serializers.ValidationError(f"unknown fields: {', '.join(sorted(unknown))}")
-        return attrs
-
-
-def _parse(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 # --- Views --------------------------------------------------------------------------------------
 
 
 class FactoriesView(TenantAPIView):
-    @extend_schema(
-        operation_id="llm_factories",
-        summary="List the LLM factories of the catalog",
-        parameters=[TENANT_PARAM],
-        responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                examples=[
-                    envelope_example(
-                        "Factories",
-                        [
-                            {
-                                "name": "OpenAI",
-                                "logo": "",
-                                "tags": "LLM,TEXT EMBEDDING,TTS,SPEECH2TEXT,IMAGE2TEXT",
-                                "status": "1",
-                                "rank": 999,
-                                "url": "https://api.openai.com/v1",
-                                "model_types": ["chat", "embedding", "image2text"],
-                            }
-                        ],
-                    )
-                ],
-            ),
-            **ERRORS,
-        },
-    )
+    class OutputSerializer(serializers.Serializer):
+        name = serializers.CharField(source="factory.name")
+        logo = serializers.CharField(source="factory.logo")
+        tags = serializers.CharField(source="factory.tags")
+        status = serializers.CharField(source="factory.status")
+        rank = serializers.IntegerField(source="factory.rank")
+        url = serializers.CharField(source="factory.url")
+        model_types = serializers.ListField(child=serializers.CharField())
+
+    @schema.factories()
     def get(self, request):
-        return ok(factories_with_types())
+        return ok(self.OutputSerializer(factories_with_types(), many=True).data)
 
 
 class SetApiKeyView(TenantAPIView):
-    @extend_schema(
-        operation_id="llm_set_api_key",
-        summary="Validate a factory key by live calls, then save it for all its catalog models",
-        parameters=[TENANT_PARAM],
-        request=SetApiKeyInput,
-        examples=[
-            OpenApiExample(
-                "OpenAI key",
-                value={"llm_factory": "OpenAI", "api_key": "sk-...", "base_url": ""},
-                request_only=True,
-            ),
-            OpenApiExample(
-                "Verify only, asynchronously",
-                value={
-                    "llm_factory": "DeepSeek",
-                    "api_key": "sk-...",
-                    "verify": True,
-                    "async": True,
-                },
-                request_only=True,
-            ),
-        ],
-        responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                examples=[
-                    envelope_example("Saved", True),
-                    envelope_example("Verified", {"message": "", "success": True}),
-                ],
-            ),
-            202: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                examples=[
-                    envelope_example(
-                        "Accepted",
-                        {"task_id": "5f0c...", "status": "pending"},
-                        message="validation is running; poll GET /api/v1/llm/tasks/<task_id>",
-                        status=202,
-                    )
-                ],
-            ),
-            **ERRORS,
-            502: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                description="The provider could not be reached or failed.",
-                examples=[
-                    envelope_example(
-                        "Unreachable",
-                        {"task_id": "5f0c...", "attempts": []},
-                        code=102,
-                        message="Fail to access chat model(deepseek-chat) using this api key: "
-                        "the provider could not be reached (network problem). ...",
-                        status=502,
-                    )
-                ],
-            ),
-        },
-    )
+    class InputSerializer(ValidationInput):
+        llm_factory = serializers.CharField()
+        api_key = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True)
+        base_url = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @schema.set_api_key(request=InputSerializer)
     def post(self, request):
-        data = _parse(SetApiKeyInput, request.data)
+        data = parse(self.InputSerializer, request.data)
         validation = tenant_llm_request_key(
             tenant=self.tenant,
             factory=_factory_or_404(data["llm_factory"]),
@@ -324,53 +144,18 @@ class SetApiKeyView(TenantAPIView):
 
 
 class AddLLMView(TenantAPIView):
-    @extend_schema(
-        operation_id="llm_add_llm",
-        summary="Add (or edit) one model configuration, tested by its type before it is saved",
-        parameters=[TENANT_PARAM],
-        request=AddLLMInput,
-        examples=[
-            OpenApiExample(
-                "Self-hosted Ollama chat model",
-                value={
-                    "llm_factory": "Ollama",
-                    "llm_name": "llama3.2",
-                    "model_type": "chat",
-                    "api_base": "http://127.0.0.1:11434",
-                    "max_tokens": 8192,
-                },
-                request_only=True,
-            ),
-            OpenApiExample(
-                "VolcEngine (JSON credentials from fields)",
-                value={
-                    "llm_factory": "VolcEngine",
-                    "llm_name": "doubao-pro",
-                    "model_type": "chat",
-                    "ark_api_key": "...",
-                    "endpoint_id": "ep-2024...",
-                },
-                request_only=True,
-            ),
-        ],
-        responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                examples=[
-                    envelope_example("Saved", True),
-                    envelope_example(
-                        "Verified (failed)",
-                        {"message": "Fail to access chat model(llama3.2) ...", "success": False},
-                    ),
-                ],
-            ),
-            202: OpenApiResponse(OpenApiTypes.OBJECT, description="Validation accepted."),
-            **ERRORS,
-            502: OpenApiResponse(OpenApiTypes.OBJECT, description="Provider unreachable."),
-        },
-    )
+    class InputSerializer(ValidationInput):
+        llm_factory = serializers.CharField()
+        llm_name = serializers.CharField()
+        model_type = serializers.CharField()
+        api_base = serializers.CharField(required=False, allow_blank=True, default="")
+        base_url = serializers.CharField(required=False, allow_blank=True, default="")
+        api_key = serializers.CharField(required=False, allow_blank=True, default="")
+        max_tokens = serializers.IntegerField(required=False, min_value=1, allow_null=True)
+
+    @schema.add_llm(request=InputSerializer)
     def post(self, request):
-        data = _parse(AddLLMInput, request.data)
+        data = parse(self.InputSerializer, request.data)
         validation = tenant_llm_request_model(
             tenant=self.tenant,
             factory=_factory_or_404(data["llm_factory"]),
@@ -386,27 +171,18 @@ class AddLLMView(TenantAPIView):
         return _validation_response(validation, wait=not data["async"])
 
 
+class ModelRefInput(serializers.Serializer):
+    llm_factory = serializers.CharField()
+    llm_name = serializers.CharField()
+
+
 class DeleteLLMView(TenantAPIView):
-    @extend_schema(
-        operation_id="llm_delete_llm",
-        summary="Delete one model configuration",
-        parameters=[TENANT_PARAM],
-        request=ModelRefInput,
-        examples=[
-            OpenApiExample(
-                "One model",
-                value={"llm_factory": "OpenAI", "llm_name": "gpt-4o"},
-                request_only=True,
-            )
-        ],
-        responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, examples=[envelope_example("Deleted", True)]),
-            **ERRORS,
-            409: OpenApiResponse(OpenApiTypes.OBJECT, description="It is a default model."),
-        },
-    )
+    class InputSerializer(ModelRefInput):
+        pass
+
+    @schema.delete_llm(request=InputSerializer)
     def post(self, request):
-        data = _parse(ModelRefInput, request.data)
+        data = parse(self.InputSerializer, request.data)
         factory = _factory_or_404(data["llm_factory"])
         tenant_llm_delete(
             tenant=self.tenant, factory=factory, llm_name=strip_name_suffix(data["llm_name"])
@@ -415,25 +191,22 @@ class DeleteLLMView(TenantAPIView):
 
 
 class EnableLLMView(TenantAPIView):
-    @extend_schema(
-        operation_id="llm_enable_llm",
-        summary="Enable or disable one model configuration",
-        parameters=[TENANT_PARAM],
-        request=EnableInput,
-        examples=[
-            OpenApiExample(
-                "Disable",
-                value={"llm_factory": "OpenAI", "llm_name": "gpt-4o", "status": "0"},
-                request_only=True,
-            )
-        ],
-        responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, examples=[envelope_example("Done", True)]),
-            **ERRORS,
-        },
-    )
+    class InputSerializer(ModelRefInput):
+        status = serializers.CharField(
+            help_text='"1" to enable, "0" to disable (true/false accepted).'
+        )
+
+        def validate_status(self, value: str) -> bool:
+            lowered = str(value).strip().lower()
+            if lowered in {"1", "true"}:
+                return True
+            if lowered in {"0", "false"}:
+                return False
+            raise serializers.ValidationError('must be "1" or "0"')
+
+    @schema.enable_llm(request=InputSerializer)
     def post(self, request):
-        data = _parse(EnableInput, request.data)
+        data = parse(self.InputSerializer, request.data)
         factory = _factory_or_404(data["llm_factory"])
         tenant_llm_set_status(
             tenant=self.tenant,
@@ -445,213 +218,127 @@ class EnableLLMView(TenantAPIView):
 
 
 class DeleteFactoryView(TenantAPIView):
-    @extend_schema(
-        operation_id="llm_delete_factory",
-        summary="Delete every model configuration of one factory",
-        parameters=[TENANT_PARAM],
-        request=FactoryInput,
-        examples=[OpenApiExample("Factory", value={"llm_factory": "OpenAI"}, request_only=True)],
-        responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, examples=[envelope_example("Deleted", True)]),
-            **ERRORS,
-        },
-    )
+    class InputSerializer(serializers.Serializer):
+        llm_factory = serializers.CharField()
+
+    @schema.delete_factory(request=InputSerializer)
     def post(self, request):
-        data = _parse(FactoryInput, request.data)
+        data = parse(self.InputSerializer, request.data)
         tenant_factory_delete(tenant=self.tenant, factory=_factory_or_404(data["llm_factory"]))
         return ok(True)
 
 
 class MyLLMsView(TenantAPIView):
-    @extend_schema(
-        operation_id="llm_my_llms",
-        summary="The tenant's model configurations by factory (never their keys)",
-        parameters=[
-            TENANT_PARAM,
-            OpenApiParameter("include_details", OpenApiTypes.BOOL, required=False),
-        ],
-        responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                examples=[
-                    envelope_example(
-                        "Configs",
-                        {
-                            "OpenAI": {
-                                "tags": "LLM,TEXT EMBEDDING",
-                                "llm": [
-                                    {
-                                        "id": 12,
-                                        "type": "chat",
-                                        "name": "gpt-4o",
-                                        "used_token": 1234,
-                                        "status": "1",
-                                    }
-                                ],
-                            }
-                        },
-                    )
-                ],
-            ),
-            **ERRORS,
-        },
-    )
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        type = serializers.CharField(source="model_type")
+        name = serializers.CharField(source="llm_name")
+        used_token = serializers.IntegerField(source="used_tokens")
+        status = serializers.CharField()
+
+    class DetailedOutputSerializer(OutputSerializer):
+        api_base = serializers.CharField()
+        max_tokens = serializers.IntegerField()
+        is_tools = serializers.BooleanField()
+        validation_status = serializers.CharField()
+        validated_at = IsoDateTimeField()
+        last_error = serializers.CharField()
+
+    @schema.my_llms()
     def get(self, request):
-        details = request.query_params.get("include_details", "").lower() in {"1", "true", "yes"}
-        return ok(tenant_my_llms(tenant=self.tenant, include_details=details))
+        # {"OpenAI": {"tags": "LLM,...", "llm": [...]}, ...}
+        details = _is_true(request.query_params.get("include_details", ""))
+        output = self.DetailedOutputSerializer if details else self.OutputSerializer
+        groups = tenant_llm_by_factory(tenant=self.tenant, with_tools=details)
+        return ok(
+            {
+                group.factory.name: {
+                    "tags": group.factory.tags,
+                    "llm": output(group.configs, many=True).data,
+                }
+                for group in groups
+            }
+        )
 
 
 class ListView(TenantAPIView):
-    @extend_schema(
-        operation_id="llm_list",
-        summary="The catalog by factory, each model marked available to this tenant or not",
-        parameters=[
-            TENANT_PARAM,
-            OpenApiParameter("model_type", OpenApiTypes.STR, required=False, enum=ModelType.values),
-        ],
-        responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                examples=[
-                    envelope_example(
-                        "Catalog",
-                        {
-                            "OpenAI": [
-                                {
-                                    "llm_name": "gpt-4o",
-                                    "model_type": "chat",
-                                    "model_types": ["chat", "image2text"],
-                                    "max_tokens": 128000,
-                                    "tags": "LLM,CHAT,128K,IMAGE2TEXT",
-                                    "is_tools": True,
-                                    "status": "1",
-                                    "fid": "OpenAI",
-                                    "available": True,
-                                }
-                            ]
-                        },
-                    )
-                ],
-            ),
-            **ERRORS,
-        },
-    )
+    class OutputSerializer(serializers.Serializer):
+        llm_name = serializers.CharField()
+        model_type = serializers.SerializerMethodField()
+        model_types = serializers.ListField(child=serializers.CharField())
+        max_tokens = serializers.IntegerField()
+        tags = serializers.CharField()
+        is_tools = serializers.BooleanField()
+        status = serializers.CharField()
+        fid = serializers.CharField(source="factory")
+        available = serializers.BooleanField()
+
+        def get_model_type(self, model) -> str:
+            return (model.model_types or [""])[0]
+
+    @schema.llm_list()
     def get(self, request):
         model_type = request.query_params.get("model_type") or None
         if model_type:
             model_type = _model_type(model_type)
-        return ok(tenant_catalog(tenant=self.tenant, model_type=model_type))
+        catalog = tenant_catalog(tenant=self.tenant, model_type=model_type)
+        return ok(
+            {
+                factory: self.OutputSerializer(models, many=True).data
+                for factory, models in catalog.items()
+            }
+        )
 
 
 class DefaultModelsView(TenantAPIView):
-    @extend_schema(
-        operation_id="tenant_default_models",
-        summary="The tenant's default model per type",
-        parameters=[TENANT_PARAM],
-        responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                examples=[
-                    envelope_example(
-                        "Defaults",
-                        dict.fromkeys(DEFAULT_FIELD_NAMES, "") | {"llm_id": "gpt-4o@OpenAI"},
-                    )
-                ],
-            ),
-            **ERRORS,
-        },
-    )
-    def get(self, request):
-        return ok({name: getattr(self.tenant, name) for name in DEFAULT_FIELD_NAMES})
+    class InputSerializer(serializers.Serializer):
+        def get_fields(self) -> dict[str, serializers.Field]:
+            return {
+                name: serializers.CharField(required=False, allow_blank=True)
+                for name in Tenant.DEFAULT_FIELDS.values()
+            }
 
-    @extend_schema(
-        operation_id="tenant_default_models_update",
-        summary="Set default models; each must be an enabled model of the tenant, of that type",
-        parameters=[TENANT_PARAM],
-        request=DefaultModelsInput,
-        examples=[
-            OpenApiExample(
-                "Chat and embedding",
-                value={"llm_id": "gpt-4o@OpenAI", "embd_id": "text-embedding-3-small@OpenAI"},
-                request_only=True,
-            )
-        ],
-        responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                examples=[
-                    envelope_example(
-                        "Updated",
-                        dict.fromkeys(DEFAULT_FIELD_NAMES, "")
-                        | {"llm_id": "gpt-4o@OpenAI", "embd_id": "text-embedding-3-small@OpenAI"},
-                    )
-                ],
-            ),
-            **ERRORS,
-        },
-    )
+        def validate(self, attrs):
+            unknown = set(self.initial_data) - set(self.fields)
+            if unknown:
+                raise serializers.ValidationError(f"unknown fields: {', '.join(sorted(unknown))}")
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        def get_fields(self) -> dict[str, serializers.Field]:
+            return {name: serializers.CharField() for name in Tenant.DEFAULT_FIELDS.values()}
+
+    @schema.default_models()
+    def get(self, request):
+        return ok(self.OutputSerializer(self.tenant).data)
+
+    @schema.default_models_update(request=InputSerializer)
     def put(self, request):
-        data = _parse(DefaultModelsInput, request.data)
+        data = parse(self.InputSerializer, request.data)
         tenant = tenant_default_models_set(tenant=self.tenant, values=dict(data))
-        return ok({name: getattr(tenant, name) for name in DEFAULT_FIELD_NAMES})
+        return ok(self.OutputSerializer(tenant).data)
 
 
 class TaskView(TenantAPIView):
-    @extend_schema(
-        operation_id="llm_task",
-        summary="The state of a key validation started with async: true",
-        parameters=[TENANT_PARAM],
-        responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                examples=[
-                    envelope_example(
-                        "Finished",
-                        {
-                            "task_id": "5f0c...",
-                            "kind": "set_api_key",
-                            "status": "failed",
-                            "success": False,
-                            "message": "Fail to access chat model(gpt-4o) using this api key: ...",
-                            "attempts": [
-                                {
-                                    "model": "gpt-4o",
-                                    "model_type": "chat",
-                                    "ok": False,
-                                    "cause": "key",
-                                    "error_code": "AUTH_ERROR",
-                                    "message": "...",
-                                }
-                            ],
-                            "created_at": "2026-11-29T10:00:00Z",
-                            "finished_at": "2026-11-29T10:00:01Z",
-                        },
-                    )
-                ],
-            ),
-            **ERRORS,
-        },
-    )
+    class OutputSerializer(serializers.Serializer):
+        task_id = serializers.CharField(source="pk")
+        kind = serializers.CharField()
+        factory = serializers.CharField(source="factory.name")
+        llm_name = serializers.CharField()
+        verify = serializers.BooleanField(source="verify_only")
+        status = serializers.CharField(source="state")
+        success = serializers.SerializerMethodField()
+        message = serializers.CharField()
+        attempts = serializers.JSONField()
+        created_at = IsoDateTimeField()
+        finished_at = IsoDateTimeField()
+
+        def get_success(self, validation: KeyValidation) -> bool | None:
+            return validation.succeeded if validation.finished else None
+
+    @schema.task()
     def get(self, request, task_id):
         validation = key_validation_for(tenant=self.tenant, validation_id=task_id)
         if validation is None:
             raise NotFound("No such task in this tenant.")
-        return ok(
-            {
-                "task_id": str(validation.pk),
-                "kind": validation.kind,
-                "factory": validation.factory.name,
-                "llm_name": validation.llm_name,
-                "verify": validation.verify_only,
-                "status": validation.state,
-                "success": (validation.state == ValidationState.SUCCEEDED)
-                if validation.finished
-                else None,
-                "message": validation.message,
-                "attempts": validation.attempts,
-                "created_at": validation.created_at.isoformat(),
-                "finished_at": validation.finished_at.isoformat()
-                if validation.finished_at
-                else None,
-            }
-        )
+        return ok(self.OutputSerializer(validation).data)

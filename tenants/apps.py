@@ -6,4 +6,9 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants and model configurations"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401
+        from ragllm.beat import install_beat_jobs
+
+        # tasks: registered with Celery, so services can send them by name.
+        from . import checks, signals, tasks  # noqa: F401
+
+        install_beat_jobs(self, tasks.BEAT_JOBS)

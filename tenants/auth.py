@@ -1,17 +1,53 @@
-"""Who is calling (Bearer API tokens) and for which tenant (X-Tenant-ID)."""
+"""Who is calling: Bearer API tokens (which tenant a request acts for: ragllm.api)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import time
 
+from django.conf import settings
+from django.core.cache import cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, throttling
 
-from .models import Role, Tenant
-from .selectors import api_token_authenticate, membership_for
-from .services import api_token_touch
+from .selectors import api_token_authenticate
+from .services.tokens import api_token_touch
 
-TENANT_HEADER = "X-Tenant-ID"
+
+def client_address(request) -> str:
+    """The caller's address: the connection's, or X-Forwarded-For's behind TRUSTED_PROXY_COUNT
+    proxies. One definition for the admin lockout (django-axes) and the API throttle."""
+    return throttling.BaseThrottle().get_ident(request)
+
+
+class FailedTokenThrottle(throttling.BaseThrottle):
+    """At most API_AUTH_FAILURE_LIMIT failed token authentications per client address in each
+    window of API_AUTH_COOLOFF_SECONDS; past that, the address gets 429 until the window ends.
+
+    Checked before the token is looked up, so a blocked address learns nothing, not even that
+    a token is valid. The counter is one atomic increment in the shared cache (Redis when
+    configured), so every worker process counts against the same limit.
+    """
+
+    def __init__(self, request) -> None:
+        self.window = max(1, settings.API_AUTH_COOLOFF_SECONDS)
+        now = time.time()
+        bucket = int(now // self.window)
+        self.key = f"ragllm:auth-failures:{self.get_ident(request)}:{bucket}"
+        self.retry_after = math.ceil((bucket + 1) * self.window - now)
+
+    def allow_request(self, request, view) -> bool:
+        return (cache.get(self.key) or 0) < settings.API_AUTH_FAILURE_LIMIT
+
+    def wait(self) -> float:
+        return self.retry_after
+
+    def record_failure(self) -> None:
+        if not cache.add(self.key, 1, timeout=self.window + 1):
+            try:
+                cache.incr(self.key)
+            except ValueError:  # expired between add and incr
+                cache.add(self.key, 1, timeout=self.window + 1)
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -23,15 +59,22 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Invalid Authorization header.")
-        try:
-            raw = header[1].decode()
-        except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed("Invalid token.") from exc
-        token = api_token_authenticate(raw=raw)
+        throttle = FailedTokenThrottle(request)
+        if not throttle.allow_request(request, None):
+            raise exceptions.Throttled(
+                wait=throttle.wait(), detail="Too many failed authentications from this address."
+            )
+        token = None
+        if len(header) == 2:
+            try:
+                token = api_token_authenticate(raw=header[1].decode())
+            except UnicodeDecodeError:
+                token = None
         if token is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+            throttle.record_failure()
+            raise exceptions.AuthenticationFailed(
+                "Invalid or revoked token." if len(header) == 2 else "Invalid Authorization header."
+            )
         api_token_touch(token=token)
         return token.user, token
 
@@ -45,30 +88,3 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "A ragllm API token."}
-
-
-@dataclass(frozen=True)
-class TenantContext:
-    tenant: Tenant
-    role: str
-
-    @property
-    def can_write(self) -> bool:
-        return self.role in {Role.OWNER, Role.ADMIN}
-
-    @property
-    def can_read(self) -> bool:
-        return self.role != Role.INVITE
-
-
-def resolve_tenant(request) -> TenantContext:
-    """The tenant this request acts for: X-Tenant-ID, or the one the user owns.
-
-    A tenant the user is not a member of is reported as not found, never as forbidden, so that
-    tenant ids cannot be probed.
-    """
-    requested = request.headers.get(TENANT_HEADER, "").strip() or None
-    membership = membership_for(user=request.user, tenant_id=requested)
-    if membership is None:
-        raise exceptions.NotFound()
-    return TenantContext(tenant=membership.tenant, role=membership.role)

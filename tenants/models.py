@@ -14,11 +14,15 @@ from .fields import encrypted_text_field
 
 
 class Status(models.TextChoices):
+    """RAGFlow's status column: "1" for a valid (enabled) row, "0" for an invalid one."""
+
     VALID = "1", "Valid"
     INVALID = "0", "Invalid"
 
 
 class QuotaWindow(models.TextChoices):
+    """The calendar period a token quota counts over, in QUOTA_TIME_ZONE."""
+
     NONE = "none", "No window (lifetime)"
     DAILY = "daily", "Calendar day"
     MONTHLY = "monthly", "Calendar month"
@@ -108,6 +112,8 @@ class TenantMember(models.Model):
 
 
 class ValidationStatus(models.TextChoices):
+    """A configuration's last verdict from a live test call (not a validation task's progress)."""
+
     UNKNOWN = "unknown", "Not validated"
     PENDING = "pending", "Validating"
     VALID = "valid", "Valid"
@@ -205,6 +211,8 @@ class ValidationKind(models.TextChoices):
 
 
 class ValidationState(models.TextChoices):
+    """The progress of one KeyValidation task."""
+
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -254,3 +262,7 @@ class KeyValidation(models.Model):
     @property
     def finished(self) -> bool:
         return self.state in {ValidationState.SUCCEEDED, ValidationState.FAILED}
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == ValidationState.SUCCEEDED

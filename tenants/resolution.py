@@ -7,7 +7,8 @@ default; otherwise it raises ModelNotAuthorized ("Model(NAME@FACTORY) not author
 Results are cached per process. Any change to a config, tenant, catalog model or user clears
 this process's cache at once (signals) and bumps a generation number in the shared cache
 (Redis when configured) that other processes look at no more than once a second; entries also
-expire after CONFIG_CACHE_SECONDS. In steady state a call therefore makes no database query.
+expire after CONFIG_CACHE_SECONDS. In steady state resolving therefore makes no database query
+(a call under a quota still makes its reservation and settlement: see usage.services.quotas).
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from providers.errors import ModelError
 from providers.factories import split_full_name
 from providers.models import LLM, LLMFactory
 from providers.types import normalize_model_type
-from usage.quotas import QuotaRule, config_rule, tenant_rule
 
 from .defaults import load_system_defaults
-from .models import Role, Status, Tenant, TenantLLM
+from .models import Status, Tenant, TenantLLM
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ class ModelNotAuthorized(ModelError):
     """The tenant has no enabled configuration for the model, and no system default covers it."""
 
 
-@dataclass(frozen=True)
+# Compared by identity: each resolution is the answer of one moment, and what is cached per
+# resolution elsewhere (quota rules) must not be shared with a later, equal-looking one.
+@dataclass(frozen=True, eq=False)
 class ResolvedModel:
     tenant_id: str
     tenant_name: str
@@ -54,7 +56,6 @@ class ResolvedModel:
     is_tools: bool
     input_price: Decimal | None
     output_price: Decimal | None
-    quota_rules: tuple[QuotaRule, ...]
     resolved_at: float
 
     @property
@@ -158,17 +159,8 @@ def _resolve_from_db(tenant_id: str, model_type: str, llm_name: str | None) -> R
     candidates = list(configs)
     # A bare name offered by several factories: prefer one configured for this type.
     candidates.sort(key=lambda c: (c.model_type != model_type, c.factory.name))
-    unlimited = (
-        tenant.unlimited or tenant.members.filter(role=Role.OWNER, user__is_superuser=True).exists()
-    )
-    rules: list[QuotaRule] = []
-    if not unlimited and (rule := tenant_rule(tenant)) is not None:
-        rules.append(rule)
-
     if candidates:
         config = candidates[0]
-        if not unlimited and (rule := config_rule(config)) is not None:
-            rules.append(rule)
         factory_name, api_key, api_base = config.factory.name, config.api_key, config.api_base
         config_id, max_tokens = config.pk, config.max_tokens
     elif (
@@ -195,6 +187,5 @@ def _resolve_from_db(tenant_id: str, model_type: str, llm_name: str | None) -> R
         is_tools=bool(catalog and catalog.is_tools),
         input_price=catalog.input_price if catalog else None,
         output_price=catalog.output_price if catalog else None,
-        quota_rules=tuple(rules),
         resolved_at=time.monotonic(),
     )

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 import uuid
+from dataclasses import dataclass
+
+from django.db.models import OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from providers.factories import SELF_HOSTED_FACTORIES
+from providers.models import LLM, LLMFactory
+from providers.models import Status as CatalogStatus
+from providers.types import ModelType, types_from_tags
+from ragllm.errors import InvalidInput
 
 from .models import APIToken, KeyValidation, Role, Status, Tenant, TenantLLM, TenantMember
+from .resolution import split_name
 
 TOKEN_PREFIX = "rgl_"
 
@@ -71,20 +83,19 @@ def api_token_authenticate(*, raw: str) -> APIToken | None:
     return token
 
 
-def factory_get(*, name: str):
+def factory_get(*, name: str) -> LLMFactory | None:
     """A valid catalog factory by name, or None."""
-    from providers.models import LLMFactory
-    from providers.models import Status as CatalogStatus
-
     return LLMFactory.objects.filter(name=name, status=CatalogStatus.VALID).first()
 
 
-def factories_with_types() -> list[dict]:
-    """GET /llm/factories: valid factories by rank, each with the model types it serves."""
-    from providers.models import LLM, LLMFactory
-    from providers.models import Status as CatalogStatus
-    from providers.types import types_from_tags
+@dataclass(frozen=True)
+class FactoryTypes:
+    factory: LLMFactory
+    model_types: list[str]  # sorted
 
+
+def factories_with_types() -> list[FactoryTypes]:
+    """Valid factories by rank, each with the model types it serves (tags and catalog models)."""
     factories = list(
         LLMFactory.objects.filter(status=CatalogStatus.VALID).order_by("-rank", "name")
     )
@@ -96,74 +107,59 @@ def factories_with_types() -> list[dict]:
     ):
         if factory_id in types:
             types[factory_id].update(model_types or [])
-    return [
-        {
-            "name": f.name,
-            "logo": f.logo,
-            "tags": f.tags,
-            "status": f.status,
-            "rank": f.rank,
-            "url": f.url,
-            "model_types": sorted(types[f.pk]),
-        }
-        for f in factories
-    ]
+    return [FactoryTypes(factory=f, model_types=sorted(types[f.pk])) for f in factories]
 
 
-def tenant_my_llms(*, tenant: Tenant, include_details: bool) -> dict:
-    """GET /llm/my_llms: the tenant's configs grouped by factory. Never includes keys."""
-    from providers.models import LLM
+@dataclass(frozen=True)
+class FactoryConfigs:
+    factory: LLMFactory
+    configs: list[TenantLLM]
 
-    configs = list(
+
+def tenant_llm_by_factory(*, tenant: Tenant, with_tools: bool = False) -> list[FactoryConfigs]:
+    """The tenant's configurations grouped by factory, by factory and model name. One query.
+
+    With `with_tools`, each config carries `is_tools` from its catalog model (False if none).
+    """
+    configs = (
         TenantLLM.objects.filter(tenant=tenant)
         .select_related("factory")
         .order_by("factory__name", "llm_name")
     )
-    tools: dict[tuple[int, str], bool] = {}
-    if include_details and configs:
-        tools = {
-            (factory_id, name): is_tools
-            for factory_id, name, is_tools in LLM.objects.filter(
-                factory_id__in={c.factory_id for c in configs}
-            ).values_list("factory_id", "llm_name", "is_tools")
-        }
-    result: dict[str, dict] = {}
+    if with_tools:
+        catalog = LLM.objects.filter(
+            factory_id=OuterRef("factory_id"), llm_name=OuterRef("llm_name")
+        )
+        configs = configs.annotate(
+            is_tools=Coalesce(Subquery(catalog.values("is_tools")[:1]), Value(False))
+        )
+    groups: dict[str, FactoryConfigs] = {}
     for config in configs:
-        group = result.setdefault(config.factory.name, {"tags": config.factory.tags, "llm": []})
-        item = {
-            "id": config.pk,
-            "type": config.model_type,
-            "name": config.llm_name,
-            "used_token": config.used_tokens,
-            "status": config.status,
-        }
-        if include_details:
-            item.update(
-                {
-                    "api_base": config.api_base,
-                    "max_tokens": config.max_tokens,
-                    "is_tools": tools.get((config.factory_id, config.llm_name), False),
-                    "validation_status": config.validation_status,
-                    "validated_at": config.validated_at.isoformat()
-                    if config.validated_at
-                    else None,
-                    "last_error": config.last_error,
-                }
-            )
-        group["llm"].append(item)
-    return result
+        group = groups.setdefault(config.factory.name, FactoryConfigs(config.factory, []))
+        group.configs.append(config)
+    return list(groups.values())
 
 
-def tenant_catalog(*, tenant: Tenant, model_type: str | None) -> dict:
-    """GET /llm/list: the catalog by factory, each model marked `available` to this tenant.
+@dataclass(frozen=True)
+class CatalogModel:
+    """A model of the catalog, or one of the tenant's own, as GET /llm/list shows it."""
+
+    factory: str
+    llm_name: str
+    model_types: list[str]
+    max_tokens: int
+    tags: str
+    is_tools: bool
+    status: str
+    available: bool
+
+
+def tenant_catalog(*, tenant: Tenant, model_type: str | None) -> dict[str, list[CatalogModel]]:
+    """The catalog by factory, each model marked `available` to this tenant. Three queries.
 
     Available means the tenant holds an enabled config with a key for the factory, or the
     factory is self-hosted (no key needed). The tenant's own custom models are listed too.
     """
-    from providers.factories import SELF_HOSTED_FACTORIES
-    from providers.models import LLM
-    from providers.models import Status as CatalogStatus
-
     keyed = {
         factory_name
         for factory_name, api_key in TenantLLM.objects.filter(
@@ -171,7 +167,7 @@ def tenant_catalog(*, tenant: Tenant, model_type: str | None) -> dict:
         ).values_list("factory__name", "api_key")
         if api_key
     }
-    result: dict[str, list[dict]] = {}
+    result: dict[str, list[CatalogModel]] = {}
     seen: set[tuple[str, str]] = set()
     catalog = LLM.objects.filter(status=CatalogStatus.VALID, factory__status=CatalogStatus.VALID)
     for factory_name, llm_name, types, max_tokens, tags, is_tools, status in catalog.values_list(
@@ -181,17 +177,16 @@ def tenant_catalog(*, tenant: Tenant, model_type: str | None) -> dict:
             continue
         seen.add((factory_name, llm_name))
         result.setdefault(factory_name, []).append(
-            {
-                "llm_name": llm_name,
-                "model_type": (types or [""])[0],
-                "model_types": types or [],
-                "max_tokens": max_tokens,
-                "tags": tags,
-                "is_tools": is_tools,
-                "status": status,
-                "fid": factory_name,
-                "available": factory_name in keyed or factory_name in SELF_HOSTED_FACTORIES,
-            }
+            CatalogModel(
+                factory=factory_name,
+                llm_name=llm_name,
+                model_types=types or [],
+                max_tokens=max_tokens,
+                tags=tags,
+                is_tools=is_tools,
+                status=status,
+                available=factory_name in keyed or factory_name in SELF_HOSTED_FACTORIES,
+            )
         )
     custom = TenantLLM.objects.filter(tenant=tenant, status=Status.VALID).values_list(
         "factory__name", "llm_name", "model_type", "max_tokens"
@@ -200,17 +195,16 @@ def tenant_catalog(*, tenant: Tenant, model_type: str | None) -> dict:
         if (factory_name, llm_name) in seen or (model_type and config_type != model_type):
             continue
         result.setdefault(factory_name, []).append(
-            {
-                "llm_name": llm_name,
-                "model_type": config_type,
-                "model_types": [config_type],
-                "max_tokens": max_tokens,
-                "tags": "",
-                "is_tools": False,
-                "status": Status.VALID,
-                "fid": factory_name,
-                "available": True,
-            }
+            CatalogModel(
+                factory=factory_name,
+                llm_name=llm_name,
+                model_types=[config_type],
+                max_tokens=max_tokens,
+                tags="",
+                is_tools=False,
+                status=Status.VALID,
+                available=True,
+            )
         )
     return result
 
@@ -236,3 +230,71 @@ def tenant_find(*, ref: str) -> Tenant | None:
         return owned
     named = list(Tenant.objects.filter(name=ref)[:2])
     return named[0] if len(named) == 1 else None
+
+
+def tenant_llm_find_enabled(*, tenant: Tenant, name: str, model_type: str) -> TenantLLM:
+    """The tenant's enabled config for `name` ("model@factory" or bare) usable as `model_type`."""
+    llm_name, factory_name = split_name(name)
+    configs = TenantLLM.objects.select_related("factory").filter(
+        tenant=tenant, llm_name=llm_name, status=Status.VALID
+    )
+    if factory_name:
+        configs = configs.filter(factory__name=factory_name)
+    matches = [c for c in configs if _serves(c, model_type)]
+    if not matches:
+        raise InvalidInput(f"Model({name}) is not an enabled {model_type} model of this tenant.")
+    if len(matches) > 1:
+        raise InvalidInput(f"Model name {llm_name} is ambiguous; write it as name@factory.")
+    return matches[0]
+
+
+def _serves(config: TenantLLM, model_type: str) -> bool:
+    if config.model_type == model_type:
+        return True
+    catalog = LLM.objects.filter(factory_id=config.factory_id, llm_name=config.llm_name).first()
+    return catalog is not None and catalog.serves(model_type)
+
+
+def tenant_llm_get(*, config_id: int) -> TenantLLM | None:
+    return TenantLLM.objects.select_related("factory").filter(pk=config_id).first()
+
+
+def tenant_llm_enabled(*, tenant: Tenant | None = None) -> list[TenantLLM]:
+    """Enabled configurations, of one tenant or of all, by tenant, factory and model name."""
+    configs = TenantLLM.objects.select_related("factory", "tenant").filter(status=Status.VALID)
+    if tenant is not None:
+        configs = configs.filter(tenant=tenant)
+    return list(configs.order_by("tenant__name", "factory__name", "llm_name"))
+
+
+def tenant_llm_enabled_ids() -> list[int]:
+    return list(TenantLLM.objects.filter(status=Status.VALID).values_list("pk", flat=True))
+
+
+def tenant_llm_count(*, tenant: Tenant, factory: LLMFactory | None = None) -> int:
+    configs = TenantLLM.objects.filter(tenant=tenant)
+    return (configs if factory is None else configs.filter(factory=factory)).count()
+
+
+def key_validation_probe_models(*, factory: LLMFactory) -> list[LLM]:
+    """RAGFlow's walk: catalog order, at most one model per type among embedding/chat/rerank."""
+    chosen: list[LLM] = []
+    seen: set[str] = set()
+    probe_types = (ModelType.EMBEDDING, ModelType.CHAT, ModelType.RERANK)
+    for llm in LLM.objects.filter(factory=factory, status=CatalogStatus.VALID).order_by("pk"):
+        if llm.model_type in probe_types and llm.model_type not in seen:
+            seen.add(llm.model_type)
+            chosen.append(llm)
+    return chosen
+
+
+def key_validation_wait(*, validation: KeyValidation, timeout: float) -> KeyValidation:
+    """Poll until the task has finished or `timeout` seconds passed; the latest row either way."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        current = KeyValidation.objects.get(pk=validation.pk)
+        if current.finished or time.monotonic() >= deadline:
+            return current
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.5)

@@ -11,7 +11,7 @@ from django.dispatch import receiver
 def create_user_tenant(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
     if not created or raw:
         return
-    from .services import tenant_create_for_user
+    from .services.tenants import tenant_create_for_user
 
     tenant_create_for_user(user=instance)
 

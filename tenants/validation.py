@@ -13,11 +13,13 @@ import io
 import logging
 import wave
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from providers.errors import ErrorCode, MaxRetriesExceededError, ProviderError
 from providers.netguard import BlockedAddressError
 from providers.registry import build_adapter
 from providers.types import ModelType
+from ragllm.errors import ApplicationError, InvalidInput, UpstreamError, UpstreamRateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,12 @@ def probe_model(
 ) -> Attempt:
     """Make one live test call; never raises for provider trouble, returns the verdict."""
     label = f"Fail to access {model_type} model({llm_name}) using this api key"
+
+    def failed(cause: str, code: str, why: str) -> Attempt:
+        return Attempt(
+            llm_name, model_type, ok=False, cause=cause, error_code=code, message=f"{label}: {why}"
+        )
+
     try:
         adapter = build_adapter(
             model_type=model_type,
@@ -110,60 +118,38 @@ def probe_model(
             base_url=api_base or None,
         )
         if _probe(adapter, model_type):
-            return Attempt(model=llm_name, model_type=model_type, ok=True)
-        return Attempt(
-            model=llm_name,
-            model_type=model_type,
-            ok=False,
-            cause="provider",
-            error_code=ErrorCode.GENERIC_ERROR,
-            message=f"{label}: the provider answered with an empty result.",
+            return Attempt(llm_name, model_type, ok=True)
+        return failed(
+            "provider", ErrorCode.GENERIC_ERROR, "the provider answered with an empty result."
         )
     except BlockedAddressError as exc:
-        return Attempt(
-            model=llm_name,
-            model_type=model_type,
-            ok=False,
-            cause="config",
-            error_code=ErrorCode.INVALID_REQUEST,
-            message=f"{label}: the base URL is not allowed ({exc}).",
-        )
+        return failed("config", ErrorCode.INVALID_REQUEST, f"the base URL is not allowed ({exc}).")
     except ProviderError as exc:
         # After retries, the cause is the last error's (a refused connection stays a network
         # problem however many times it was tried).
-        code = exc.last_error.code if isinstance(exc, MaxRetriesExceededError) else exc.code
+        retried = isinstance(exc, MaxRetriesExceededError)
+        code = exc.last_error.code if retried else exc.code
         cause, explanation = CAUSES.get(code, ("provider", "the call failed"))
-        tries = (
-            f"; tried {exc.retries + 1} times" if isinstance(exc, MaxRetriesExceededError) else ""
-        )
-        return Attempt(
-            model=llm_name,
-            model_type=model_type,
-            ok=False,
-            cause=cause,
-            error_code=str(code),
-            message=f"{label}: {explanation} ({cause} problem{tries}). {exc}",
-        )
+        tries = f"; tried {exc.retries + 1} times" if retried else ""
+        return failed(cause, str(code), f"{explanation} ({cause} problem{tries}). {exc}")
     except Exception:
         # An adapter bug must not take the validation down, nor leak details: log it (the
         # adapter's own messages are scrubbed; this traceback stays server-side).
         logger.exception("probe of %s %s@%s crashed", model_type, llm_name, factory)
-        return Attempt(
-            model=llm_name,
-            model_type=model_type,
-            ok=False,
-            cause="provider",
-            error_code=ErrorCode.GENERIC_ERROR,
-            message=f"{label}: the provider's answer could not be understood.",
-        )
+        why = "the provider's answer could not be understood."
+        return failed("provider", ErrorCode.GENERIC_ERROR, why)
 
 
-def http_status_for(attempts: list[dict]) -> int:
-    """The honest HTTP status of a failed validation, from the causes of its attempts."""
+def validation_failure(*, message: str, attempts: list[dict], data: Any = None) -> ApplicationError:
+    """The error of a failed validation, by the causes of its attempts.
+
+    The caller's problem (key, model, request, config) is invalid input; a provider that only
+    rate-limited is that; anything else is the provider failing.
+    """
     causes = {a.get("cause") for a in attempts if not a.get("ok")}
     codes = {a.get("error_code") for a in attempts if not a.get("ok")}
     if causes & {"key", "model", "request", "config"} or not causes:
-        return 400
+        return InvalidInput(message, data=data)
     if codes == {ErrorCode.RATE_LIMIT_EXCEEDED}:
-        return 429
-    return 502
+        return UpstreamRateLimited(message, data=data)
+    return UpstreamError(message, data=data)

@@ -70,7 +70,7 @@ class ApiClient:
     def __init__(self, user, tenant_id=None):
         from rest_framework.test import APIClient
 
-        from tenants.services import api_token_issue
+        from tenants.services.tokens import api_token_issue
 
         self.client = APIClient()
         self.user = user

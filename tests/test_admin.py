@@ -1,10 +1,14 @@
+"""The admin console: pages render, keys stay masked, forms and actions go through services."""
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tenants.models import TenantLLM
+from providers.models import LLMFactory
+from tenants.models import APIToken, TenantLLM
 
 SECRET = "sk-admin-never-shows-this-9f3a"
+GOOD_KEY = "sk-command-key-00000000000001"
 
 
 @pytest.fixture
@@ -82,3 +86,83 @@ def test_the_tenant_page_shows_members_and_model_configs(admin_client_, config, 
     content = body.content.decode()
     assert "bob@example.com" in content
     assert "test-chat" in content
+
+
+def test_an_inline_edit_on_the_tenant_page_keeps_the_stored_key(admin_client_, config):
+    tenant = config.tenant
+    url = reverse("admin:tenants_tenant_change", args=[tenant.pk])
+    form = {
+        "name": "Renamed in the admin",
+        "status": "1",
+        "token_quota": "",
+        "quota_window": "monthly",
+        **dict.fromkeys(tenant.DEFAULT_FIELDS.values(), ""),
+        "members-TOTAL_FORMS": "1",
+        "members-INITIAL_FORMS": "1",
+        "members-0-id": str(tenant.members.get().pk),
+        "members-0-tenant": str(tenant.pk),
+        "members-0-user": str(tenant.members.get().user_id),
+        "members-0-role": "owner",
+        "llms-TOTAL_FORMS": "1",
+        "llms-INITIAL_FORMS": "1",
+        "llms-0-id": str(config.pk),
+        "llms-0-tenant": str(tenant.pk),
+        "llms-0-factory": str(config.factory.pk),
+        "llms-0-llm_name": "test-chat",
+        "llms-0-model_type": "chat",
+        "llms-0-api_base": "https://inline.example.test/v1",
+        "llms-0-max_tokens": "2048",
+        "llms-0-token_quota": "",
+        "llms-0-status": "1",
+    }
+    response = admin_client_.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    tenant.refresh_from_db()
+    config.refresh_from_db()
+    assert tenant.name == "Renamed in the admin"
+    assert (config.api_base, config.max_tokens) == ("https://inline.example.test/v1", 2048)
+    assert config.api_key == SECRET
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_validate_now_enqueues_the_task(
+    client, superuser, tenant, catalog, fake_provider, tasks
+):
+    config = TenantLLM.objects.create(
+        tenant=tenant,
+        factory=LLMFactory.objects.get(name="OpenAI"),
+        llm_name="gpt-4o",
+        model_type="chat",
+        api_key=GOOD_KEY,
+        api_base=fake_provider.url("/v1"),
+    )
+    client.force_login(superuser)
+    response = client.post(
+        reverse("admin:tenants_tenantllm_changelist"),
+        {"action": "validate_now", "_selected_action": [config.pk]},
+    )
+    assert response.status_code == 302
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        config.refresh_from_db()
+        if config.validation_status == "valid":
+            break
+        time.sleep(0.05)
+    assert config.validation_status == "valid"
+    assert fake_provider.requests[-1].bearer == GOOD_KEY
+
+
+def test_admin_issue_api_token_shows_it_once(client, superuser, owner):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(superuser)
+    url = reverse(f"admin:{get_user_model()._meta.app_label}_user_changelist")
+    response = client.post(
+        url, {"action": "issue_api_token", "_selected_action": [owner.pk]}, follow=True
+    )
+    body = response.content.decode()
+    token = APIToken.objects.get(user=owner)
+    assert f"rgl_{token.prefix}_" in body
+    assert client.get(url).content.decode().count(f"rgl_{token.prefix}_") == 0

@@ -76,7 +76,7 @@ def test_it_rejects_a_wrong_or_revoked_token(api_for, owner):
     client.credentials(HTTP_AUTHORIZATION="Bearer rgl_deadbeef_" + "x" * 40)
     assert client.get("/api/v1/llm/my_llms").status_code == 401
     from tenants.models import APIToken
-    from tenants.services import api_token_issue, api_token_revoke
+    from tenants.services.tokens import api_token_issue, api_token_revoke
 
     token, raw = api_token_issue(user=owner)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
@@ -88,7 +88,7 @@ def test_it_rejects_a_wrong_or_revoked_token(api_for, owner):
 
 def test_tokens_are_stored_as_prefix_and_hash_only(owner):
     from tenants.models import APIToken
-    from tenants.services import api_token_issue
+    from tenants.services.tokens import api_token_issue
 
     token, raw = api_token_issue(user=owner)
     stored = APIToken.objects.get(pk=token.pk)

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from ragllm.api import MissingArguments
+from ragllm.errors import MissingArguments
 from tenants.models import TenantLLM
-from tenants.services import credentials_from_input
+from tenants.services.credential_input import credentials_from_input
 from tests.fakeprovider import baidu as fake_baidu
 from tests.fakeprovider import bedrock as fake_bedrock
 from tests.fakeprovider import fishaudio as fake_fish

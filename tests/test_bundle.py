@@ -7,12 +7,13 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 
+from gateway.bundle import LLMBundle, ModelNotAuthorized, increase_usage
+from providers.errors import ModelError
 from providers.models import LLMFactory
-from tenants.bundle import LLMBundle, ModelNotAuthorized, increase_usage
 from tenants.models import TenantLLM
 from tenants.resolution import invalidate
 from usage.models import UsageEvent
-from usage.services import usage_drain
+from usage.services.events import usage_drain
 
 HISTORY = [{"role": "user", "content": "Hi"}]
 CALL_TOKENS = 18  # the fake OpenAI chat reports 12 prompt + 6 completion tokens
@@ -129,8 +130,9 @@ def test_a_failed_call_is_recorded_as_an_error(tenant, catalog, fake_provider, n
         api_base=fake_provider.url("/v1"),
     )
     invalidate()
-    with pytest.raises(Exception, match="does not exist"):
+    with pytest.raises(ModelError, match="does not exist") as raised:
         LLMBundle(tenant.pk, "chat", "missing-model@OpenAI").chat(HISTORY)
+    assert type(raised.value) is ModelError
     (event,) = events()
     assert (event.outcome, event.error_code, event.total_tokens) == ("error", "MODEL_ERROR", 0)
 

@@ -8,7 +8,8 @@ from django.core.management import call_command
 from providers.models import LLM, LLMFactory, Status
 from providers.services import CatalogError, catalog_load
 
-REFERENCE = Path(settings.BASE_DIR).parent / "shared" / "reference"
+# RAGFlow's own catalogs, shipped with the tests (source and licence: tests/data/README.md).
+REFERENCE = Path(__file__).resolve().parent / "data"
 
 
 def ragflow_catalog(commit: str) -> Path:
@@ -137,3 +138,16 @@ def test_our_fixture_is_loaded_on_a_fresh_install_and_is_stable():
         assert LLMFactory.objects.filter(name=name).exists(), name
     assert LLMFactory.objects.get(name="OpenAI-API-Compatible").llms.count() == 0
     assert LLMFactory.objects.get(name="HuggingFace").llms.count() == 0
+
+
+def test_the_suite_reads_only_the_projects_own_files():
+    """`make test` passes in a clone placed anywhere: no test reaches outside the repository."""
+    here = Path(__file__).resolve().parent
+    outside = ("shared" + "/reference", '"shared" ' + '/ "reference"', "../" + "shared")
+    offenders = [
+        str(path.relative_to(here))
+        for path in here.rglob("*.py")
+        if any(pattern in path.read_text() for pattern in outside)
+    ]
+    assert offenders == []
+    assert ragflow_catalog("80a16e71").is_relative_to(here)

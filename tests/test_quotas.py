@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gateway.bundle import LLMBundle
 from providers.errors import QuotaExceededError
-from tenants.bundle import LLMBundle
 from tenants.models import Tenant, TenantLLM
 from tenants.resolution import invalidate
 from usage.models import QuotaCounter
@@ -74,7 +74,7 @@ def test_a_warning_is_logged_once_at_80_percent(chat_config, tenant, caplog):
     Tenant.objects.filter(pk=tenant.pk).update(token_quota=100, quota_window="monthly")
     invalidate()
     bundle = LLMBundle(tenant.pk, "chat")
-    with caplog.at_level(logging.WARNING, logger="usage.quotas"):
+    with caplog.at_level(logging.WARNING, logger="usage.services.quotas"):
         for _ in range(5):  # 5 x 18 = 90 tokens: crosses 80 once
             bundle.chat(HISTORY, gen_conf=SMALL)
     warnings = [r for r in caplog.records if "80% or more" in r.getMessage()]

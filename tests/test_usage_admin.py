@@ -16,10 +16,11 @@ from django.utils import timezone
 
 from providers.models import LLMFactory
 from tenants.models import Tenant, TenantLLM
-from usage.ledger import apply_records
 from usage.models import UsageEvent
-from usage.quotas import config_rule, reserve, settle, tenant_rule
+from usage.quotas import config_rule, tenant_rule
 from usage.records import UsageRecord
+from usage.services.ledger import apply_records
+from usage.services.quotas import quota_reserve, quota_settle
 
 SCRIPT_SRC = re.compile(r"<script[^>]*\bsrc=\"([^\"]+)\"")
 
@@ -138,8 +139,8 @@ def test_it_shows_a_visible_warning_from_80_percent_of_a_quota(admin_client_, te
         token_quota=100,
         quota_window="daily",
     )
-    settle(reserve([tenant_rule(tenant)], 1), 850)
-    settle(reserve([config_rule(config)], 1), 10)
+    for rule, tokens in ((tenant_rule(tenant), 850), (config_rule(config), 10)):
+        quota_settle(reservation=quota_reserve(rules=(rule,), tokens=1), actual_tokens=tokens)
     body = admin_client_.get(reverse("admin:usage_tenant", args=[tenant.pk])).content.decode()
     warnings = re.findall(r'class="warning usage-quota-warning">([^<]*)<', body)
     assert warnings == ["Tenant quota: 85.0 % used (850 of 1000 tokens, monthly window)."]

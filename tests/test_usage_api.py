@@ -12,11 +12,12 @@ from django.utils import timezone
 
 from providers.models import LLMFactory
 from tenants.models import Role, Tenant, TenantLLM, TenantMember
-from usage.ledger import apply_records
 from usage.models import UsageEvent
-from usage.quotas import config_rule, reserve, settle, tenant_rule, window_start
+from usage.quotas import config_rule, tenant_rule, window_start
 from usage.records import UsageRecord
-from usage.services import usage_event_totals
+from usage.selectors.sums import usage_event_totals
+from usage.services.ledger import apply_records
+from usage.services.quotas import quota_reserve, quota_settle
 
 MARCH_1 = datetime(2026, 3, 1, tzinfo=UTC)
 PERIOD = {"from": "2026-03-01", "to": "2026-03-04"}  # 1st to 4th of March, whole days
@@ -167,15 +168,15 @@ def test_it_sums_equal_the_events_for_each_group_by(owner_api, tenant, usage, gr
     assert data["from"] == "2026-03-01T00:00:00Z"
     assert data["to"] == "2026-03-05T00:00:00Z"
     assert {row[group_by]: as_tuple(row) for row in data["rows"]} == event_groups(tenant, group_by)
-    expected = usage_event_totals(tenant=tenant, created_at__gte=START, created_at__lt=END)
+    expected = usage_event_totals(tenant=tenant, start=START, end=END)
     assert as_tuple(data["totals"]) == (
-        expected["calls"],
-        expected["prompt_tokens"],
-        expected["completion_tokens"],
-        expected["total_tokens"],
-        Decimal(expected["cost"]),
+        expected.calls,
+        expected.prompt_tokens,
+        expected.completion_tokens,
+        expected.total_tokens,
+        expected.cost,
     )
-    assert data["totals"]["errors"] == 1
+    assert data["totals"]["errors"] == expected.errors == 1
 
 
 def test_it_lists_days_in_order_and_other_groups_by_tokens(owner_api, usage):
@@ -260,9 +261,9 @@ def test_it_excludes_to_when_to_is_a_datetime(owner_api, tenant):
     assert (
         usage_event_totals(
             tenant=tenant,
-            created_at__gte=datetime(2026, 3, 1, 9, tzinfo=UTC),
-            created_at__lt=datetime(2026, 3, 1, 11, tzinfo=UTC),
-        )["total_tokens"]
+            start=datetime(2026, 3, 1, 9, tzinfo=UTC),
+            end=datetime(2026, 3, 1, 11, tzinfo=UTC),
+        ).total_tokens
         == 3
     )
 
@@ -376,8 +377,8 @@ def test_it_requires_authentication(api_for, route):
 
 def test_it_gives_a_member_the_selected_tenants_numbers(api_for, member, tenant, usage):
     data = api_for(member, tenant_id=tenant.pk).get("/api/v1/usage", PERIOD).json()["data"]
-    expected = usage_event_totals(tenant=tenant, created_at__gte=START, created_at__lt=END)
-    assert data["totals"]["total_tokens"] == expected["total_tokens"]
+    expected = usage_event_totals(tenant=tenant, start=START, end=END)
+    assert data["totals"]["total_tokens"] == expected.total_tokens
 
 
 # --- Quota --------------------------------------------------------------------------------
@@ -390,7 +391,7 @@ def openai(catalog):
 
 def spend(rule, tokens):
     """Spend through the real quota path: reserve an estimate, settle the actual count."""
-    settle(reserve([rule], 1), tokens)
+    quota_settle(reservation=quota_reserve(rules=(rule,), tokens=1), actual_tokens=tokens)
 
 
 def test_it_reports_the_tenant_quota_and_warns_from_80_percent(owner_api, tenant):

@@ -8,15 +8,15 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
+from gateway.bundle import LLMBundle
 from providers.errors import QuotaExceededError
-from tenants.bundle import LLMBundle
 from tenants.models import Tenant, TenantLLM
 from tenants.resolution import invalidate
 from usage.buffer import LocalBuffer, redis_buffer
-from usage.ledger import apply_records
 from usage.models import UsageEvent, UsageHourly
 from usage.records import UsageRecord
-from usage.services import usage_drain
+from usage.services.events import usage_drain
+from usage.services.ledger import apply_records
 
 HISTORY = [{"role": "user", "content": "Hi"}]
 CALL_TOKENS = 18
@@ -56,6 +56,22 @@ def test_replaying_a_batch_changes_nothing(chat_config):
     assert totals(chat_config) == (550, 550, 550, 55)
     hourly = UsageHourly.objects.get()
     assert (hourly.calls, hourly.prompt_tokens, hourly.completion_tokens) == (55, 385, 165)
+
+
+def test_a_batch_adds_to_every_configs_counter_in_one_update(chat_config, tenant):
+    from django.test.utils import CaptureQueriesContext
+
+    other = TenantLLM.objects.create(
+        tenant=tenant, factory=chat_config.factory, llm_name="gpt-4o", model_type="chat"
+    )
+    batch = records_for(chat_config, 3, tokens=10) + records_for(other, 2, tokens=7)
+    with CaptureQueriesContext(connection) as queries:
+        apply_records(batch)
+    updates = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "tenants_tenantllm"')]
+    assert len(updates) == 1
+    chat_config.refresh_from_db()
+    other.refresh_from_db()
+    assert (chat_config.used_tokens, other.used_tokens) == (30, 14)
 
 
 def test_events_of_a_deleted_config_keep_their_tokens(chat_config, tenant):

@@ -9,9 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tenants.models import Tenant
-from usage.ledger import apply_records
 from usage.records import UsageRecord
-from usage.services import usage_event_totals
+from usage.selectors.sums import usage_event_totals
+from usage.services.ledger import apply_records
 
 MARCH_1 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC)
@@ -77,9 +77,9 @@ def test_it_prints_an_aligned_table_with_a_totals_line(tenant, usage):
     assert second.split() == ["2026-03-02", "1", "0", "100", "20", "120", "0.00100000"]
     assert totals.split() == ["total", "3", "0", "1400", "340", "1740", "0.01355000"]
     assert len({len(line) for line in (header, rule, first, second, totals)}) == 1  # aligned
-    expected = usage_event_totals(tenant=tenant, created_at__gte=START, created_at__lt=END)
-    assert int(totals.split()[5]) == expected["total_tokens"]
-    assert Decimal(totals.split()[6]) == expected["cost"]
+    expected = usage_event_totals(tenant=tenant, start=START, end=END)
+    assert int(totals.split()[5]) == expected.total_tokens
+    assert Decimal(totals.split()[6]) == expected.cost
     assert lines[-1] == "2 row(s); 3 call(s), 1740 token(s), cost 0.01355000."
 
 
@@ -89,8 +89,8 @@ def test_it_groups_by_model_and_sums_every_tenant_by_default(tenant, other, usag
     rows = {line.split()[0]: line.split() for line in text.splitlines()[4:7]}
     assert rows["gpt-4o@OpenAI"][1:4] == ["2", "0", "1207"]  # both tenants' calls
     totals = next(line for line in text.splitlines() if line.startswith("total "))
-    everyone = usage_event_totals(created_at__gte=START, created_at__lt=END)
-    assert totals.split()[-2:] == [str(everyone["total_tokens"]), f"{everyone['cost']:.8f}"]
+    everyone = usage_event_totals(tenant=None, start=START, end=END)
+    assert totals.split()[-2:] == [str(everyone.total_tokens), f"{everyone.cost:.8f}"]
 
 
 def test_it_writes_csv_with_a_header_row(tenant, usage):

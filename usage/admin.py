@@ -1,7 +1,7 @@
 """The usage ledger in the admin: read-only lists, plus a usage dashboard and a page per tenant.
 
 Nothing here writes: events, rollups and counters change only through the ledger and quota
-services. The two pages read the hourly rollups (exact and fresh) through usage.selectors and
+services. The two pages read the rollups (exact and fresh) through usage.selectors and
 draw their charts with the Chart.js copy under static/vendor/chartjs/ (no CDN); the numbers
 reach the page through `json_script`, never through JavaScript built from strings.
 """
@@ -19,9 +19,10 @@ from django.urls import path, reverse
 from tenants.models import Tenant
 from tenants.selectors import tenant_find
 
-from .models import QuotaCounter, UsageDaily, UsageEvent, UsageHourly
+from .models import ROLLUP_SUMS, QuotaCounter, UsageDaily, UsageEvent, UsageHourly
 from .reporting import Period, money, parse_period
-from .selectors import quota_status, top_tenants, usage_series, usage_summary
+from .selectors.quotas import quota_status
+from .selectors.sums import top_tenants, usage_series, usage_summary
 
 TOP_TENANTS = 20
 
@@ -68,12 +69,11 @@ class RollupAdmin(ReadOnlyAdmin):
     list_filter = ("model_type",)
     search_fields = ("tenant__name", "=tenant__id", "llm_name", "factory")
     list_select_related = ("tenant",)
-    sums = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
 
 
 @admin.register(UsageHourly)
 class UsageHourlyAdmin(RollupAdmin):
-    list_display = ("bucket", "tenant", "llm_name", "factory", "model_type", *RollupAdmin.sums)
+    list_display = ("bucket", "tenant", "llm_name", "factory", "model_type", *ROLLUP_SUMS)
 
 
 @admin.register(QuotaCounter)
@@ -85,7 +85,7 @@ class QuotaCounterAdmin(ReadOnlyAdmin):
 
 @admin.register(UsageDaily)
 class UsageDailyAdmin(RollupAdmin):
-    list_display = ("day", "tenant", "llm_name", "factory", "model_type", *RollupAdmin.sums)
+    list_display = ("day", "tenant", "llm_name", "factory", "model_type", *ROLLUP_SUMS)
 
     def get_urls(self):
         # Before the default routes: "<path:object_id>/" would take them otherwise.

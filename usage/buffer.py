@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from .ledger import ApplyResult, apply_records
 from .records import UsageRecord
+from .services.ledger import ApplyResult, apply_records
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,31 @@ class DrainResult(ApplyResult):
 
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ProcessThread:
+    """A daemon thread running `target`: started when first needed, and again after a fork
+    (a forked child has none of its parent's threads)."""
+
+    def __init__(self, target, *, name: str) -> None:
+        self._target = target
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def _running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._pid == os.getpid()
+
+    def ensure_started(self) -> None:
+        if self._running():
+            return
+        with self._lock:
+            if self._running():
+                return
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._target, name=self._name, daemon=True)
+            self._thread.start()
 
 
 class RedisBuffer:
@@ -144,14 +169,13 @@ class LocalBuffer:
         self._queue: collections.deque[UsageRecord] = collections.deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()  # one flusher at a time
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._writer = ProcessThread(self._run, name="ragllm-usage-writer")
         self._stopping = False
 
     def put(self, record: UsageRecord) -> None:
         self._queue.append(record)
         if getattr(settings, "USAGE_WRITER_THREAD", True):
-            self._ensure_writer()
+            self._writer.ensure_started()
         if len(self._queue) >= self.batch_size:
             self._wake.set()
 
@@ -160,18 +184,6 @@ class LocalBuffer:
 
     def clear(self) -> None:
         self._queue.clear()
-
-    def _ensure_writer(self) -> None:
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._thread = threading.Thread(
-                target=self._run, name="ragllm-usage-writer", daemon=True
-            )
-            self._thread.start()
 
     def _run(self) -> None:
         backoff = self.interval

@@ -13,22 +13,35 @@ class Outcome(models.TextChoices):
     ERROR = "error", "Error"
 
 
-class UsageEvent(models.Model):
-    """One model call. `request_id` makes recording idempotent: a replayed event is skipped."""
+# The counters of every rollup row, in the order reports show them; the ledger adds to them,
+# the daily rollup sums them, selectors, CSV and admin lists read them.
+ROLLUP_SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
 
-    request_id = models.UUIDField()
+
+class _Usage(models.Model):
+    """What a call or a group of calls used, and of which model of which tenant."""
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
-    tenant_llm = models.ForeignKey(
-        TenantLLM, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
     factory = models.CharField(max_length=128)
     llm_name = models.CharField(max_length=128)
     model_type = models.CharField(max_length=32, choices=ModelType.choices)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
     total_tokens = models.BigIntegerField(default=0)
-    estimated = models.BooleanField(default=False)
     cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageEvent(_Usage):
+    """One model call. `request_id` makes recording idempotent: a replayed event is skipped."""
+
+    request_id = models.UUIDField()
+    tenant_llm = models.ForeignKey(
+        TenantLLM, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    estimated = models.BooleanField(default=False)
     latency_ms = models.IntegerField(default=0)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
     error_code = models.CharField(max_length=32, blank=True, default="")
@@ -43,7 +56,8 @@ class UsageEvent(models.Model):
             ),
         ]
         indexes = [
-            # GET /api/v1/usage: a tenant's events in a time range.
+            # A tenant's raw events in a time range: the admin's event list of one tenant and
+            # usage_event_totals. (Usage sums, API and admin pages, read the rollups.)
             models.Index(fields=["tenant", "created_at"], name="usageevent_tenant_time_idx"),
             # Pruning old events.
             models.Index(fields=["created_at"], name="usageevent_time_idx"),
@@ -53,17 +67,9 @@ class UsageEvent(models.Model):
         return f"{self.llm_name}@{self.factory} {self.total_tokens} tokens ({self.request_id})"
 
 
-class _Rollup(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
-    factory = models.CharField(max_length=128)
-    llm_name = models.CharField(max_length=128)
-    model_type = models.CharField(max_length=32, choices=ModelType.choices)
+class _Rollup(_Usage):
     calls = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
-    prompt_tokens = models.BigIntegerField(default=0)
-    completion_tokens = models.BigIntegerField(default=0)
-    total_tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
 
     class Meta:
         abstract = True
@@ -79,10 +85,12 @@ class UsageHourly(_Rollup):
         verbose_name = "hourly usage"
         verbose_name_plural = "hourly usage"
         indexes = [
-            # The admin's top tenants and the daily rollup: all tenants over a time range.
+            # All tenants over a time range: the hours around whole days on the admin's
+            # dashboard (top tenants, totals by type), and the daily rollup's repair.
             models.Index(fields=["bucket"], name="usagehourly_bucket_idx"),
         ]
         constraints = [
+            # The ledger's upsert key; its tenant prefix serves one tenant's hours over a range.
             models.UniqueConstraint(
                 fields=["tenant", "bucket", "factory", "llm_name", "model_type"],
                 name="usagehourly_unique_bucket",
@@ -94,7 +102,11 @@ class UsageHourly(_Rollup):
 
 
 class UsageDaily(_Rollup):
-    """Per tenant x factory x model x type and UTC day, recomputed from the hourly rows."""
+    """Per tenant x factory x model x type and UTC day: whole days of a usage range.
+
+    The ledger adds to it in the same transaction as to the hourly rows, so it is as exact and
+    as fresh; the daily rollup recomputes recent days from the hourly rows (a repair).
+    """
 
     day = models.DateField()
 
@@ -103,13 +115,15 @@ class UsageDaily(_Rollup):
         verbose_name = "daily usage"
         verbose_name_plural = "daily usage"
         constraints = [
+            # The ledger's upsert key; its tenant prefix serves one tenant's days over a range
+            # (GET /api/v1/usage, the admin's tenant page).
             models.UniqueConstraint(
                 fields=["tenant", "day", "factory", "llm_name", "model_type"],
                 name="usagedaily_unique_day",
             ),
         ]
         indexes = [
-            # The admin's "top tenants" over a range of days.
+            # All tenants over a range of days: the admin's dashboard (top tenants, totals).
             models.Index(fields=["day"], name="usagedaily_day_idx"),
         ]
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
-import os
 import threading
 import time
 
-from .buffer import local_buffer, redis_buffer
+from .buffer import ProcessThread, local_buffer, redis_buffer
 from .records import UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -33,27 +32,15 @@ class RedisForwarder:
     def __init__(self) -> None:
         self._queue: collections.deque[UsageRecord] = collections.deque()
         self._wake = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._lock = threading.Lock()  # one flusher at a time
+        self._sender = ProcessThread(self._run, name="ragllm-usage-forwarder")
         self.down_until = 0.0
 
     def put(self, record: UsageRecord) -> None:
         self._queue.append(record)
-        if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-            self._start()
+        self._sender.ensure_started()
         if len(self._queue) >= FORWARD_BATCH:
             self._wake.set()
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._thread = threading.Thread(
-                target=self._run, name="ragllm-usage-forwarder", daemon=True
-            )
-            self._thread.start()
 
     def _run(self) -> None:
         while True:

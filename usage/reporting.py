@@ -17,9 +17,10 @@ from typing import TextIO
 
 from django.utils import timezone
 
+from .models import ROLLUP_SUMS
+
 GROUP_BYS = ("day", "model", "factory", "type")
 DEFAULT_DAYS = 30
-CSV_COLUMNS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
 # Cells a spreadsheet would run as a formula (model names are tenant input).
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -112,7 +113,7 @@ def _safe_cell(value) -> str:
 def write_csv(stream: TextIO, *, group_by: str, rows: Iterable) -> None:
     """A header row, then one row per group (UsageRow objects); no totals line."""
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow((group_by, *CSV_COLUMNS))
+    writer.writerow((group_by, *ROLLUP_SUMS))
     for row in rows:
-        values = [getattr(row, column) for column in CSV_COLUMNS[:-1]]
+        values = [getattr(row, column) for column in ROLLUP_SUMS if column != "cost"]
         writer.writerow((_safe_cell(row.key), *values, money(row.cost)))

@@ -4,7 +4,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 
-from tenants.services import api_token_issue, user_create_with_tenant
+from tenants.selectors import tenant_llm_count
+from tenants.services.tenants import user_create_with_tenant
+from tenants.services.tokens import api_token_issue
 
 
 class Command(BaseCommand):
@@ -31,7 +33,7 @@ class Command(BaseCommand):
             raise CommandError(f"--email: {email!r} is not a valid email address") from exc
         user, tenant, created = user_create_with_tenant(email=email, name=name)
         verb = "Created" if created else "Found existing"
-        configs = tenant.llms.count()
+        configs = tenant_llm_count(tenant=tenant)
         self.stdout.write(
             self.style.SUCCESS(
                 f"{verb} user {user.get_username()} with tenant {tenant.name!r} "

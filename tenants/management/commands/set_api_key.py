@@ -6,10 +6,10 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ragllm.api import ApiError
+from ragllm.errors import ApplicationError
 from tenants.models import ValidationState
-from tenants.selectors import factory_get, tenant_find
-from tenants.services import key_validation_run, tenant_llm_request_key
+from tenants.selectors import factory_get, tenant_find, tenant_llm_count
+from tenants.services.key_validation import key_validation_run, tenant_llm_request_key
 
 
 class Command(BaseCommand):
@@ -57,7 +57,7 @@ class Command(BaseCommand):
                 verify=verify,
                 enqueue=False,
             )
-        except ApiError as exc:
+        except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"Testing the key against {factory_obj.name}...")
         result = key_validation_run(validation_id=str(validation.pk))
@@ -69,7 +69,7 @@ class Command(BaseCommand):
         if verify:
             self.stdout.write(self.style.SUCCESS("The key works (nothing was saved)."))
         else:
-            count = tenant_obj.llms.filter(factory=factory_obj).count()
+            count = tenant_llm_count(tenant=tenant_obj, factory=factory_obj)
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Key saved for {count} {factory_obj.name} model(s) of {tenant_obj.name}."

@@ -3,9 +3,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from ragllm.progress import progress_bar
-from tenants.models import Status, TenantLLM
-from tenants.selectors import tenant_find
-from tenants.services import tenant_llm_revalidate
+from tenants.selectors import tenant_find, tenant_llm_enabled
+from tenants.services.key_validation import tenant_llm_revalidate
 
 
 class Command(BaseCommand):
@@ -18,13 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", default=None, help="Only this tenant (id, email, name).")
 
     def handle(self, *args, tenant: str | None = None, **options) -> None:
-        configs = TenantLLM.objects.select_related("factory", "tenant").filter(status=Status.VALID)
+        tenant_obj = None
         if tenant:
             tenant_obj = tenant_find(ref=tenant)
             if tenant_obj is None:
                 raise CommandError(f"No tenant matches {tenant!r}.")
-            configs = configs.filter(tenant=tenant_obj)
-        configs = list(configs.order_by("tenant__name", "factory__name", "llm_name"))
+        configs = tenant_llm_enabled(tenant=tenant_obj)
         if not configs:
             self.stdout.write("No enabled model configurations to validate.")
             return

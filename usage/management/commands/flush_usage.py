@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from usage.services import usage_drain
+from usage.services.events import usage_drain
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from usage.services import usage_rollup_daily
+from usage.services.rollups import usage_rollup_daily
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tenants.selectors import tenant_find
 from usage.reporting import GROUP_BYS, money, parse_period, write_csv
-from usage.selectors import UsageRow, UsageSummary, usage_summary
+from usage.selectors.sums import UsageRow, UsageSummary, usage_summary
 
 _COLUMNS = (
     ("calls", "calls"),
@@ -43,7 +43,7 @@ def render_table(summary: UsageSummary) -> list[str]:
 
 class Command(BaseCommand):
     help = (
-        "Print token usage and cost from the hourly rollups (exact, up to date): an aligned "
+        "Print token usage and cost from the rollups (exact, up to date): an aligned "
         "table with a totals line, or CSV with --csv. Default: every tenant, the last 30 UTC "
         "days, grouped by day."
     )

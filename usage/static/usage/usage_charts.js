@@ -16,55 +16,32 @@
     return { stacked: stacked, beginAtZero: true, title: { display: true, text: title } };
   }
 
-  function tenantCharts(data) {
-    var tokens = document.getElementById("usage-tokens-chart");
-    if (tokens) {
-      new Chart(tokens, {
-        type: "bar",
-        data: {
-          labels: data.days,
-          datasets: data.models.map(function (model, i) {
-            return { label: model.label, data: model.tokens, backgroundColor: color(i) };
-          }),
-        },
-        options: {
-          maintainAspectRatio: false,
-          interaction: { mode: "index", intersect: false },
-          scales: { x: { stacked: true }, y: axis("tokens", true) },
-        },
-      });
-    }
-    var cost = document.getElementById("usage-cost-chart");
-    if (cost) {
-      new Chart(cost, {
-        type: "line",
-        data: {
-          labels: data.days,
-          datasets: [
-            { label: "cost", data: data.cost, borderColor: color(0), backgroundColor: color(0) },
-          ],
-        },
-        options: { maintainAspectRatio: false, scales: { y: axis("cost", false) } },
-      });
+  // A chart on the canvas with this id, if the page has one.
+  function draw(id, type, labels, datasets, options) {
+    var canvas = document.getElementById(id);
+    if (canvas) {
+      options.maintainAspectRatio = false;
+      new Chart(canvas, { type: type, data: { labels: labels, datasets: datasets }, options: options });
     }
   }
 
+  function tenantCharts(data) {
+    var perModel = data.models.map(function (model, i) {
+      return { label: model.label, data: model.tokens, backgroundColor: color(i) };
+    });
+    draw("usage-tokens-chart", "bar", data.days, perModel, {
+      interaction: { mode: "index", intersect: false },
+      scales: { x: { stacked: true }, y: axis("tokens", true) },
+    });
+    var cost = { label: "cost", data: data.cost, borderColor: color(0), backgroundColor: color(0) };
+    draw("usage-cost-chart", "line", data.days, [cost], { scales: { y: axis("cost", false) } });
+  }
+
   function tenantsChart(data) {
-    var canvas = document.getElementById("usage-tenants-chart");
-    if (!canvas) {
-      return;
-    }
-    new Chart(canvas, {
-      type: "bar",
-      data: {
-        labels: data.labels,
-        datasets: [{ label: "tokens", data: data.tokens, backgroundColor: color(0) }],
-      },
-      options: {
-        indexAxis: "y",
-        maintainAspectRatio: false,
-        scales: { x: axis("tokens", false) },
-      },
+    var tokens = { label: "tokens", data: data.tokens, backgroundColor: color(0) };
+    draw("usage-tenants-chart", "bar", data.labels, [tokens], {
+      indexAxis: "y",
+      scales: { x: axis("tokens", false) },
     });
   }
 

@@ -1,4 +1,4 @@
-"""Showing credentials without revealing them."""
+"""Showing stored credentials without revealing them: masked keys, public JSON fields kept."""
 
 from __future__ import annotations
 

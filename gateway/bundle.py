@@ -1,6 +1,6 @@
 """LLMBundle: call any of a tenant's models and record every token it uses.
 
-    from tenants.bundle import LLMBundle
+    from gateway.bundle import LLMBundle
 
     bundle = LLMBundle(tenant_id, "chat")                  # the tenant's default chat model
     result = bundle.chat([{"role": "user", "content": "Hi"}])
@@ -32,11 +32,12 @@ from providers.registry import build_adapter
 from providers.results import Usage
 from providers.tokens import num_tokens_from_string
 from providers.types import ModelType, normalize_model_type
-from usage import quotas
+from tenants.resolution import ModelNotAuthorized, ResolvedModel, resolve_model
+from usage.quotas import Reservation
 from usage.recorder import record_usage
 from usage.records import UsageRecord
-
-from .resolution import ModelNotAuthorized, ResolvedModel, resolve_model
+from usage.selectors.quotas import quota_rules_for
+from usage.services.quotas import quota_hold_nothing, quota_reserve, quota_settle
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def _cost(resolved: ResolvedModel, usage: Usage) -> Decimal:
 class _Call:
     """One call's accounting: reservation, timing, and exactly one usage record."""
 
-    def __init__(self, resolved: ResolvedModel, reservation: quotas.Reservation | None) -> None:
+    def __init__(self, resolved: ResolvedModel, reservation: Reservation | None) -> None:
         self.resolved = resolved
         self.reservation = reservation
         self.request_id = uuid.uuid4().hex
@@ -73,10 +74,11 @@ class _Call:
         `reserve_tokens` is a number or a function giving it (counted only under a quota).
         """
         reservation = None
-        if resolved.quota_rules:
-            reservation = quotas.reserve(
-                list(resolved.quota_rules),
-                reserve_tokens() if callable(reserve_tokens) else reserve_tokens,
+        rules = quota_rules_for(resolved=resolved)
+        if rules:
+            reservation = quota_reserve(
+                rules=rules,
+                tokens=reserve_tokens() if callable(reserve_tokens) else reserve_tokens,
                 provider=resolved.factory,
                 model=resolved.llm_name,
             )
@@ -119,7 +121,7 @@ class _Call:
 
     def _settle(self, tokens: int) -> None:
         try:
-            quotas.settle(self.reservation, tokens)
+            quota_settle(reservation=self.reservation, actual_tokens=tokens)
         except Exception:
             logger.exception("quota settlement failed for %s", self.resolved.full_name)
 
@@ -329,6 +331,7 @@ def increase_usage(
         return False
     usage = Usage(prompt_tokens=int(used_tokens), total_tokens=int(used_tokens))
     # Tokens already spent: they count against quotas but are never refused.
-    reservation = quotas.hold_nothing(list(resolved.quota_rules)) if resolved.quota_rules else None
+    rules = quota_rules_for(resolved=resolved)
+    reservation = quota_hold_nothing(rules=rules) if rules else None
     _Call(resolved, reservation).finish(usage)
     return True

@@ -3,9 +3,10 @@
 One transaction per batch:
 1. insert the events, skipping request ids already stored (`ON CONFLICT DO NOTHING RETURNING`),
    so a batch replayed after a crash inserts nothing the second time;
-2. add only the newly inserted tokens to `TenantLLM.used_tokens`, one
-   `UPDATE ... SET used_tokens = used_tokens + n` per touched row;
-3. add them to the hourly rollups with `INSERT ... ON CONFLICT DO UPDATE SET x = x + EXCLUDED.x`.
+2. add only the newly inserted tokens to `TenantLLM.used_tokens`, through the tenants service
+   that owns that counter (one `UPDATE ... SET used_tokens = used_tokens + n` per batch);
+3. add them to the hourly and daily rollups with
+   `INSERT ... ON CONFLICT DO UPDATE SET x = x + EXCLUDED.x`.
 Counters are never read and written back from Python. Rows are touched in a fixed order so two
 writers cannot deadlock. The SQL runs on PostgreSQL and SQLite alike.
 """
@@ -19,36 +20,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import attrgetter
 
 from django.db import connection, transaction
-from django.db.models import F
 
 from tenants.models import Tenant, TenantLLM
+from tenants.services.configs import tenant_llm_add_used_tokens
 
-from .models import UsageEvent, UsageHourly
-from .records import UsageRecord
+from ..models import ROLLUP_SUMS, UsageDaily, UsageEvent, UsageHourly
+from ..records import UsageRecord
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 500  # rows per VALUES statement (SQLite)
-_EVENT_COLUMNS = (
-    "request_id",
-    "tenant_id",
-    "tenant_llm_id",
-    "factory",
-    "llm_name",
-    "model_type",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "estimated",
-    "cost",
-    "latency_ms",
-    "outcome",
-    "error_code",
-    "created_at",
+# Every column of an event but its id, in the model's order; records name their values alike.
+_EVENT_COLUMNS = tuple(f.attname for f in UsageEvent._meta.concrete_fields if not f.primary_key)
+# How each column's value is read from a record (request ids stay hex strings: both backends
+# parse them as uuid).
+_EVENT_VALUES = tuple(
+    {
+        "cost": attrgetter("cost_decimal"),
+        "created_at": lambda r: datetime.fromtimestamp(r.created_at, tz=UTC),
+    }.get(column, attrgetter(column))
+    for column in _EVENT_COLUMNS
 )
-_SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
 
 
 @dataclass
@@ -65,9 +60,7 @@ class ApplyResult:
 
 
 def _field(model, column: str):
-    return model._meta.get_field(
-        column[:-3] if column in {"tenant_id", "tenant_llm_id"} else column
-    )
+    return next(f for f in model._meta.concrete_fields if f.attname == column)
 
 
 def _hour(ts: float) -> datetime:
@@ -144,52 +137,39 @@ def _bulk_insert(
 
 def _insert_events(records: list[UsageRecord]) -> set[str]:
     """Insert the events; return the request ids (hex) that were new."""
-    rows = [
-        (
-            r.request_id,  # hex strings: both backends parse them as uuid
-            r.tenant_id,
-            r.tenant_llm_id,
-            r.factory,
-            r.llm_name,
-            r.model_type,
-            r.prompt_tokens,
-            r.completion_tokens,
-            r.total_tokens,
-            r.estimated,
-            r.cost_decimal,
-            r.latency_ms,
-            r.outcome,
-            r.error_code,
-            datetime.fromtimestamp(r.created_at, tz=UTC),
-        )
-        for r in records
-    ]
+    rows = [tuple(value_of(r) for value_of in _EVENT_VALUES) for r in records]
     new = _bulk_insert(
         UsageEvent, _EVENT_COLUMNS, rows, conflict=("request_id",), returning="request_id"
     )
     return {value.hex if isinstance(value, uuid.UUID) else uuid.UUID(value).hex for value in new}
 
 
-def _upsert_hourly(records: list[UsageRecord]) -> None:
-    sums: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0, 0, Decimal(0)])
+def _sums_of(record: UsageRecord) -> tuple:
+    """What one record adds to a rollup row, in ROLLUP_SUMS order."""
+    return (
+        1,
+        int(record.outcome != "ok"),
+        record.prompt_tokens,
+        record.completion_tokens,
+        record.total_tokens,
+        record.cost_decimal,
+    )
+
+
+def _add_to_rollup(model, period: str, records: list[UsageRecord], period_of) -> None:
+    """Add the records' sums to `model`'s rows (their `period` is period_of(record)): one upsert."""
+    sums: dict[tuple, list] = {}
     for r in records:
-        key = (r.tenant_id, _hour(r.created_at), r.factory, r.llm_name, r.model_type)
-        acc = sums[key]
-        acc[0] += 1
-        acc[1] += 1 if r.outcome != "ok" else 0
-        acc[2] += r.prompt_tokens
-        acc[3] += r.completion_tokens
-        acc[4] += r.total_tokens
-        acc[5] += r.cost_decimal
+        key = (r.tenant_id, period_of(r), r.factory, r.llm_name, r.model_type)
+        acc = sums.setdefault(key, [0, 0, 0, 0, 0, Decimal(0)])
+        for index, value in enumerate(_sums_of(r)):
+            acc[index] += value
     if not sums:
         return
     # A fixed order of rows, so that two writers lock them in the same order (no deadlock).
-    rows = [
-        (tenant_id, bucket, factory, llm_name, model_type, *acc)
-        for (tenant_id, bucket, factory, llm_name, model_type), acc in sorted(sums.items())
-    ]
-    key_columns = ("tenant_id", "bucket", "factory", "llm_name", "model_type")
-    _bulk_insert(UsageHourly, key_columns + _SUMS, rows, conflict=key_columns, add=_SUMS)
+    rows = [(*key, *acc) for key, acc in sorted(sums.items())]
+    key_columns = ("tenant_id", period, "factory", "llm_name", "model_type")
+    _bulk_insert(model, key_columns + ROLLUP_SUMS, rows, conflict=key_columns, add=ROLLUP_SUMS)
 
 
 def _drop_orphans(records: list[UsageRecord]) -> tuple[list[UsageRecord], int]:
@@ -248,11 +228,9 @@ def apply_records(records: Iterable[UsageRecord]) -> ApplyResult:
         for r in fresh:
             if r.tenant_llm_id is not None and r.total_tokens:
                 per_config[r.tenant_llm_id] += r.total_tokens
-        for config_id in sorted(per_config):
-            TenantLLM.objects.filter(pk=config_id).update(
-                used_tokens=F("used_tokens") + per_config[config_id]
-            )
-        _upsert_hourly(fresh)
+        tenant_llm_add_used_tokens(tokens_by_config=per_config)
+        _add_to_rollup(UsageHourly, "bucket", fresh, lambda r: _hour(r.created_at))
+        _add_to_rollup(UsageDaily, "day", fresh, lambda r: _hour(r.created_at).date())
     if dropped:
         logger.warning("dropped %d usage event(s) of deleted tenants", dropped)
     return ApplyResult(inserted=len(fresh), duplicates=len(batch) - len(fresh), dropped=dropped)

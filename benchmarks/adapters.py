@@ -1,0 +1,202 @@
+"""Every call the benchmarks make into ragllm's code, one small function per use.
+
+The ledger (issue 12) and the gateway (issue 10) are being rewritten: when an API changes,
+repoint the function here and the benchmarks measure the new code unchanged. Functions that
+sit on a hot path return a closure, so that imports and look-ups happen once, not per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .common import COMPLETION_TOKENS, PROMPT_TOKENS, TOKENS, NotAvailable
+from .workload import API_KEY, FACTORY, Row
+
+# --- recording: callers, the writer process, the ledger's totals -------------------------
+
+
+def _chat_record() -> Callable[..., object]:
+    """Builds the usage record of one chat call of a row (extra fields by keyword)."""
+    from usage.records import UsageRecord
+
+    def make(row: Row, **extra) -> object:
+        return UsageRecord(
+            tenant_id=row.tenant_id,
+            tenant_llm_id=row.config_id,
+            factory=row.factory,
+            llm_name=row.llm_name,
+            model_type="chat",
+            prompt_tokens=PROMPT_TOKENS,
+            completion_tokens=COMPLETION_TOKENS,
+            total_tokens=TOKENS,
+            **extra,
+        )
+
+    return make
+
+
+def recorder() -> Callable[[Row], None]:
+    """A caller's `record_usage` for one chat call of `row` (returns without waiting)."""
+    from usage.recorder import record_usage
+
+    make = _chat_record()
+
+    def record(row: Row) -> None:
+        record_usage(make(row))
+
+    return record
+
+
+def flush_recorder() -> None:
+    """Hand what this process still holds to the buffer (Redis) now."""
+    from usage.recorder import flush_forwarder
+
+    flush_forwarder()
+
+
+def drain(*, final: bool) -> None:
+    """One pass of the usage writer: apply what the buffer holds (the writer process's loop)."""
+    from usage.services.events import usage_drain
+
+    usage_drain(claim_idle_ms=0 if final else 60_000)
+
+
+def reset_ledger() -> None:
+    """An empty buffer, no events, no rollups, every counter at zero (between runs)."""
+    from django.db import connection
+
+    from tenants.models import TenantLLM
+    from usage.buffer import redis_buffer
+    from usage.models import UsageDaily, UsageEvent, UsageHourly
+
+    buffer = redis_buffer()
+    if buffer is not None:
+        buffer.client.delete(buffer.stream)
+        buffer._group_ready = False
+    tables = ", ".join(m._meta.db_table for m in (UsageEvent, UsageHourly, UsageDaily))
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {tables}")
+    TenantLLM.objects.update(used_tokens=0)
+
+
+@dataclass(frozen=True)
+class LedgerTotals:
+    events: int
+    event_tokens: int
+    hourly_tokens: int
+    used_tokens: int  # the sum of TenantLLM.used_tokens
+
+    def exact(self, events: int) -> bool:
+        tokens = TOKENS * events
+        return (self.events, self.event_tokens, self.hourly_tokens, self.used_tokens) == (
+            events,
+            tokens,
+            tokens,
+            tokens,
+        )
+
+
+def ledger_totals() -> LedgerTotals:
+    from django.db.models import Count, Sum
+
+    from tenants.models import TenantLLM
+    from usage.models import UsageEvent, UsageHourly
+
+    events = UsageEvent.objects.aggregate(n=Count("pk"), t=Sum("total_tokens"))
+    return LedgerTotals(
+        events=events["n"],
+        event_tokens=events["t"] or 0,
+        hourly_tokens=UsageHourly.objects.aggregate(t=Sum("total_tokens"))["t"] or 0,
+        used_tokens=TenantLLM.objects.aggregate(t=Sum("used_tokens"))["t"] or 0,
+    )
+
+
+# --- the ledger writer over many events ---------------------------------------------------
+
+
+def usage_records(rows: list[Row], created_at: list[float]) -> list:
+    """The writer's input for a batch: one record per (row, time) pair."""
+    make = _chat_record()
+    return [
+        make(row, cost="0.0000054", created_at=at) for row, at in zip(rows, created_at, strict=True)
+    ]
+
+
+def apply_usage_records(records: list) -> None:
+    """The ledger writer's work for one batch: events, counters and rollups, one transaction."""
+    from usage.services.ledger import apply_records
+
+    apply_records(records)
+
+
+def rollup_daily() -> int:
+    """Recompute every daily rollup row from the hourly ones; returns the rows written."""
+    from datetime import date
+
+    from usage.services.rollups import usage_rollup_daily
+
+    return usage_rollup_daily(since=date(1970, 1, 1))
+
+
+# --- quotas ------------------------------------------------------------------------------
+
+
+def create_tenant_with_quota(tokens: int) -> str:
+    """A tenant whose calls all count against a monthly quota of `tokens` (its id)."""
+    from tenants.models import Tenant
+
+    return str(Tenant.objects.create(name="bench-quota", token_quota=tokens).pk)
+
+
+def database_quota(tenant_id: str) -> tuple[Callable[[int, int], None], Callable[[], int]]:
+    """Today's quota path for a tenant: (reserve-then-settle one call, tokens used now)."""
+    from tenants.models import Tenant
+    from usage.models import QuotaCounter
+    from usage.quotas import tenant_rule, window_start
+    from usage.services.quotas import quota_reserve, quota_settle
+
+    rule = tenant_rule(Tenant.objects.get(pk=tenant_id))
+
+    def reserve_and_settle(reserve: int, actual: int) -> None:
+        quota_settle(reservation=quota_reserve(rules=(rule,), tokens=reserve), actual_tokens=actual)
+
+    def used() -> int:
+        counter = QuotaCounter.objects.filter(
+            scope=rule.scope, scope_id=rule.scope_id, window_start=window_start(rule.window)
+        )
+        return counter.values_list("used", flat=True).first() or 0
+
+    return reserve_and_settle, used
+
+
+def redis_quota(tenant_id: str) -> tuple[Callable[[int, int], None], Callable[[], int]]:
+    """The Redis path for the same tenant: one atomic script per reservation (issue 12)."""
+    raise NotAvailable("not built yet (issue 12 Must 5)")
+
+
+# --- LLMBundle ---------------------------------------------------------------------------
+
+
+def create_chat_tenant(api_base: str, llm_name: str) -> str:
+    """A tenant with one OpenAI chat model aimed at `api_base` (the fake provider); its id."""
+    from providers.models import LLMFactory
+    from tenants.models import Tenant, TenantLLM
+
+    tenant = Tenant.objects.create(name="bench-chat")
+    TenantLLM.objects.create(
+        tenant=tenant,
+        factory=LLMFactory.objects.get(name=FACTORY),
+        llm_name=llm_name,
+        model_type="chat",
+        api_key=API_KEY,
+        api_base=api_base,
+    )
+    return str(tenant.pk)
+
+
+def bundle_chat(tenant_id: str, model: str) -> Callable[[list[dict]], object]:
+    """`LLMBundle(tenant, "chat", model).chat`: a Python caller's whole call path."""
+    from gateway.bundle import LLMBundle
+
+    return LLMBundle(tenant_id, "chat", model).chat

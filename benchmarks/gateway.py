@@ -1,0 +1,110 @@
+"""The gateway benchmark (issue 10): the same non-streaming chat load on every target.
+
+Targets (targets.py): direct to the upstream (the fake provider, its own process), LiteLLM's
+proxy, and ragllm's gateway ("not available" until issue 10 fills `targets.ragllm_gateway`).
+wrk (loadgen.py) measures requests/s with 16 requests in flight, then p50 and p99 latency
+with one at a time; every process listens on 127.0.0.1. Printed with the ratios issue 10
+sets targets on: ragllm's requests/s against LiteLLM's (>= 5x) and the p50 ragllm adds over
+going direct (<= 1 ms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import targets
+from .common import TOKENS, Context, NotAvailable, heading, line, times
+from .loadgen import Load, load, wrk
+
+CONCURRENT = 16
+WARM_UP = 2  # seconds of load before each figure (connections, caches, JIT-less warm paths)
+
+
+@dataclass(frozen=True)
+class Figures:
+    name: str
+    concurrent: Load
+    single: Load | None
+
+
+def run(ctx: Context) -> None:
+    seconds = ctx.args.seconds
+    heading(
+        f"Gateway: non-streaming chat, fake provider upstream (issue 10); wrk, {seconds} s a"
+        f" figure, workers per proxy: {ctx.args.workers}"
+    )
+    upstream = targets.upstream(ctx)
+    direct = measure(ctx, "direct to the upstream", targets.direct, upstream)
+    litellm = measure(ctx, "LiteLLM's proxy", targets.litellm_proxy, upstream, base=direct)
+    ours = measure(ctx, "ragllm's gateway", targets.ragllm_gateway, upstream, base=direct)
+    line(
+        "ragllm / LiteLLM, 16 concurrent (target >= 5x)",
+        times(ours.concurrent.rate, litellm.concurrent.rate) if ours and litellm else "n/a",
+    )
+    added = ours and direct and ours.single and direct.single
+    line(
+        "ragllm's added p50 (target <= 1 ms)",
+        f"{ours.single.p50_ms - direct.single.p50_ms:+.2f} ms" if added else "n/a",
+    )
+
+
+def measure(
+    ctx: Context,
+    label: str,
+    factory: targets.TargetFactory,
+    upstream: targets.Target,
+    *,
+    base: Figures | None = None,
+    single: bool = True,
+) -> Figures | None:
+    """Requests/s at 16 concurrent (and p50/p99 one at a time) of one target, printed."""
+    seconds = ctx.args.seconds
+    try:
+        wrk()
+        with factory(upstream, ctx.args.workers) as target:
+            check(target)
+            load(target, connections=CONCURRENT, seconds=WARM_UP)
+            concurrent = load(target, connections=CONCURRENT, seconds=seconds)
+            one = None
+            if single:
+                load(target, connections=1, seconds=WARM_UP)
+                one = load(target, connections=1, seconds=seconds)
+    except NotAvailable as exc:
+        line(label, "not available", str(exc))
+        return None
+    ratio = f"{times(concurrent.rate, base.concurrent.rate)} direct" if base else ""
+    line(
+        f"{target.name}, {CONCURRENT} concurrent",
+        f"{concurrent.rate:,.0f} req/s",
+        concurrent.failures or ratio,
+    )
+    if one is not None:
+        added = (
+            f"added p50 {one.p50_ms - base.single.p50_ms:+.2f} ms" if base and base.single else ""
+        )
+        line(
+            f"{target.name}, 1 at a time: p50 / p99",
+            f"{one.p50_ms:.2f} / {one.p99_ms:.2f} ms",
+            one.failures or added,
+        )
+    return Figures(target.name, concurrent, one)
+
+
+def check(target: targets.Target) -> None:
+    """One call first: a target that answers wrongly is not measured."""
+    import httpx
+
+    reply = httpx.post(
+        target.chat_url,
+        json={"model": target.model, "messages": [{"role": "user", "content": "Hi"}]},
+        headers={"Authorization": f"Bearer {target.api_key}"},
+        timeout=30,
+    )
+    try:
+        body = reply.json()
+        ok = bool(body["choices"][0]["message"]["content"])
+        ok = ok and body["usage"]["total_tokens"] == TOKENS
+    except (ValueError, KeyError, IndexError, TypeError):
+        ok = False
+    if reply.status_code != 200 or not ok:
+        raise NotAvailable(f"{target.name} answered {reply.status_code}: {reply.text[:200]}")

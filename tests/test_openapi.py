@@ -1,0 +1,46 @@
+"""The OpenAPI schema and its Swagger UI."""
+
+
+def test_the_openapi_schema_documents_every_route_with_examples(client):
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    schema = response.json()
+    paths = schema["paths"]
+    for route in (
+        "factories",
+        "set_api_key",
+        "add_llm",
+        "delete_llm",
+        "enable_llm",
+        "delete_factory",
+        "my_llms",
+        "list",
+        "tasks/{task_id}",
+    ):
+        assert f"/api/v1/llm/{route}" in paths, route
+    assert "/api/v1/tenant/default_models" in paths
+    for path, operations in paths.items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in operations.items():
+            ok = operation["responses"].get("200") or operation["responses"].get("202")
+            assert ok, (path, method)
+            examples = ok.get("content", {}).get("application/json", {}).get("examples")
+            assert examples, f"{method.upper()} {path} has no response example"
+            if method in {"post", "put"}:
+                body = operation.get("requestBody", {}).get("content", {})
+                assert body, f"{method.upper()} {path} has no request body"
+    assert "bearerAuth" in schema["components"]["securitySchemes"]
+
+
+def test_the_swagger_ui_is_served_without_a_cdn(client):
+    import re
+
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any("swagger-ui" in asset for asset in assets)
+    # Every script, stylesheet and icon comes from our own static files.
+    assert [a for a in assets if a.startswith(("http:", "https:", "//"))] == []
+    assert all(a.startswith("/static/") for a in assets if a.endswith((".js", ".css")))

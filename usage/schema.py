@@ -1,0 +1,115 @@
+"""OpenAPI material of GET /api/v1/usage and GET /api/v1/usage/quota: examples and errors."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+
+from ragllm.schema import ERRORS, answer, envelope_example, operation
+
+_ROW = {
+    "calls": 42,
+    "errors": 1,
+    "prompt_tokens": 51200,
+    "completion_tokens": 8800,
+    "total_tokens": 60000,
+    "cost": "0.21600000",
+}
+_MAY = {"from": "2026-05-01T00:00:00Z", "to": "2026-05-31T00:00:00Z"}
+_QUOTA = {
+    "quota": 1000000,
+    "window": "monthly",
+    "window_start": "2026-05-01T00:00:00Z",
+    "used": 850000,
+    "remaining": 150000,
+    "percent": 85.0,
+    "warning": True,
+}
+_NO_QUOTA = {
+    "quota": None,
+    "window": "monthly",
+    **dict.fromkeys(("window_start", "used", "remaining", "percent")),
+    "warning": False,
+}
+
+
+def usage_list(query):
+    by_day = _MAY | {"group_by": "day", "rows": [{"day": "2026-05-01"} | _ROW], "totals": _ROW}
+    by_model = _MAY | {
+        "group_by": "model",
+        "rows": [{"model": "gpt-4o@OpenAI"} | _ROW],
+        "totals": _ROW,
+    }
+    csv = OpenApiExample(
+        "CSV by model",
+        value="model,calls,errors,prompt_tokens,completion_tokens,"
+        "total_tokens,cost\ngpt-4o@OpenAI,42,1,51200,8800,60000,0.21600000\n",
+        response_only=True,
+        media_type="text/csv",
+    )
+    bad_group_by = envelope_example(
+        "Bad group_by",
+        None,
+        code=102,
+        message="group_by: 'week' is not one of day, model, factory, type",
+        status=400,
+    )
+    return operation(
+        "usage_list",
+        "The tenant's token usage and cost over a period, grouped by day, model, factory or type",
+        description="Sums of the tenant's usage events over `[from, to)` in UTC, exact and up "
+        "to date. Days are UTC dates; `cost` is a decimal string (8 places).",
+        parameters=[query],
+        responses={
+            (200, "application/json"): answer(
+                envelope_example("By day", by_day), envelope_example("By model", by_model)
+            ),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="With format=csv: an attachment, one header row, one row a group.",
+                examples=[csv],
+            ),
+            400: answer(bad_group_by, description="A bad from, to, group_by or format (code 102)."),
+            **{code: response for code, response in ERRORS.items() if code != 400},
+        },
+    )
+
+
+def usage_quota():
+    model = {
+        "id": 12,
+        "model": "gpt-4o@OpenAI",
+        "model_type": "chat",
+        "used_tokens": 4200000,
+        "quota": 200000,
+        "window": "daily",
+        "window_start": "2026-05-20T00:00:00Z",
+        "used": 1000,
+        "remaining": 199000,
+        "percent": 0.5,
+        "warning": False,
+    }
+    quota = {
+        "warn_at_percent": 80,
+        "tenant": _QUOTA | {"unlimited": False},
+        "models": [model],
+    }
+    no_tenant_quota = {
+        "warn_at_percent": 80,
+        "tenant": _NO_QUOTA | {"unlimited": False},
+        "models": [],
+    }
+    return operation(
+        "usage_quota",
+        "The tenant's token quota and its models' quotas in their current windows",
+        description="`used` is the quota counter of the current window (settled plus reserved "
+        "tokens), the number calls are checked against; `warning` is set from 80 % on. "
+        "An unlimited tenant bypasses every quota and never warns.",
+        responses={
+            200: answer(
+                envelope_example("Quota", quota),
+                envelope_example("No tenant quota", no_tenant_quota),
+            ),
+            **ERRORS,
+        },
+    )

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -183,5 +185,12 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         return response
     if isinstance(exc, exceptions.APIException):
         return _error(DATA_ERROR, str(exc.detail), exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request body is larger than the {limit:,} bytes this server accepts."
+        return _error(DATA_ERROR, message, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, SuspiciousOperation):
+        # Too many form fields or files, a malformed multipart body...: the request's fault.
+        return _error(DATA_ERROR, f"Bad request: {exc}", status.HTTP_400_BAD_REQUEST)
     logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
     return _error(EXCEPTION_ERROR, "internal error", status.HTTP_500_INTERNAL_SERVER_ERROR)

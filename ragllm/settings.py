@@ -315,6 +315,9 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# The largest request body accepted (bytes); larger ones get 413. Django's default, 2.5 MiB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+
 STATIC_URL = "static/"
 # `manage.py serve` collects static files here and granian serves them itself (no Python, no
 # thread per file): the admin's CSS and JS, Swagger UI, Chart.js.
@@ -329,6 +332,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's own parsers, but JSON nested absurdly deep is refused (400) rather than parsed.
+    "DEFAULT_PARSER_CLASSES": [
+        "ragllm.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "ragllm.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,

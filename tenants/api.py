@@ -10,14 +10,14 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from providers.factories import strip_name_suffix
+from providers.factories import NAME_SUFFIX_SEPARATOR, strip_name_suffix
 from providers.models import LLMFactory
 from providers.types import ModelType, normalize_model_type
 from ragllm.api import IsoDateTimeField, TenantAPIView, ok, parse
 from ragllm.errors import InvalidInput, NotFound
 
 from . import schema
-from .models import KeyValidation, Tenant
+from .models import KeyValidation, Tenant, TenantLLM
 from .selectors import (
     factories_with_types,
     factory_get,
@@ -50,6 +50,45 @@ def _model_type(value: str) -> str:
 
 def _is_true(value: str) -> bool:
     return value.lower() in {"1", "true", "yes"}
+
+
+# --- Input fields shared by the views ------------------------------------------------------------
+# Lengths are the columns' own, so that too long a value is a 400 here, never a database error.
+
+INT32_MAX = 2**31 - 1
+
+
+def _max_length(model, field_name: str) -> int:
+    return model._meta.get_field(field_name).max_length
+
+
+def factory_name_field(**kwargs) -> serializers.CharField:
+    return serializers.CharField(max_length=_max_length(LLMFactory, "name"), **kwargs)
+
+
+def base_url_field(**kwargs) -> serializers.CharField:
+    return serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=_max_length(TenantLLM, "api_base"),
+        **kwargs,
+    )
+
+
+class LLMNameField(serializers.CharField):
+    """A model name; RAGFlow's "___<suffix>" (`qwen2___VLLM`) is accepted and dropped."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_length=_max_length(TenantLLM, "llm_name"), **kwargs)
+
+    def to_internal_value(self, data) -> str:
+        name = strip_name_suffix(super().to_internal_value(data)).strip()
+        if not name:
+            raise serializers.ValidationError(
+                f"{data!r} has no model name before RAGFlow's {NAME_SUFFIX_SEPARATOR} suffix."
+            )
+        return name
 
 
 # --- Key validation answers (set_api_key, add_llm) -----------------------------------------------
@@ -124,9 +163,9 @@ class FactoriesView(TenantAPIView):
 
 class SetApiKeyView(TenantAPIView):
     class InputSerializer(ValidationInput):
-        llm_factory = serializers.CharField()
+        llm_factory = factory_name_field()
         api_key = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True)
-        base_url = serializers.CharField(required=False, allow_blank=True, default="")
+        base_url = base_url_field()
 
     @schema.set_api_key(request=InputSerializer)
     def post(self, request):
@@ -145,13 +184,15 @@ class SetApiKeyView(TenantAPIView):
 
 class AddLLMView(TenantAPIView):
     class InputSerializer(ValidationInput):
-        llm_factory = serializers.CharField()
-        llm_name = serializers.CharField()
-        model_type = serializers.CharField()
-        api_base = serializers.CharField(required=False, allow_blank=True, default="")
-        base_url = serializers.CharField(required=False, allow_blank=True, default="")
+        llm_factory = factory_name_field()
+        llm_name = LLMNameField()
+        model_type = serializers.CharField(max_length=32)
+        api_base = base_url_field()
+        base_url = base_url_field(help_text="Another name of api_base (api_base wins).")
         api_key = serializers.CharField(required=False, allow_blank=True, default="")
-        max_tokens = serializers.IntegerField(required=False, min_value=1, allow_null=True)
+        max_tokens = serializers.IntegerField(
+            required=False, min_value=1, max_value=INT32_MAX, allow_null=True
+        )
 
     @schema.add_llm(request=InputSerializer)
     def post(self, request):
@@ -172,8 +213,8 @@ class AddLLMView(TenantAPIView):
 
 
 class ModelRefInput(serializers.Serializer):
-    llm_factory = serializers.CharField()
-    llm_name = serializers.CharField()
+    llm_factory = factory_name_field()
+    llm_name = LLMNameField()
 
 
 class DeleteLLMView(TenantAPIView):
@@ -184,9 +225,7 @@ class DeleteLLMView(TenantAPIView):
     def post(self, request):
         data = parse(self.InputSerializer, request.data)
         factory = _factory_or_404(data["llm_factory"])
-        tenant_llm_delete(
-            tenant=self.tenant, factory=factory, llm_name=strip_name_suffix(data["llm_name"])
-        )
+        tenant_llm_delete(tenant=self.tenant, factory=factory, llm_name=data["llm_name"])
         return ok(True)
 
 
@@ -211,7 +250,7 @@ class EnableLLMView(TenantAPIView):
         tenant_llm_set_status(
             tenant=self.tenant,
             factory=factory,
-            llm_name=strip_name_suffix(data["llm_name"]),
+            llm_name=data["llm_name"],
             enabled=data["status"],
         )
         return ok(True)
@@ -219,7 +258,7 @@ class EnableLLMView(TenantAPIView):
 
 class DeleteFactoryView(TenantAPIView):
     class InputSerializer(serializers.Serializer):
-        llm_factory = serializers.CharField()
+        llm_factory = factory_name_field()
 
     @schema.delete_factory(request=InputSerializer)
     def post(self, request):
@@ -294,7 +333,9 @@ class DefaultModelsView(TenantAPIView):
     class InputSerializer(serializers.Serializer):
         def get_fields(self) -> dict[str, serializers.Field]:
             return {
-                name: serializers.CharField(required=False, allow_blank=True)
+                name: serializers.CharField(
+                    required=False, allow_blank=True, max_length=_max_length(Tenant, name)
+                )
                 for name in Tenant.DEFAULT_FIELDS.values()
             }
 

@@ -25,6 +25,8 @@ from .selectors.quotas import quota_status
 from .selectors.sums import top_tenants, usage_series, usage_summary
 
 TOP_TENANTS = 20
+# A tenant's page charts one point per day: a bounded page, whatever period is asked for.
+CHART_MAX_DAYS = 731
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -105,12 +107,18 @@ class UsageDailyAdmin(RollupAdmin):
 
     # --- Pages ----------------------------------------------------------------------------
 
-    def _period(self, request) -> Period:
+    def _period(self, request, *, max_days: int | None = None) -> Period:
         try:
-            return parse_period(request.GET.get("from"), request.GET.get("to"))
+            period = parse_period(request.GET.get("from"), request.GET.get("to"))
         except ValueError as exc:
             messages.error(request, f"{exc}. Showing the last 30 days.")
             return parse_period(None, None)
+        if max_days is not None and period.end - period.start > timedelta(days=max_days):
+            messages.error(
+                request, f"The chart shows at most {max_days} days. Showing the last 30 days."
+            )
+            return parse_period(None, None)
+        return period
 
     def _require_view(self, request) -> None:
         # admin_view() already sent non-staff to the login page; staff need the view right.
@@ -166,7 +174,7 @@ class UsageDailyAdmin(RollupAdmin):
     def tenant_view(self, request, tenant_id):
         self._require_view(request)
         tenant = get_object_or_404(Tenant, pk=tenant_id)
-        period = self._period(request)
+        period = self._period(request, max_days=CHART_MAX_DAYS)
         context = self._context(request, period, f"Usage of {tenant.name}")
         series = usage_series(tenant=tenant, start=period.start, end=period.end)
         by_model = usage_summary(

@@ -21,6 +21,8 @@ from .models import ROLLUP_SUMS
 
 GROUP_BYS = ("day", "model", "factory", "type")
 DEFAULT_DAYS = 30
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 # Cells a spreadsheet would run as a formula (model names are tenant input).
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -36,6 +38,19 @@ def _midnight(day: date) -> datetime:
 
 
 def _parse_moment(name: str, raw: str) -> date | datetime:
+    moment = _parse_iso(name, raw)
+    start = moment if isinstance(moment, datetime) else _midnight(moment)
+    if not EARLIEST <= start < LATEST:
+        raise ValueError(_out_of_range(name, raw))
+    return moment
+
+
+def _out_of_range(name: str, raw: str) -> str:
+    first, last = EARLIEST.date(), (LATEST - timedelta(days=1)).date()
+    return f"{name}: {raw!r} is out of range; give a moment from {first} to {last}"
+
+
+def _parse_iso(name: str, raw: str) -> date | datetime:
     value = raw.strip()
     if len(value) == 10:
         try:
@@ -50,9 +65,11 @@ def _parse_moment(name: str, raw: str) -> date | datetime:
     for candidate in candidates:
         try:
             moment = datetime.fromisoformat(candidate)
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         except ValueError:
             continue
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except OverflowError:  # an offset pushing year 1 or 9999 past the calendar
+            raise ValueError(_out_of_range(name, raw)) from None
         if moment.minute or moment.second or moment.microsecond:
             raise ValueError(
                 f"{name}: {raw!r} is not on the hour; usage is counted per UTC hour, so give a "
@@ -81,7 +98,7 @@ def parse_period(
         moment = _parse_moment("from", start)
         begin = moment if isinstance(moment, datetime) else _midnight(moment)
     else:
-        begin = stop - timedelta(days=days)
+        begin = max(stop - timedelta(days=days), EARLIEST)
     if begin >= stop:
         raise ValueError(
             f"from ({begin:%Y-%m-%dT%H:%M:%SZ}) must be before to ({stop:%Y-%m-%dT%H:%M:%SZ})"

@@ -14,6 +14,8 @@ from providers.factories import (
 from providers.netguard import BlockedAddressError, check_url
 from ragllm.errors import InvalidInput, MissingArguments
 
+from ..models import TenantLLM
+
 
 def credentials_from_input(
     *, factory: str, api_key: str | None, fields: dict[str, Any]
@@ -51,6 +53,9 @@ def check_base_url(*, factory: str, url: str) -> None:
     """Refuse a base URL that may not be called (see providers.netguard)."""
     if not url:
         return
+    longest = TenantLLM._meta.get_field("api_base").max_length
+    if len(url) > longest:
+        raise InvalidInput(f"base_url is longer than {longest} characters.")
     try:
         check_url(url, allow_private=factory in SELF_HOSTED_FACTORIES)
     except BlockedAddressError as exc:

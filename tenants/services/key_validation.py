@@ -128,7 +128,9 @@ def tenant_llm_request_model(
     """
     if factory.name not in supported_factories(model_type):
         raise InvalidInput(f"Factory {factory.name} does not serve {model_type} models.")
-    llm_name = strip_name_suffix(llm_name.strip())
+    llm_name = strip_name_suffix(llm_name.strip()).strip()
+    if not llm_name:  # "___OpenAI-API": RAGFlow's suffix and no name
+        raise InvalidInput("llm_name must name a model (RAGFlow's ___ suffix alone is not one).")
     check_base_url(factory=factory.name, url=api_base)
     key = credentials_from_input(factory=factory.name, api_key=api_key, fields=fields or {})
     if key is None:

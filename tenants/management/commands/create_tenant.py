@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 
+from tenants.models import Tenant
 from tenants.selectors import tenant_llm_count
 from tenants.services.tenants import user_create_with_tenant
 from tenants.services.tokens import api_token_issue
+
+
+def _max_length(model, field_name: str) -> int:
+    return model._meta.get_field(field_name).max_length
 
 
 class Command(BaseCommand):
@@ -31,6 +37,13 @@ class Command(BaseCommand):
             validate_email(email)
         except ValidationError as exc:
             raise CommandError(f"--email: {email!r} is not a valid email address") from exc
+        # The email is also the username, whose column is shorter than an email may be.
+        for option, value, longest in (
+            ("--email", email, _max_length(get_user_model(), "username")),
+            ("--name", name or "", _max_length(Tenant, "name")),
+        ):
+            if len(value) > longest:
+                raise CommandError(f"{option} is longer than {longest} characters")
         user, tenant, created = user_create_with_tenant(email=email, name=name)
         verb = "Created" if created else "Found existing"
         configs = tenant_llm_count(tenant=tenant)

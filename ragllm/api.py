@@ -21,6 +21,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -127,6 +129,7 @@ def parse(serializer_class: type[serializers.Serializer], data: Any) -> dict:
     return serializer.validated_data
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class IsoDateTimeField(serializers.Field):
     """A datetime as Python's isoformat() writes it ("2026-11-29T10:00:00+00:00"), or null."""
 

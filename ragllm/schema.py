@@ -1,4 +1,9 @@
-"""OpenAPI material every app's API shares: the tenant header, envelope examples, error table."""
+"""OpenAPI material every app's API shares: the tenant header, the envelope, the error table.
+
+Every answer is documented as RAGFlow's envelope {"code", "message", "data"} with the shape of
+its `data`, so that the schema says exactly what a client gets (tests/test_api_fuzz.py holds
+every route to it).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,11 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_serializer,
+    inline_serializer,
 )
+from rest_framework import serializers
 
 from .api import TENANT_HEADER
 
@@ -31,30 +39,83 @@ def envelope_example(name: str, data, *, code: int = 0, message: str = "success"
     )
 
 
-ERRORS = {
-    400: OpenApiResponse(
-        OpenApiTypes.OBJECT,
-        description="Missing argument (code 101) or data error (code 102).",
-        examples=[
-            envelope_example(
-                "Missing argument",
-                None,
-                code=101,
-                message="required argument are missing: llm_factory; ",
-                status=400,
-            )
-        ],
+_envelopes: dict[str, serializers.Serializer] = {}
+
+
+def envelope(name: str, data: serializers.Field) -> serializers.Serializer:
+    """The answer {"code", "message", "data"} with this `data`, as the component `name`.
+
+    One component per name: operations answering the same shape share it.
+    """
+    if name in _envelopes:
+        return _envelopes[name]
+    _envelopes[name] = inline_serializer(
+        name,
+        fields={
+            "code": serializers.IntegerField(
+                help_text="0 on success; RAGFlow's codes otherwise (101 missing argument, "
+                "102 data error, 100 internal error, 401 unauthenticated, 403 forbidden)."
+            ),
+            "message": serializers.CharField(),
+            "data": data,
+        },
+    )
+    return _envelopes[name]
+
+
+def one_of(*schemas: dict, description: str = "") -> serializers.Field:
+    """A value documented as one of these JSON schemas (serializers have no union type)."""
+
+    @extend_schema_field({"oneOf": list(schemas), "description": description})
+    class OneOf(serializers.JSONField):
+        pass
+
+    return OneOf()
+
+
+TRUE = {"type": "boolean", "enum": [True]}
+
+_ERROR = envelope(
+    "ErrorAnswer",
+    serializers.JSONField(
+        allow_null=True,
+        help_text="null, or details: a validation's task_id and the attempts made.",
     ),
-    401: OpenApiResponse(OpenApiTypes.OBJECT, description="No or invalid credentials (code 401)."),
-    403: OpenApiResponse(OpenApiTypes.OBJECT, description="Role may not do this (code 403)."),
-    404: OpenApiResponse(OpenApiTypes.OBJECT, description="Not found in this tenant (code 102)."),
+)
+
+
+def error(description: str, *examples: OpenApiExample) -> OpenApiResponse:
+    return OpenApiResponse(_ERROR, description=description, examples=list(examples) or None)
+
+
+ERRORS = {
+    400: error(
+        "Missing argument (code 101) or a value refused (code 102), with the reason.",
+        envelope_example(
+            "Missing argument",
+            None,
+            code=101,
+            message="required argument are missing: llm_factory; ",
+            status=400,
+        ),
+    ),
+    401: error("No or invalid credentials (code 401)."),
+    403: error("Your role may not do this (code 403)."),
+    404: error("Not found in this tenant, or no such tenant for you (code 102)."),
+    429: error("Too many failed authentications from your address; see Retry-After."),
+}
+# Routes that take a body.
+BODY_ERRORS = {
+    413: error("The body is larger than the server accepts (DATA_UPLOAD_MAX_MEMORY_SIZE)."),
 }
 
 
-def answer(*examples: OpenApiExample, description: str = "") -> OpenApiResponse:
-    """A JSON response with its envelope examples."""
+def answer(
+    name: str, data: serializers.Field, *examples: OpenApiExample, description: str = ""
+) -> OpenApiResponse:
+    """A JSON answer whose `data` is `data` (component `name`), with its envelope examples."""
     return OpenApiResponse(
-        OpenApiTypes.OBJECT, description=description, examples=list(examples) or None
+        envelope(name, data), description=description, examples=list(examples) or None
     )
 
 
@@ -74,6 +135,8 @@ def operation(
 ):
     """The `extend_schema` of a tenant-scoped operation (the X-Tenant-ID header first)."""
     extra = {"request": request} if request is not None else {}
+    if request is not None:
+        responses = {**responses, **BODY_ERRORS}
     return extend_schema(
         operation_id=operation_id,
         summary=summary,

@@ -8,6 +8,7 @@ responses in ragllm.api.exception_handler; the OpenAPI material is in tenants.sc
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from providers.factories import NAME_SUFFIX_SEPARATOR, strip_name_suffix
@@ -15,6 +16,7 @@ from providers.models import LLMFactory
 from providers.types import ModelType, normalize_model_type
 from ragllm.api import IsoDateTimeField, TenantAPIView, ok, parse
 from ragllm.errors import InvalidInput, NotFound
+from ragllm.schema import named
 
 from . import schema
 from .models import KeyValidation, Tenant, TenantLLM
@@ -156,7 +158,7 @@ class FactoriesView(TenantAPIView):
         url = serializers.CharField(source="factory.url")
         model_types = serializers.ListField(child=serializers.CharField())
 
-    @schema.factories()
+    @schema.factories(data=named(OutputSerializer, "Factory")(many=True))
     def get(self, request):
         return ok(self.OutputSerializer(factories_with_types(), many=True).data)
 
@@ -167,7 +169,9 @@ class SetApiKeyView(TenantAPIView):
         api_key = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True)
         base_url = base_url_field()
 
-    @schema.set_api_key(request=InputSerializer)
+    @schema.set_api_key(
+        request=InputSerializer, accepted=ValidationAcceptedOutput, failed=ValidationFailedOutput
+    )
     def post(self, request):
         data = parse(self.InputSerializer, request.data)
         validation = tenant_llm_request_key(
@@ -194,7 +198,9 @@ class AddLLMView(TenantAPIView):
             required=False, min_value=1, max_value=INT32_MAX, allow_null=True
         )
 
-    @schema.add_llm(request=InputSerializer)
+    @schema.add_llm(
+        request=InputSerializer, accepted=ValidationAcceptedOutput, failed=ValidationFailedOutput
+    )
     def post(self, request):
         data = parse(self.InputSerializer, request.data)
         validation = tenant_llm_request_model(
@@ -275,15 +281,27 @@ class MyLLMsView(TenantAPIView):
         used_token = serializers.IntegerField(source="used_tokens")
         status = serializers.CharField()
 
+    # With include_details=true (documented as optional fields: they are absent otherwise).
     class DetailedOutputSerializer(OutputSerializer):
-        api_base = serializers.CharField()
-        max_tokens = serializers.IntegerField()
-        is_tools = serializers.BooleanField()
-        validation_status = serializers.CharField()
-        validated_at = IsoDateTimeField()
-        last_error = serializers.CharField()
+        api_base = serializers.CharField(required=False)
+        max_tokens = serializers.IntegerField(required=False)
+        is_tools = serializers.BooleanField(required=False)
+        validation_status = serializers.CharField(required=False)
+        validated_at = IsoDateTimeField(required=False, allow_null=True)
+        last_error = serializers.CharField(required=False)
 
-    @schema.my_llms()
+    @schema.my_llms(
+        data=serializers.DictField(
+            child=inline_serializer(
+                "FactoryConfigs",
+                fields={
+                    "tags": serializers.CharField(),
+                    "llm": named(DetailedOutputSerializer, "ModelConfig")(many=True),
+                },
+            ),
+            help_text="Keyed by factory name.",
+        )
+    )
     def get(self, request):
         # {"OpenAI": {"tags": "LLM,...", "llm": [...]}, ...}
         details = _is_true(request.query_params.get("include_details", ""))
@@ -315,7 +333,12 @@ class ListView(TenantAPIView):
         def get_model_type(self, model) -> str:
             return (model.model_types or [""])[0]
 
-    @schema.llm_list()
+    @schema.llm_list(
+        data=serializers.DictField(
+            child=named(OutputSerializer, "CatalogModel")(many=True),
+            help_text="Keyed by factory name.",
+        )
+    )
     def get(self, request):
         model_type = request.query_params.get("model_type") or None
         if model_type:
@@ -349,11 +372,13 @@ class DefaultModelsView(TenantAPIView):
         def get_fields(self) -> dict[str, serializers.Field]:
             return {name: serializers.CharField() for name in Tenant.DEFAULT_FIELDS.values()}
 
-    @schema.default_models()
+    @schema.default_models(data=named(OutputSerializer, "DefaultModels")())
     def get(self, request):
         return ok(self.OutputSerializer(self.tenant).data)
 
-    @schema.default_models_update(request=InputSerializer)
+    @schema.default_models_update(
+        request=InputSerializer, data=named(OutputSerializer, "DefaultModels")()
+    )
     def put(self, request):
         data = parse(self.InputSerializer, request.data)
         tenant = tenant_default_models_set(tenant=self.tenant, values=dict(data))
@@ -372,12 +397,12 @@ class TaskView(TenantAPIView):
         message = serializers.CharField()
         attempts = serializers.JSONField()
         created_at = IsoDateTimeField()
-        finished_at = IsoDateTimeField()
+        finished_at = IsoDateTimeField(allow_null=True)
 
         def get_success(self, validation: KeyValidation) -> bool | None:
             return validation.succeeded if validation.finished else None
 
-    @schema.task()
+    @schema.task(data=named(OutputSerializer, "KeyValidationTask")())
     def get(self, request, task_id):
         validation = key_validation_for(tenant=self.tenant, validation_id=task_id)
         if validation is None:

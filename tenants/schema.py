@@ -1,16 +1,28 @@
 """OpenAPI material of the /api/v1/llm/ and /api/v1/tenant/ routes: summaries, examples, errors.
 
 One function per operation, returning its `extend_schema` decorator; the views in tenants.api
-pass in their request serializers.
+pass in their request serializers and the serializers of their answers' `data`.
 """
 
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
 
 from providers.types import ModelType
-from ragllm.schema import ERRORS, answer, envelope_example, named, operation, request_example
+from ragllm.schema import (
+    ERRORS,
+    TRUE,
+    answer,
+    envelope,
+    envelope_example,
+    error,
+    named,
+    one_of,
+    operation,
+    request_example,
+)
 
 from .models import Tenant
 
@@ -29,9 +41,57 @@ _UNREACHABLE = envelope_example(
     "the provider could not be reached (network problem). ...",
     status=502,
 )
+_REFUSED = envelope_example(
+    "Key refused",
+    {"task_id": "5f0c...", "attempts": [{"model": "gpt-4o", "ok": False, "cause": "key"}]},
+    code=102,
+    message="Fail to access chat model(gpt-4o) using this api key: the provider rejected the "
+    "credentials (key problem). ...",
+    status=400,
+)
+_VALIDATION = """The credentials are tested by live calls to the provider before anything is saved.
+
+By default the request waits for the verdict (up to the server's LLM_TIMEOUT_SECONDS) and
+answers 200 when the key works, 400 when the provider refused it, 502 when the provider could
+not be reached, each failure with one message per model tried. With `"async": true`, or when
+the verdict takes longer, it answers 202 with a `task_id`: poll `GET /api/v1/llm/tasks/{task_id}`.
+With `"verify": true` nothing is saved; `data` then says whether the key works.
+
+A failed validation never replaces a working stored key."""
 
 
-def factories():
+def _validation_answers(name: str, *, saved, accepted, failed, verified) -> dict:
+    """The answers of a route that validates credentials (set_api_key, add_llm)."""
+    data = one_of(
+        TRUE,
+        {
+            "type": "object",
+            "properties": {"message": {"type": "string"}, "success": {"type": "boolean"}},
+            "required": ["message", "success"],
+        },
+        description="true once saved; with verify, {message, success}.",
+    )
+    # null when the request was refused before any call was made.
+    failure = envelope(f"{name}Failed", named(failed, "ValidationFailure")(allow_null=True))
+    return {
+        200: answer(f"{name}Answer", data, saved, verified),
+        202: answer("ValidationAccepted", named(accepted, "ValidationTicket")(), _ACCEPTED),
+        **ERRORS,
+        400: OpenApiResponse(
+            failure,
+            description="A value refused, or the provider refused the credentials: "
+            "`data` lists each model tried and why it failed.",
+            examples=[_REFUSED],
+        ),
+        502: OpenApiResponse(
+            failure,
+            description="The provider could not be reached or failed on its side.",
+            examples=[_UNREACHABLE],
+        ),
+    }
+
+
+def factories(data: serializers.Serializer):
     factory = {
         "name": "OpenAI",
         "logo": "",
@@ -44,14 +104,23 @@ def factories():
     return operation(
         "llm_factories",
         "List the LLM factories of the catalog",
-        responses={200: answer(envelope_example("Factories", [factory])), **ERRORS},
+        description="Every factory (provider) you can configure, highest rank first, with the "
+        "model types its catalog models serve.",
+        responses={
+            200: answer("FactoriesAnswer", data, envelope_example("Factories", [factory])),
+            **ERRORS,
+        },
     )
 
 
-def set_api_key(request):
+def set_api_key(request, *, accepted, failed):
     return operation(
         "llm_set_api_key",
-        "Validate a factory key by live calls, then save it for all its catalog models",
+        "Set a factory's API key for all its catalog models, once live calls prove it works",
+        description=_VALIDATION
+        + "\n\nThe key is tested on at most one embedding, one chat and one rerank model of "
+        "the factory's catalog (the first success is enough), then stored for every catalog "
+        "model of the factory. It is never shown again: answers show it masked.",
         request=named(request, "SetApiKeyInput"),
         examples=[
             request_example(
@@ -62,22 +131,25 @@ def set_api_key(request):
                 {"llm_factory": "DeepSeek", "api_key": "sk-...", "verify": True, "async": True},
             ),
         ],
-        responses={
-            200: answer(
-                envelope_example("Saved", True),
-                envelope_example("Verified", {"message": "", "success": True}),
-            ),
-            202: answer(_ACCEPTED),
-            **ERRORS,
-            502: answer(_UNREACHABLE, description="The provider could not be reached or failed."),
-        },
+        responses=_validation_answers(
+            "SetApiKey",
+            saved=envelope_example("Saved", True),
+            verified=envelope_example("Verified", {"message": "", "success": True}),
+            accepted=accepted,
+            failed=failed,
+        ),
     )
 
 
-def add_llm(request):
+def add_llm(request, *, accepted, failed):
     return operation(
         "llm_add_llm",
-        "Add (or edit) one model configuration, tested by its type before it is saved",
+        "Add or edit one model configuration, tested by its type before it is saved",
+        description=_VALIDATION
+        + "\n\nSelf-hosted factories (Ollama, VLLM, LocalAI, OpenAI-API-Compatible...) need "
+        "`api_base` and may have no key. Factories whose credentials have several fields take "
+        "them as extra body fields (see the VolcEngine example). Editing a model without "
+        "sending a key keeps its stored key.",
         request=named(request, "AddLLMInput"),
         examples=[
             request_example(
@@ -101,18 +173,16 @@ def add_llm(request):
                 },
             ),
         ],
-        responses={
-            200: answer(
-                envelope_example("Saved", True),
-                envelope_example(
-                    "Verified (failed)",
-                    {"message": "Fail to access chat model(llama3.2) ...", "success": False},
-                ),
+        responses=_validation_answers(
+            "AddLLM",
+            saved=envelope_example("Saved", True),
+            verified=envelope_example(
+                "Verified (failed)",
+                {"message": "Fail to access chat model(llama3.2) ...", "success": False},
             ),
-            202: answer(description="Validation accepted."),
-            **ERRORS,
-            502: answer(description="Provider unreachable."),
-        },
+            accepted=accepted,
+            failed=failed,
+        ),
     )
 
 
@@ -120,12 +190,16 @@ def delete_llm(request):
     return operation(
         "llm_delete_llm",
         "Delete one model configuration",
+        description="Its stored key goes with it. A model that is one of the tenant's default "
+        "models cannot be deleted (409): choose another default first.",
         request=named(request, "ModelRefInput"),
         examples=[request_example("One model", {"llm_factory": "OpenAI", "llm_name": "gpt-4o"})],
         responses={
-            200: answer(envelope_example("Deleted", True)),
+            200: answer(
+                "DeletedAnswer", serializers.BooleanField(), envelope_example("Deleted", True)
+            ),
             **ERRORS,
-            409: answer(description="It is a default model."),
+            409: error("It is one of the tenant's default models."),
         },
     )
 
@@ -135,9 +209,15 @@ def enable_llm(request):
     return operation(
         "llm_enable_llm",
         "Enable or disable one model configuration",
+        description="A disabled model is not used for calls. A default model cannot be "
+        "disabled (409).",
         request=named(request, "EnableInput"),
         examples=[request_example("Disable", disable)],
-        responses={200: answer(envelope_example("Done", True)), **ERRORS},
+        responses={
+            200: answer("DoneAnswer", serializers.BooleanField(), envelope_example("Done", True)),
+            **ERRORS,
+            409: error("It is one of the tenant's default models."),
+        },
     )
 
 
@@ -145,24 +225,37 @@ def delete_factory(request):
     return operation(
         "llm_delete_factory",
         "Delete every model configuration of one factory",
+        description="All of the tenant's models of this factory and their keys. Refused (409) "
+        "while one of them is a default model.",
         request=named(request, "FactoryInput"),
         examples=[request_example("Factory", {"llm_factory": "OpenAI"})],
-        responses={200: answer(envelope_example("Deleted", True)), **ERRORS},
+        responses={
+            200: answer(
+                "DeletedAnswer", serializers.BooleanField(), envelope_example("Deleted", True)
+            ),
+            **ERRORS,
+            409: error("One of them is a default model."),
+        },
     )
 
 
-def my_llms():
+def my_llms(data: serializers.Field):
     config = {"id": 12, "type": "chat", "name": "gpt-4o", "used_token": 1234, "status": "1"}
     configs = {"OpenAI": {"tags": "LLM,TEXT EMBEDDING", "llm": [config]}}
     return operation(
         "llm_my_llms",
-        "The tenant's model configurations by factory (never their keys)",
+        "The tenant's model configurations, by factory",
+        description="Keys are never included. With `include_details=true`, each model also "
+        "has its base URL, token limit, tool support and last validation verdict.",
         parameters=[OpenApiParameter("include_details", OpenApiTypes.BOOL, required=False)],
-        responses={200: answer(envelope_example("Configs", configs)), **ERRORS},
+        responses={
+            200: answer("MyLLMsAnswer", data, envelope_example("Configs", configs)),
+            **ERRORS,
+        },
     )
 
 
-def llm_list():
+def llm_list(data: serializers.Field):
     model = {
         "llm_name": "gpt-4o",
         "model_type": "chat",
@@ -176,35 +269,53 @@ def llm_list():
     }
     return operation(
         "llm_list",
-        "The catalog by factory, each model marked available to this tenant or not",
+        "The catalog's models by factory, each marked available to this tenant or not",
+        description="`available` is true when the tenant has an enabled configuration with a "
+        "key for the model's factory, or the factory is self-hosted (no key needed). The "
+        "tenant's own models outside the catalog are listed too.",
         parameters=[
             OpenApiParameter("model_type", OpenApiTypes.STR, required=False, enum=ModelType.values)
         ],
-        responses={200: answer(envelope_example("Catalog", {"OpenAI": [model]})), **ERRORS},
+        responses={
+            200: answer("CatalogAnswer", data, envelope_example("Catalog", {"OpenAI": [model]})),
+            **ERRORS,
+        },
     )
 
 
-def default_models():
+def default_models(data: serializers.Serializer):
     defaults = _NO_DEFAULTS | {"llm_id": "gpt-4o@OpenAI"}
     return operation(
         "tenant_default_models",
         "The tenant's default model per type",
-        responses={200: answer(envelope_example("Defaults", defaults)), **ERRORS},
+        description="Each as `model@factory`, empty when the tenant has none of that type.",
+        responses={
+            200: answer("DefaultModelsAnswer", data, envelope_example("Defaults", defaults)),
+            **ERRORS,
+        },
     )
 
 
-def default_models_update(request):
+def default_models_update(request, data: serializers.Serializer):
     chosen = {"llm_id": "gpt-4o@OpenAI", "embd_id": "text-embedding-3-small@OpenAI"}
     return operation(
         "tenant_default_models_update",
-        "Set default models; each must be an enabled model of the tenant, of that type",
+        "Set the tenant's default models",
+        description="Send only the types to change; an empty string clears one. Each must be "
+        "an enabled model of the tenant, of that type (`model@factory`, or a bare model name "
+        "when it is unique).",
         request=named(request, "DefaultModelsInput"),
         examples=[request_example("Chat and embedding", chosen)],
-        responses={200: answer(envelope_example("Updated", _NO_DEFAULTS | chosen)), **ERRORS},
+        responses={
+            200: answer(
+                "DefaultModelsAnswer", data, envelope_example("Updated", _NO_DEFAULTS | chosen)
+            ),
+            **ERRORS,
+        },
     )
 
 
-def task():
+def task(data: serializers.Serializer):
     attempt = {
         "model": "gpt-4o",
         "model_type": "chat",
@@ -216,15 +327,23 @@ def task():
     finished = {
         "task_id": "5f0c...",
         "kind": "set_api_key",
+        "factory": "OpenAI",
+        "llm_name": "",
+        "verify": False,
         "status": "failed",
         "success": False,
         "message": "Fail to access chat model(gpt-4o) using this api key: ...",
         "attempts": [attempt],
-        "created_at": "2026-11-29T10:00:00Z",
-        "finished_at": "2026-11-29T10:00:01Z",
+        "created_at": "2026-11-29T10:00:00+00:00",
+        "finished_at": "2026-11-29T10:00:01+00:00",
     }
     return operation(
         "llm_task",
-        "The state of a key validation started with async: true",
-        responses={200: answer(envelope_example("Finished", finished)), **ERRORS},
+        "The state of a key validation",
+        description="For the `task_id` a validation answered with (202). `success` is null "
+        "until the validation has finished; `attempts` has one verdict per model tried.",
+        responses={
+            200: answer("TaskAnswer", data, envelope_example("Finished", finished)),
+            **ERRORS,
+        },
     )

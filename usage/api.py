@@ -11,10 +11,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 
 from ragllm.api import TenantAPIView, ok, parse
+from ragllm.schema import named
 
 from . import schema
 from .quotas import WARN_AT
@@ -30,6 +33,7 @@ class _IgnoreFormatParam(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class UtcField(serializers.Field):
     """A datetime as "2026-05-01T00:00:00Z"."""
 
@@ -37,6 +41,7 @@ class UtcField(serializers.Field):
         return iso(value)
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "example": "0.21600000"})
 class MoneyField(serializers.Field):
     """A cost with the ledger's 8 decimals, as a string."""
 
@@ -44,6 +49,7 @@ class MoneyField(serializers.Field):
         return money(value)
 
 
+@extend_schema_serializer(component_name="UsageSums")
 class RowOutputSerializer(serializers.Serializer):
     """One group's sums; with context["key"] (the group_by), the group's key comes first."""
 
@@ -61,12 +67,14 @@ class RowOutputSerializer(serializers.Serializer):
 
 
 class QuotaEntryOutputSerializer(serializers.Serializer):
-    quota = serializers.IntegerField()
+    """A quota in its current window; without a quota, only `window` and `warning` are set."""
+
+    quota = serializers.IntegerField(allow_null=True)
     window = serializers.CharField()
-    window_start = UtcField()
-    used = serializers.IntegerField()
-    remaining = serializers.IntegerField()
-    percent = serializers.FloatField()
+    window_start = UtcField(allow_null=True)
+    used = serializers.IntegerField(allow_null=True)
+    remaining = serializers.IntegerField(allow_null=True)
+    percent = serializers.FloatField(allow_null=True)
     warning = serializers.BooleanField()
 
 
@@ -89,9 +97,11 @@ class UsageView(TenantAPIView):
             help_text="End: YYYY-MM-DD includes that whole UTC day; an ISO datetime on the hour "
             "is exclusive. Default: today (UTC).",
         )
+        # An empty value (`?group_by=`) means the default, as for every optional parameter.
         group_by = serializers.ChoiceField(
             choices=GROUP_BYS,
             required=False,
+            allow_blank=True,
             default="day",
             error_messages={"invalid_choice": f"{{input!r}} is not one of {', '.join(GROUP_BYS)}"},
             help_text='day: UTC date; model: "llm_name@factory"; factory; type: model type.',
@@ -99,6 +109,7 @@ class UsageView(TenantAPIView):
         format = serializers.ChoiceField(
             choices=("json", "csv"),
             required=False,
+            allow_blank=True,
             default="json",
             error_messages={"invalid_choice": "{input!r} is not one of json, csv"},
             help_text="csv: a text/csv attachment with a header row, without the envelope.",
@@ -113,6 +124,12 @@ class UsageView(TenantAPIView):
                 "hour. Default: 30 days before `to`.",
             )
             return {"from": start, **super().get_fields()}
+
+        def validate_group_by(self, value: str) -> str:
+            return value or "day"
+
+        def validate_format(self, value: str) -> str:
+            return value or "json"
 
         def validate(self, attrs: dict) -> dict:
             try:
@@ -130,11 +147,26 @@ class UsageView(TenantAPIView):
         def get_fields(self) -> dict[str, serializers.Field]:
             return {"from": UtcField(source="start"), **super().get_fields()}
 
+        @extend_schema_field(
+            inline_serializer(
+                "UsageGroup",
+                fields={
+                    **{
+                        key: serializers.CharField(
+                            required=False, help_text=f"The group, with group_by={key}."
+                        )
+                        for key in GROUP_BYS
+                    },
+                    **RowOutputSerializer().get_fields(),
+                },
+                many=True,
+            )
+        )
         def get_rows(self, summary: UsageSummary) -> list:
             context = {"key": summary.group_by}
             return RowOutputSerializer(summary.rows, many=True, context=context).data
 
-    @schema.usage_list(query=InputSerializer)
+    @schema.usage_list(query=InputSerializer, data=named(OutputSerializer, "Usage")())
     def get(self, request):
         query = parse(self.InputSerializer, request.query_params)
         period = query["period"]
@@ -146,17 +178,20 @@ class UsageView(TenantAPIView):
         return ok(self.OutputSerializer(summary).data)
 
 
+class ModelQuotaOutputSerializer(serializers.Serializer):
+    """A model's config, then its quota's fields (QuotaEntryOutputSerializer) beside them."""
+
+    id = serializers.IntegerField(source="config_id")
+    model = serializers.CharField()
+    model_type = serializers.CharField()
+    used_tokens = serializers.IntegerField()
+
+    def to_representation(self, instance) -> dict:
+        quota = QuotaEntryOutputSerializer(instance.quota).data
+        return {**super().to_representation(instance), **quota}
+
+
 class QuotaView(TenantAPIView):
-    class ModelOutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField(source="config_id")
-        model = serializers.CharField()
-        model_type = serializers.CharField()
-        used_tokens = serializers.IntegerField()
-
-        def to_representation(self, instance) -> dict:
-            quota = QuotaEntryOutputSerializer(instance.quota).data
-            return {**super().to_representation(instance), **quota}
-
     class OutputSerializer(serializers.Serializer):
         warn_at_percent = serializers.SerializerMethodField()
         tenant = serializers.SerializerMethodField()
@@ -165,12 +200,31 @@ class QuotaView(TenantAPIView):
         def get_warn_at_percent(self, status) -> int:
             return round(WARN_AT * 100)
 
+        @extend_schema_field(
+            inline_serializer(
+                "TenantQuota",
+                fields={
+                    **QuotaEntryOutputSerializer().get_fields(),
+                    "unlimited": serializers.BooleanField(),
+                },
+            )
+        )
         def get_tenant(self, status) -> dict:
             return {**QuotaEntryOutputSerializer(status.tenant).data, "unlimited": status.unlimited}
 
+        @extend_schema_field(
+            inline_serializer(
+                "ModelQuota",
+                fields={
+                    **ModelQuotaOutputSerializer().get_fields(),
+                    **QuotaEntryOutputSerializer().get_fields(),
+                },
+                many=True,
+            )
+        )
         def get_models(self, status) -> list:
-            return QuotaView.ModelOutputSerializer(status.models, many=True).data
+            return ModelQuotaOutputSerializer(status.models, many=True).data
 
-    @schema.usage_quota()
+    @schema.usage_quota(data=named(OutputSerializer, "QuotaStatus")())
     def get(self, request):
         return ok(self.OutputSerializer(quota_status(tenant=self.tenant)).data)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from rest_framework import serializers
 
-from ragllm.schema import ERRORS, answer, envelope_example, operation
+from ragllm.schema import ERRORS, answer, envelope_example, error, operation
 
 _ROW = {
     "calls": 42,
@@ -33,7 +34,7 @@ _NO_QUOTA = {
 }
 
 
-def usage_list(query):
+def usage_list(query, data: serializers.Serializer):
     by_day = _MAY | {"group_by": "day", "rows": [{"day": "2026-05-01"} | _ROW], "totals": _ROW}
     by_model = _MAY | {
         "group_by": "model",
@@ -62,20 +63,23 @@ def usage_list(query):
         parameters=[query],
         responses={
             (200, "application/json"): answer(
-                envelope_example("By day", by_day), envelope_example("By model", by_model)
+                "UsageAnswer",
+                data,
+                envelope_example("By day", by_day),
+                envelope_example("By model", by_model),
             ),
             (200, "text/csv"): OpenApiResponse(
                 OpenApiTypes.STR,
                 description="With format=csv: an attachment, one header row, one row a group.",
                 examples=[csv],
             ),
-            400: answer(bad_group_by, description="A bad from, to, group_by or format (code 102)."),
+            400: error("A bad from, to, group_by or format (code 102).", bad_group_by),
             **{code: response for code, response in ERRORS.items() if code != 400},
         },
     )
 
 
-def usage_quota():
+def usage_quota(data: serializers.Serializer):
     model = {
         "id": 12,
         "model": "gpt-4o@OpenAI",
@@ -107,6 +111,8 @@ def usage_quota():
         "An unlimited tenant bypasses every quota and never warns.",
         responses={
             200: answer(
+                "QuotaAnswer",
+                data,
                 envelope_example("Quota", quota),
                 envelope_example("No tenant quota", no_tenant_quota),
             ),

@@ -8,7 +8,7 @@ responses in ragllm.api.exception_handler; the OpenAPI material is in tenants.sc
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from providers.factories import NAME_SUFFIX_SEPARATOR, strip_name_suffix
@@ -76,6 +76,19 @@ def base_url_field(**kwargs) -> serializers.CharField:
         max_length=_max_length(TenantLLM, "api_base"),
         **kwargs,
     )
+
+
+@extend_schema_field({"type": "string", "enum": ModelType.values})
+class ModelTypeField(serializers.CharField):
+    """A model type; RAGFlow's other spellings ("reranker", "vision", any case) are accepted."""
+
+    def to_internal_value(self, data) -> str:
+        try:
+            return normalize_model_type(super().to_internal_value(data)).value
+        except ValueError as exc:
+            raise serializers.ValidationError(
+                f"{data!r} is not one of {', '.join(ModelType.values)}."
+            ) from exc
 
 
 class LLMNameField(serializers.CharField):
@@ -190,7 +203,7 @@ class AddLLMView(TenantAPIView):
     class InputSerializer(ValidationInput):
         llm_factory = factory_name_field()
         llm_name = LLMNameField()
-        model_type = serializers.CharField(max_length=32)
+        model_type = ModelTypeField()
         api_base = base_url_field()
         base_url = base_url_field(help_text="Another name of api_base (api_base wins).")
         api_key = serializers.CharField(required=False, allow_blank=True, default="")
@@ -207,7 +220,7 @@ class AddLLMView(TenantAPIView):
             tenant=self.tenant,
             factory=_factory_or_404(data["llm_factory"]),
             llm_name=data["llm_name"],
-            model_type=_model_type(data["model_type"]),
+            model_type=data["model_type"],
             api_base=data["api_base"] or data["base_url"],
             api_key=data.get("api_key"),
             fields=request.data,

@@ -7,7 +7,7 @@ VAR := var
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run admin-password test lint format migrate bench clean check-python
+.PHONY: run admin-password test lint format migrate bench clean check-python chromium
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ragllm needs Python 3.11 or newer; set PYTHON=python3.11 (found " + sys.version.split()[0] + ")")'
@@ -44,6 +44,13 @@ admin-password: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev lint
 	$(BIN)/pytest
+
+# The admin's browser tests drive Debian's chromium through Playwright (never a downloaded
+# browser); without /usr/bin/chromium they are skipped. CI runs this before `make test`.
+chromium:
+	@test -x /usr/bin/chromium || apt-get install -y -q chromium >/dev/null 2>&1 || \
+	 { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	 { echo "chromium could not be installed: run 'apt-get install chromium' as root" >&2; exit 1; }
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

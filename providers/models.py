@@ -32,7 +32,7 @@ class LLMFactory(CatalogRow):
     )
     rank = models.IntegerField(default=0, help_text="Higher ranks are listed first.")
     url = models.CharField(
-        max_length=512, blank=True, default="", help_text="Default API base URL, if any."
+        "URL", max_length=512, blank=True, default="", help_text="Default API base URL, if any."
     )
 
     class Meta:
@@ -57,14 +57,14 @@ def _price(help_text: str) -> models.DecimalField:
 
 class LLM(CatalogRow):
     factory = models.ForeignKey(LLMFactory, on_delete=models.CASCADE, related_name="llms")
-    llm_name = models.CharField(max_length=128)
+    llm_name = models.CharField("LLM name", max_length=128)
     # The first type the catalog gives; `model_types` holds all of them (newer RAGFlow
     # catalogs give a list such as ["chat", "image2text"]).
     model_type = models.CharField(max_length=32, choices=ModelType.choices)
     model_types = models.JSONField(default=list)
     max_tokens = models.IntegerField(default=8192)
     tags = models.CharField(max_length=255, blank=True, default="")
-    is_tools = models.BooleanField(default=False)
+    is_tools = models.BooleanField("supports tools", default=False)
     input_price = _price("USD per million input tokens.")
     output_price = _price("USD per million output tokens.")
 

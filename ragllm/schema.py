@@ -7,6 +7,8 @@ every route to it).
 
 from __future__ import annotations
 
+import copy
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -15,7 +17,6 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
     extend_schema_serializer,
-    inline_serializer,
 )
 from rest_framework import serializers
 
@@ -47,19 +48,20 @@ def envelope(name: str, data: serializers.Field) -> serializers.Serializer:
 
     One component per name: operations answering the same shape share it.
     """
-    if name in _envelopes:
-        return _envelopes[name]
-    _envelopes[name] = inline_serializer(
-        name,
-        fields={
-            "code": serializers.IntegerField(
+    if name not in _envelopes:
+
+        @extend_schema_serializer(component_name=name)
+        class Envelope(serializers.Serializer):
+            code = serializers.IntegerField(
                 help_text="0 on success; RAGFlow's codes otherwise (101 missing argument, "
                 "102 data error, 100 internal error, 401 unauthenticated, 403 forbidden)."
-            ),
-            "message": serializers.CharField(),
-            "data": data,
-        },
-    )
+            )
+            message = serializers.CharField()
+
+            def get_fields(self) -> dict[str, serializers.Field]:
+                return {**super().get_fields(), "data": copy.deepcopy(data)}
+
+        _envelopes[name] = Envelope()
     return _envelopes[name]
 
 
@@ -99,14 +101,49 @@ ERRORS = {
             status=400,
         ),
     ),
-    401: error("No or invalid credentials (code 401)."),
-    403: error("Your role may not do this (code 403)."),
-    404: error("Not found in this tenant, or no such tenant for you (code 102)."),
-    429: error("Too many failed authentications from your address; see Retry-After."),
+    401: error(
+        "No or invalid credentials (code 401).",
+        envelope_example(
+            "No token", None, code=401, message="Invalid or revoked token.", status=401
+        ),
+    ),
+    403: error(
+        "Your role may not do this (code 403).",
+        envelope_example(
+            "Read-only member",
+            None,
+            code=403,
+            message="Only the tenant's owner or admins may change model configurations.",
+            status=403,
+        ),
+    ),
+    404: error(
+        "Not found in this tenant, or no such tenant for you (code 102).",
+        envelope_example("Not found", None, code=102, message="not found", status=404),
+    ),
+    429: error(
+        "Too many failed authentications from your address; wait for Retry-After seconds.",
+        envelope_example(
+            "Throttled",
+            None,
+            code=102,
+            message="Too many failed authentications from this address.",
+            status=429,
+        ),
+    ),
 }
 # Routes that take a body.
 BODY_ERRORS = {
-    413: error("The body is larger than the server accepts (DATA_UPLOAD_MAX_MEMORY_SIZE)."),
+    413: error(
+        "The body is larger than the server accepts (DATA_UPLOAD_MAX_MEMORY_SIZE).",
+        envelope_example(
+            "Too large",
+            None,
+            code=102,
+            message="The request body is larger than the 2,621,440 bytes this server accepts.",
+            status=413,
+        ),
+    ),
 }
 
 

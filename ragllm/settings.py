@@ -314,6 +314,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# Pages (the admin) show 1,234,567; the API and CSV never localize numbers.
+USE_THOUSAND_SEPARATOR = True
 
 # The largest request body accepted (bytes); larger ones get 413. Django's default, 2.5 MiB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
@@ -344,7 +346,15 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ragllm API",
-    "DESCRIPTION": "Tenant LLM configuration and usage tracking (RAGFlow-compatible).",
+    "DESCRIPTION": (
+        "Your tenant's LLM providers, keys, default models and token usage, with RAGFlow's "
+        "routes and answers.\n\n"
+        "Authenticate with `Authorization: Bearer <token>` (a token from your administrator, "
+        "or `manage.py create_tenant`). You act for the tenant you own; if you belong to "
+        "several, name one with the `X-Tenant-ID` header. Every answer is "
+        '`{"code", "message", "data"}`: `code` 0 on success, else the reason in `message`, '
+        "with an HTTP status that matches (400, 401, 403, 404, 409, 413, 429, 502)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -1,3 +1,5 @@
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -5,10 +7,21 @@ from django.contrib.auth.admin import UserAdmin
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
+
+from ragllm.admin import EMPTY, name_and_id, number, short_id, shortened
 
 from .fields import CredentialsUnreadable
 from .masking import mask_credentials
-from .models import APIToken, KeyValidation, Tenant, TenantLLM, TenantMember
+from .models import (
+    APIToken,
+    KeyValidation,
+    QuotaWindow,
+    Tenant,
+    TenantLLM,
+    TenantMember,
+    ValidationState,
+)
 from .services.configs import tenant_llm_save
 from .services.key_validation import tenant_llm_request_revalidation
 from .services.tenants import tenant_save
@@ -24,10 +37,47 @@ def masked_key(obj: TenantLLM) -> str:
         return "cannot be decrypted: wrong CREDENTIALS_ENCRYPTION_KEY (set the key again)"
 
 
+_FAILED_PREFIX = re.compile(r"^Fail to access \w+ model\((.*?)\) using this api key: ", re.M)
+
+
+@admin.display(description="tenant", ordering="tenant__name")
+def tenant_short(obj) -> str:
+    return name_and_id(obj.tenant.name, obj.tenant.pk)
+
+
+@admin.display(description="used tokens", ordering="used_tokens")
+def used(obj: TenantLLM) -> str:
+    return number(obj.used_tokens)
+
+
+@admin.display(description="token quota", ordering="token_quota")
+def quota(obj: TenantLLM) -> str:
+    if obj.token_quota is None:
+        return EMPTY
+    per = {QuotaWindow.DAILY: "a day", QuotaWindow.MONTHLY: "a month"}
+    return f"{number(obj.token_quota)} {per.get(obj.quota_window, 'in all')}"
+
+
+@admin.display(description="enabled", boolean=True, ordering="status")
+def enabled(obj: TenantLLM) -> bool:
+    return obj.status == "1"
+
+
+@admin.display(description="validation", ordering="validation_status")
+def validation(obj: TenantLLM) -> str:
+    """The last verdict, with its date (and the error on hover when it failed)."""
+    verdict = obj.get_validation_status_display()
+    when = f" {obj.validated_at:%Y-%m-%d}" if obj.validated_at else ""
+    if obj.last_error:
+        return format_html('<span title="{}">{}{}</span>', obj.last_error, verdict, when)
+    return f"{verdict}{when}"
+
+
 class TenantLLMForm(forms.ModelForm):
     # The stored key is never sent to the browser: the field starts empty, and leaving it
     # empty on edit keeps the stored key.
     api_key = forms.CharField(
+        label="API key",
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
@@ -64,26 +114,46 @@ class TenantLLMForm(forms.ModelForm):
 
 
 class TenantLLMInline(admin.TabularInline):
+    """The tenant's model configs, read-only and compact: each links to its own page, where
+    it is edited through the same services as the API (key validation included)."""
+
     model = TenantLLM
-    form = TenantLLMForm
     extra = 0
+    can_delete = False
     fields = (
+        "model_link",
         "factory",
-        "llm_name",
         "model_type",
         "masked_key",
         "api_base",
-        "max_tokens",
-        "used_tokens",
-        "token_quota",
-        "status",
-        "validation_status",
+        "used",
+        "quota",
+        "enabled",
+        "validation",
     )
-    readonly_fields = ("masked_key", "used_tokens", "validation_status")
-    show_change_link = True
-    autocomplete_fields = ("factory",)
+    readonly_fields = fields
+    verbose_name = "model config"
+    verbose_name_plural = "model configs"
 
     masked_key = staticmethod(masked_key)
+    used = staticmethod(used)
+    quota = staticmethod(quota)
+    enabled = staticmethod(enabled)
+    validation = staticmethod(validation)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("factory")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # added from the model configs page, with validation
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="LLM name")
+    def model_link(self, obj: TenantLLM) -> str:
+        url = reverse("admin:tenants_tenantllm_change", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.llm_name)
 
 
 class TenantMemberInline(admin.TabularInline):
@@ -94,7 +164,7 @@ class TenantMemberInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ("name", "id", "status", "llm_id", "embd_id", "created_at")
+    list_display = ("name", "short_id", "status", "llm_id", "embd_id", "created")
     list_filter = ("status",)
     search_fields = ("name", "id", "members__user__email", "members__user__username")
     readonly_fields = ("id", "created_at", "updated_at")
@@ -122,6 +192,20 @@ class TenantAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Tenant, form, change: bool) -> None:
         tenant_save(tenant=obj)
 
+    @admin.display(description="ID", ordering="id")
+    def short_id(self, obj: Tenant) -> str:
+        return short_id(obj.pk)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Tenant) -> str:
+        return f"{obj.created_at:%Y-%m-%d}"
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        if obj is not None:
+            add = reverse("admin:tenants_tenantllm_add")
+            context["add_model_config_url"] = f"{add}?tenant={obj.pk}"
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
 
 @admin.register(TenantMember)
 class TenantMemberAdmin(admin.ModelAdmin):
@@ -138,14 +222,13 @@ class TenantLLMAdmin(admin.ModelAdmin):
     list_display = (
         "llm_name",
         "factory",
-        "tenant",
+        "tenant_short",
         "model_type",
         "masked_key",
-        "used_tokens",
-        "token_quota",
-        "status",
-        "validation_status",
-        "validated_at",
+        "used",
+        "quota",
+        "enabled",
+        "validation",
     )
     list_filter = ("model_type", "status", "validation_status", "factory")
     search_fields = ("llm_name", "factory__name", "tenant__name", "tenant__id")
@@ -172,6 +255,11 @@ class TenantLLMAdmin(admin.ModelAdmin):
     )
 
     masked_key = staticmethod(masked_key)
+    tenant_short = staticmethod(tenant_short)
+    used = staticmethod(used)
+    quota = staticmethod(quota)
+    enabled = staticmethod(enabled)
+    validation = staticmethod(validation)
 
     actions = ("validate_now",)
 
@@ -209,7 +297,7 @@ class APITokenAdmin(admin.ModelAdmin):
 
 @admin.register(KeyValidation)
 class KeyValidationAdmin(admin.ModelAdmin):
-    list_display = ("id", "tenant", "kind", "factory", "llm_name", "state", "created_at")
+    list_display = ("short_id", "tenant_short", "what", "state", "created", "outcome")
     list_filter = ("state", "kind")
     search_fields = ("tenant__name", "factory__name", "llm_name", "id")
     list_select_related = ("tenant", "factory")
@@ -218,11 +306,44 @@ class KeyValidationAdmin(admin.ModelAdmin):
         f.name for f in KeyValidation._meta.get_fields() if f.concrete and f.name != "api_key"
     ]
 
+    tenant_short = staticmethod(tenant_short)
+
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="ID", ordering="id")
+    def short_id(self, obj: KeyValidation) -> str:
+        return short_id(obj.pk)
+
+    @admin.display(description="request", ordering="factory__name")
+    def what(self, obj: KeyValidation) -> str:
+        target = f"{obj.llm_name}@{obj.factory.name}" if obj.llm_name else obj.factory.name
+        verify = ", verify only" if obj.verify_only else ""
+        return f"{obj.get_kind_display()}: {target}{verify}"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: KeyValidation) -> str:
+        return f"{obj.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="outcome")
+    def outcome(self, obj: KeyValidation) -> str:
+        """One line: why it failed, what it saved, or what it is waiting for."""
+        if obj.state == ValidationState.FAILED:
+            # "Fail to access chat model(gpt-4o) using this api key: why. Details" as
+            # "gpt-4o: why."; the whole message shows on hover.
+            summary = _FAILED_PREFIX.sub(r"\1: ", obj.message).strip()
+            summary = re.split(r"(?<=\.)\s", summary, maxsplit=1)[0]
+            return shortened(summary, 90, whole=obj.message)
+        if obj.state == ValidationState.SUCCEEDED:
+            return "The key works (nothing saved)." if obj.verify_only else "Validated and saved."
+        if obj.state == ValidationState.RUNNING:
+            return "Testing the key with live calls…"
+        if obj.state == ValidationState.PENDING:
+            return "Waiting for a worker…"
+        return shortened(obj.message, 90)
 
 
 User = get_user_model()

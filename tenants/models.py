@@ -29,7 +29,7 @@ class QuotaWindow(models.TextChoices):
 
 
 class Tenant(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField("ID", primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=128)
     status = models.CharField(max_length=1, choices=Status.choices, default=Status.VALID)
     # The tenant's default model per type, as RAGFlow names them ("gpt-4o@OpenAI").
@@ -123,12 +123,12 @@ class ValidationStatus(models.TextChoices):
 class TenantLLM(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="llms")
     factory = models.ForeignKey(LLMFactory, on_delete=models.PROTECT, related_name="tenant_llms")
-    llm_name = models.CharField(max_length=128)
+    llm_name = models.CharField("LLM name", max_length=128)
     model_type = models.CharField(max_length=32, choices=ModelType.choices)
     # Encrypted at rest with CREDENTIALS_ENCRYPTION_KEY. Holds a plain key, or the JSON object
     # of the factories whose credentials have several fields (kept as JSON text inside).
-    api_key = encrypted_text_field(blank=True, default="")
-    api_base = models.CharField(max_length=512, blank=True, default="")
+    api_key = encrypted_text_field(verbose_name="API key", blank=True, default="")
+    api_base = models.CharField("API base", max_length=512, blank=True, default="")
     max_tokens = models.IntegerField(default=8192)
     used_tokens = models.BigIntegerField(default=0)
     token_quota = models.BigIntegerField(
@@ -230,10 +230,10 @@ class KeyValidation(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="validations")
     kind = models.CharField(max_length=16, choices=ValidationKind.choices)
     factory = models.ForeignKey(LLMFactory, on_delete=models.CASCADE, related_name="+")
-    llm_name = models.CharField(max_length=128, blank=True, default="")
+    llm_name = models.CharField("LLM name", max_length=128, blank=True, default="")
     model_type = models.CharField(max_length=32, choices=ModelType.choices, blank=True, default="")
-    api_key = encrypted_text_field(blank=True, default="")
-    api_base = models.CharField(max_length=512, blank=True, default="")
+    api_key = encrypted_text_field(verbose_name="API key", blank=True, default="")
+    api_base = models.CharField("API base", max_length=512, blank=True, default="")
     max_tokens = models.IntegerField(null=True, blank=True)
     verify_only = models.BooleanField(default=False)
     state = models.CharField(

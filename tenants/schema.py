@@ -49,6 +49,16 @@ _REFUSED = envelope_example(
     "credentials (key problem). ...",
     status=400,
 )
+_IS_DEFAULT = error(
+    "It is one of the tenant's default models (code 102).",
+    envelope_example(
+        "Default model",
+        None,
+        code=102,
+        message="gpt-4o@OpenAI is the tenant's default chat model; choose another default first.",
+        status=409,
+    ),
+)
 _VALIDATION = """The credentials are tested by live calls to the provider before anything is saved.
 
 By default the request waits for the verdict (up to the server's LLM_TIMEOUT_SECONDS) and
@@ -199,7 +209,7 @@ def delete_llm(request):
                 "DeletedAnswer", serializers.BooleanField(), envelope_example("Deleted", True)
             ),
             **ERRORS,
-            409: error("It is one of the tenant's default models."),
+            409: _IS_DEFAULT,
         },
     )
 
@@ -216,7 +226,7 @@ def enable_llm(request):
         responses={
             200: answer("DoneAnswer", serializers.BooleanField(), envelope_example("Done", True)),
             **ERRORS,
-            409: error("It is one of the tenant's default models."),
+            409: _IS_DEFAULT,
         },
     )
 
@@ -234,7 +244,7 @@ def delete_factory(request):
                 "DeletedAnswer", serializers.BooleanField(), envelope_example("Deleted", True)
             ),
             **ERRORS,
-            409: error("One of them is a default model."),
+            409: _IS_DEFAULT,
         },
     )
 

@@ -2,9 +2,9 @@
 
 `providers` <- `tenants` <- `usage` <- `gateway`: an app may import the apps to its left, never
 those to its right. `ragllm/` is split by job: its base modules (settings, Celery, beat jobs,
-errors, progress bars) import no app; the shared API base (`ragllm.api`, `ragllm.schema`) sits on
-tenants' selectors and serves every app with an API; the URL and server entry points sit on top
-and nothing imports them.
+the admin site, errors, JSON parsing, progress bars) import no app; the shared API base
+(`ragllm.api`, `ragllm.schema`) sits on tenants' selectors and serves every app with an API;
+the URL and server entry points sit on top and nothing imports them.
 
 Every import counts, the ones inside functions too: a lazy import hides a dependency, it does
 not remove it. The walk reads the source (ast), so it sees what the files say, not what one
@@ -22,9 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 APPS = ("providers", "tenants", "usage", "gateway")  # each may import those before it
 RAGLLM_BASE = {
     "ragllm",
+    "ragllm.admin",
     "ragllm.beat",
     "ragllm.celery",
     "ragllm.errors",
+    "ragllm.parsers",
     "ragllm.progress",
     "ragllm.settings",
 }

@@ -44,3 +44,20 @@ def test_the_swagger_ui_is_served_without_a_cdn(client):
     # Every script, stylesheet and icon comes from our own static files.
     assert [a for a in assets if a.startswith(("http:", "https:", "//"))] == []
     assert all(a.startswith("/static/") for a in assets if a.endswith((".js", ".css")))
+
+
+def test_every_operation_is_described_for_api_users_with_its_answers_shapes(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    components = schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            assert operation.get("summary"), where
+            assert len(operation.get("description", "")) > 40, where
+            for status, response in operation["responses"].items():
+                body = response["content"]["application/json"]["schema"]
+                envelope = components[body["$ref"].rsplit("/", 1)[-1]]
+                assert list(envelope["properties"]) == ["code", "message", "data"], where
+                assert response["content"]["application/json"].get("examples"), (where, status)
+                if status.startswith(("4", "5")):
+                    assert response.get("description"), (where, status)

@@ -101,7 +101,7 @@ def test_it_renders_the_dashboard_with_the_top_tenants(admin_client_, tenant, us
     data = chart_data(body)
     assert data["labels"] == [tenant.name, "Small Co"]  # most tokens first
     assert data["tokens"] == [1500 + 320 + 120, 10]
-    assert "0.01630000" in body  # the tenant's cost over the last 30 days, exactly
+    assert "$0.016" in body  # the tenant's cost over the last 30 days ($0.0163)
 
 
 def test_it_renders_the_tenant_page_with_charts_table_and_quota(
@@ -123,7 +123,7 @@ def test_it_renders_the_tenant_page_with_charts_table_and_quota(
     assert data["cost"][day] == pytest.approx(0.015)
     assert data["cost"][day - 1] == pytest.approx(0.0003 + 0.001)
     table = body[body.index('id="usage-day-model"') :]
-    assert "gpt-4o-mini@OpenAI" in table and "0.00030000" in table
+    assert "gpt-4o-mini@OpenAI" in table and "$0.0003" in table
     assert "No tenant quota." in body
     assert "usage-quota-warning" not in body
 
@@ -143,7 +143,7 @@ def test_it_shows_a_visible_warning_from_80_percent_of_a_quota(admin_client_, te
         quota_settle(reservation=quota_reserve(rules=(rule,), tokens=1), actual_tokens=tokens)
     body = admin_client_.get(reverse("admin:usage_tenant", args=[tenant.pk])).content.decode()
     warnings = re.findall(r'class="warning usage-quota-warning">([^<]*)<', body)
-    assert warnings == ["Tenant quota: 85.0 % used (850 of 1000 tokens, monthly window)."]
+    assert warnings == ["Tenant quota: 85.0 % used (850 of 1,000 tokens, monthly window)."]
     assert "gpt-4o@OpenAI (chat)" in body  # the model's quota row, at 10 %: no warning
 
 

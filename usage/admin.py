@@ -8,7 +8,7 @@ reach the page through `json_script`, never through JavaScript built from string
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -16,11 +16,12 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from ragllm.admin import name_and_id, number, short_id, usd
 from tenants.models import Tenant
 from tenants.selectors import tenant_find
 
 from .models import ROLLUP_SUMS, QuotaCounter, UsageDaily, UsageEvent, UsageHourly
-from .reporting import Period, money, parse_period
+from .reporting import Period, parse_period
 from .selectors.quotas import quota_status
 from .selectors.sums import top_tenants, usage_series, usage_summary
 
@@ -42,29 +43,61 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def _sum_column(field: str):
+    """A list column for one of the rollup sums: a count with separators, or the cost in USD."""
+
+    @admin.display(description=field.replace("_tokens", "").replace("_", " "), ordering=field)
+    def column(obj) -> str:
+        value = getattr(obj, field)
+        return usd(value) if field == "cost" else number(value)
+
+    column.__name__ = field
+    return column
+
+
+@admin.display(description="tenant", ordering="tenant__name")
+def tenant_column(obj) -> str:
+    return name_and_id(obj.tenant.name, obj.tenant_id)
+
+
+@admin.display(description="model", ordering="llm_name")
+def model_column(obj) -> str:
+    return f"{obj.llm_name}@{obj.factory}"
+
+
+SUM_COLUMNS = tuple(_sum_column(field) for field in ROLLUP_SUMS)
+
+
 @admin.register(UsageEvent)
 class UsageEventAdmin(ReadOnlyAdmin):
     list_display = (
-        "created_at",
-        "tenant",
-        "llm_name",
-        "factory",
+        "created",
+        tenant_column,
+        model_column,
         "model_type",
-        "prompt_tokens",
-        "completion_tokens",
-        "total_tokens",
-        "estimated",
-        "cost",
-        "latency_ms",
-        "outcome",
-        "error_code",
-        "request_id",
+        *(column for column in SUM_COLUMNS if column.__name__ not in {"calls", "errors"}),
+        "latency",
+        "result",
     )
     list_filter = ("outcome", "model_type", "estimated", "created_at")
     search_fields = ("=request_id", "tenant__name", "=tenant__id", "llm_name", "factory")
     list_select_related = ("tenant",)
     # The events table is the largest one: no second COUNT(*) over all of it per page.
     show_full_result_count = False
+
+    @admin.display(description="when (UTC)", ordering="created_at")
+    def created(self, obj: UsageEvent) -> str:
+        return f"{obj.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, obj: UsageEvent) -> str:
+        return f"{number(obj.latency_ms)}\u00a0ms"
+
+    @admin.display(description="outcome", ordering="outcome")
+    def result(self, obj: UsageEvent) -> str:
+        outcome = obj.get_outcome_display()
+        outcome = f"{outcome}: {obj.error_code}" if obj.error_code else outcome
+        return f"{outcome} (estimated)" if obj.estimated else outcome
 
 
 class RollupAdmin(ReadOnlyAdmin):
@@ -75,19 +108,31 @@ class RollupAdmin(ReadOnlyAdmin):
 
 @admin.register(UsageHourly)
 class UsageHourlyAdmin(RollupAdmin):
-    list_display = ("bucket", "tenant", "llm_name", "factory", "model_type", *ROLLUP_SUMS)
+    list_display = ("hour", tenant_column, model_column, "model_type", *SUM_COLUMNS)
+
+    @admin.display(description="hour (UTC)", ordering="bucket")
+    def hour(self, obj: UsageHourly) -> str:
+        return f"{obj.bucket.astimezone(UTC):%Y-%m-%d %H:00}"
 
 
 @admin.register(QuotaCounter)
 class QuotaCounterAdmin(ReadOnlyAdmin):
-    list_display = ("scope", "scope_id", "window_start", "used", "warned", "updated_at")
+    list_display = ("scope", "scope_short", "window_start", "used_tokens", "warned", "updated_at")
     list_filter = ("scope", "warned")
     search_fields = ("=scope_id",)
+
+    @admin.display(description="scope ID", ordering="scope_id")
+    def scope_short(self, obj: QuotaCounter) -> str:
+        return short_id(obj.scope_id)
+
+    @admin.display(description="used", ordering="used")
+    def used_tokens(self, obj: QuotaCounter) -> str:
+        return number(obj.used)
 
 
 @admin.register(UsageDaily)
 class UsageDailyAdmin(RollupAdmin):
-    list_display = ("day", "tenant", "llm_name", "factory", "model_type", *ROLLUP_SUMS)
+    list_display = ("day", tenant_column, model_column, "model_type", *SUM_COLUMNS)
 
     def get_urls(self):
         # Before the default routes: "<path:object_id>/" would take them otherwise.
@@ -153,15 +198,15 @@ class UsageDailyAdmin(RollupAdmin):
                 {
                     "name": item.name,
                     "usage": item.usage,
-                    "cost": money(item.usage.cost),
+                    "cost": usd(item.usage.cost),
                     "url": reverse("admin:usage_tenant", args=[item.tenant_id]),
                 }
                 for item in tenants
             ],
             "top": TOP_TENANTS,
             "totals": totals.totals,
-            "totals_cost": money(totals.totals.cost),
-            "by_type": [(row, money(row.cost)) for row in totals.rows],
+            "totals_cost": usd(totals.totals.cost),
+            "by_type": [(row, usd(row.cost)) for row in totals.rows],
             "chart": {
                 "kind": "tenants",
                 "labels": [item.name for item in tenants],
@@ -184,10 +229,10 @@ class UsageDailyAdmin(RollupAdmin):
             "tenant": tenant,
             "tenant_change_url": reverse("admin:tenants_tenant_change", args=[tenant.pk]),
             "quota": quota_status(tenant=tenant),
-            "rows": [(day, row, money(row.cost)) for day, row in series.rows],
-            "by_model": [(row, money(row.cost)) for row in by_model.rows],
+            "rows": [(day, row, usd(row.cost)) for day, row in series.rows],
+            "by_model": [(row, usd(row.cost)) for row in by_model.rows],
             "totals": by_model.totals,
-            "totals_cost": money(by_model.totals.cost),
+            "totals_cost": usd(by_model.totals.cost),
             "chart": {
                 "kind": "tenant",
                 "days": [day.isoformat() for day in series.days],

@@ -23,7 +23,7 @@ class _Usage(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     factory = models.CharField(max_length=128)
-    llm_name = models.CharField(max_length=128)
+    llm_name = models.CharField("LLM name", max_length=128)
     model_type = models.CharField(max_length=32, choices=ModelType.choices)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
@@ -37,12 +37,12 @@ class _Usage(models.Model):
 class UsageEvent(_Usage):
     """One model call. `request_id` makes recording idempotent: a replayed event is skipped."""
 
-    request_id = models.UUIDField()
+    request_id = models.UUIDField("request ID")
     tenant_llm = models.ForeignKey(
         TenantLLM, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     estimated = models.BooleanField(default=False)
-    latency_ms = models.IntegerField(default=0)
+    latency_ms = models.IntegerField("latency (ms)", default=0)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
     error_code = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(help_text="When the call was made.")
@@ -144,7 +144,7 @@ class QuotaCounter(models.Model):
     """
 
     scope = models.CharField(max_length=16, choices=QuotaScope.choices)
-    scope_id = models.CharField(max_length=64)
+    scope_id = models.CharField("scope ID", max_length=64)
     window_start = models.DateTimeField()
     used = models.BigIntegerField(default=0)
     warned = models.BooleanField(default=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 
 from .types import ModelType
@@ -48,6 +49,15 @@ class LLMFactory(CatalogRow):
         return self.name
 
 
+# The largest token count an integer column holds on every database we run on (PostgreSQL's
+# integer is 32 bits): max_tokens above it is refused as input, never sent to the database.
+MAX_TOKENS_LIMIT = 2**31 - 1
+
+
+def max_tokens_field(**kwargs) -> models.IntegerField:
+    return models.IntegerField(validators=[MaxValueValidator(MAX_TOKENS_LIMIT)], **kwargs)
+
+
 def _price(help_text: str) -> models.DecimalField:
     # Six decimals: the cheapest models cost fractions of a cent per million tokens.
     return models.DecimalField(
@@ -62,7 +72,7 @@ class LLM(CatalogRow):
     # catalogs give a list such as ["chat", "image2text"]).
     model_type = models.CharField(max_length=32, choices=ModelType.choices)
     model_types = models.JSONField(default=list)
-    max_tokens = models.IntegerField(default=8192)
+    max_tokens = max_tokens_field(default=8192)
     tags = models.CharField(max_length=255, blank=True, default="")
     is_tools = models.BooleanField("supports tools", default=False)
     input_price = _price("USD per million input tokens.")

@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from providers.factories import NAME_SUFFIX_SEPARATOR, strip_name_suffix
-from providers.models import LLMFactory
+from providers.models import MAX_TOKENS_LIMIT, LLMFactory
 from providers.types import ModelType, normalize_model_type
 from ragllm.api import IsoDateTimeField, TenantAPIView, ok, parse
 from ragllm.errors import InvalidInput, NotFound
@@ -56,8 +56,6 @@ def _is_true(value: str) -> bool:
 
 # --- Input fields shared by the views ------------------------------------------------------------
 # Lengths are the columns' own, so that too long a value is a 400 here, never a database error.
-
-INT32_MAX = 2**31 - 1
 
 
 def _max_length(model, field_name: str) -> int:
@@ -208,7 +206,7 @@ class AddLLMView(TenantAPIView):
         base_url = base_url_field(help_text="Another name of api_base (api_base wins).")
         api_key = serializers.CharField(required=False, allow_blank=True, default="")
         max_tokens = serializers.IntegerField(
-            required=False, min_value=1, max_value=INT32_MAX, allow_null=True
+            required=False, min_value=1, max_value=MAX_TOKENS_LIMIT, allow_null=True
         )
 
     @schema.add_llm(

@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from providers.models import LLMFactory
+from providers.models import LLMFactory, max_tokens_field
 from providers.types import ModelType
 
 from .fields import encrypted_text_field
@@ -129,7 +129,7 @@ class TenantLLM(models.Model):
     # of the factories whose credentials have several fields (kept as JSON text inside).
     api_key = encrypted_text_field(verbose_name="API key", blank=True, default="")
     api_base = models.CharField("API base", max_length=512, blank=True, default="")
-    max_tokens = models.IntegerField(default=8192)
+    max_tokens = max_tokens_field(default=8192)
     used_tokens = models.BigIntegerField(default=0)
     token_quota = models.BigIntegerField(
         null=True, blank=True, help_text="Token allowance for this model; empty means none."
@@ -234,7 +234,7 @@ class KeyValidation(models.Model):
     model_type = models.CharField(max_length=32, choices=ModelType.choices, blank=True, default="")
     api_key = encrypted_text_field(verbose_name="API key", blank=True, default="")
     api_base = models.CharField("API base", max_length=512, blank=True, default="")
-    max_tokens = models.IntegerField(null=True, blank=True)
+    max_tokens = max_tokens_field(null=True, blank=True)
     verify_only = models.BooleanField(default=False)
     state = models.CharField(
         max_length=16, choices=ValidationState.choices, default=ValidationState.PENDING

@@ -149,6 +149,8 @@ def cast(owner, member, outsider):
 
 
 @pytest.mark.slow
+# schemathesis' invalid-data strategies draw from `random` themselves (their business, not ours).
+@pytest.mark.filterwarnings("ignore:Do not use the `random` module:DeprecationWarning")
 @pytest.mark.parametrize("role", ["owner", "member", "outsider"])
 def test_every_route_answers_as_its_schema_says(role, cast, tenant, api_schema):
     _, token = api_token_issue(user=cast[role], name="fuzz")

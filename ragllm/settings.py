@@ -263,6 +263,35 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=60.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
 LLM_BASE_DELAY = env.float("LLM_BASE_DELAY", default=1.0)
 
+# --- Key validation and task limits -------------------------------------------------------
+# A key validation runs on a worker: at most three live test calls. Its task is killed after
+# KEY_VALIDATION_TIME_LIMIT seconds; a worker starts it only while it can still finish within
+# KEY_VALIDATION_QUEUE_SECONDS + KEY_VALIDATION_TIME_LIMIT of the request. Past that deadline a
+# validation still pending or running ends "expired" and its candidate key is wiped.
+KEY_VALIDATION_TIME_LIMIT = env.float("KEY_VALIDATION_TIME_LIMIT", default=6 * LLM_TIMEOUT_SECONDS)
+KEY_VALIDATION_QUEUE_SECONDS = env.float("KEY_VALIDATION_QUEUE_SECONDS", default=300.0)
+# A request that waits for its validation (set_api_key / add_llm without "async") first asks
+# the workers, for at most this many seconds, whether one consumes the validation queue; with
+# none it answers 503 at once instead of waiting in vain. 0 turns the check off.
+KEY_VALIDATION_WORKER_CHECK_SECONDS = env.float("KEY_VALIDATION_WORKER_CHECK_SECONDS", default=1.0)
+if KEY_VALIDATION_TIME_LIMIT <= 0 or KEY_VALIDATION_QUEUE_SECONDS <= 0:
+    raise ImproperlyConfigured("KEY_VALIDATION_TIME_LIMIT and KEY_VALIDATION_QUEUE_SECONDS > 0.")
+# Tasks without limits of their own are killed after this long (soft limit: a little earlier,
+# so they can end cleanly).
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 270
+# Tasks are acknowledged when they end (acks_late), so one whose worker died before finishing
+# is delivered again. Redis does that after visibility_timeout seconds: longer than a
+# validation or an ordinary task may run (else a running task would be delivered twice), and
+# not Redis' default hour. Tasks with longer limits of their own (the daily usage prune) are
+# idempotent: a second delivery of a very long run finds nothing left to do.
+BROKER_VISIBILITY_TIMEOUT = int(max(KEY_VALIDATION_TIME_LIMIT, CELERY_TASK_TIME_LIMIT) + 60)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "sentinel://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
+# A worker that loses the broker cancels its running tasks, whose messages go back to the
+# queue, rather than finish them while another worker is given them again.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+
 # System default models for new tenants (RAGFlow's `user_default_llm`), as JSON in the
 # environment or in a file it names. Parsed and checked by `tenants.defaults`.
 USER_DEFAULT_LLM = env.str("USER_DEFAULT_LLM", default="")

@@ -27,9 +27,13 @@ from .selectors import (
     tenant_llm_by_factory,
 )
 from .services.configs import tenant_factory_delete, tenant_llm_delete, tenant_llm_set_status
-from .services.key_validation import tenant_llm_request_key, tenant_llm_request_model
+from .services.key_validation import (
+    key_validation_error,
+    key_validation_expire_overdue,
+    tenant_llm_request_key,
+    tenant_llm_request_model,
+)
 from .services.tenants import tenant_default_models_set
-from .validation import validation_failure
 
 
 def _factory_or_404(name: str) -> LLMFactory:
@@ -97,11 +101,7 @@ def _validation_response(validation: KeyValidation, *, wait: bool):
         return ok(ValidationVerifiedOutput(validation).data)
     if validation.succeeded:
         return ok(True)
-    raise validation_failure(
-        message=validation.message,
-        attempts=validation.attempts,
-        data=ValidationFailedOutput(validation).data,
-    )
+    raise key_validation_error(validation=validation, data=ValidationFailedOutput(validation).data)
 
 
 # --- Views --------------------------------------------------------------------------------------
@@ -139,6 +139,7 @@ class SetApiKeyView(TenantAPIView):
             base_url=data["base_url"],
             verify=data["verify"],
             user=request.user,
+            synchronous=not data["async"],
         )
         return _validation_response(validation, wait=not data["async"])
 
@@ -167,6 +168,7 @@ class AddLLMView(TenantAPIView):
             max_tokens=data.get("max_tokens"),
             verify=data["verify"],
             user=request.user,
+            synchronous=not data["async"],
         )
         return _validation_response(validation, wait=not data["async"])
 
@@ -341,4 +343,9 @@ class TaskView(TenantAPIView):
         validation = key_validation_for(tenant=self.tenant, validation_id=task_id)
         if validation is None:
             raise NotFound("No such task in this tenant.")
+        # Past its deadline, a validation is shown as what it is (expired), not as running.
+        if not validation.finished and key_validation_expire_overdue(
+            validation_ids=[validation.pk]
+        ):
+            validation = key_validation_for(tenant=self.tenant, validation_id=task_id)
         return ok(self.OutputSerializer(validation).data)

@@ -15,6 +15,8 @@ import wave
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from providers.errors import ErrorCode, MaxRetriesExceededError, ProviderError
 from providers.netguard import BlockedAddressError
 from providers.registry import build_adapter
@@ -122,6 +124,8 @@ def probe_model(
         return failed(
             "provider", ErrorCode.GENERIC_ERROR, "the provider answered with an empty result."
         )
+    except SoftTimeLimitExceeded:
+        raise  # the task's time is up: the task ends the validation, not as a provider fault
     except BlockedAddressError as exc:
         return failed("config", ErrorCode.INVALID_REQUEST, f"the base URL is not allowed ({exc}).")
     except ProviderError as exc:

@@ -248,6 +248,29 @@ def tenant_llm_find_enabled(*, tenant: Tenant, name: str, model_type: str) -> Te
     return matches[0]
 
 
+def tenant_default_model_choices(*, tenant: Tenant) -> dict[str, list[str]]:
+    """The names ("model@factory") each model type's default may take: the tenant's enabled
+    configurations serving that type (as tenant_llm_find_enabled accepts them). Two queries."""
+    configs = list(
+        TenantLLM.objects.select_related("factory")
+        .filter(tenant=tenant, status=Status.VALID)
+        .order_by("factory__name", "llm_name")
+    )
+    catalog = {
+        (factory_id, llm_name): {model_type, *(model_types or [])}
+        for factory_id, llm_name, model_type, model_types in LLM.objects.filter(
+            factory_id__in={c.factory_id for c in configs},
+            llm_name__in={c.llm_name for c in configs},
+        ).values_list("factory_id", "llm_name", "model_type", "model_types")
+    }
+    choices: dict[str, list[str]] = {model_type: [] for model_type in Tenant.DEFAULT_FIELDS}
+    for config in configs:
+        served = {config.model_type} | catalog.get((config.factory_id, config.llm_name), set())
+        for model_type in served & set(choices):
+            choices[model_type].append(f"{config.llm_name}@{config.factory.name}")
+    return choices
+
+
 def _serves(config: TenantLLM, model_type: str) -> bool:
     if config.model_type == model_type:
         return True

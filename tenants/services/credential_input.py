@@ -100,9 +100,16 @@ def credential_input_from_text(*, factory: str, text: str) -> tuple[str | None, 
     """
     text = text.strip()
     fields = _json_object(text)
-    if factory in CREDENTIAL_SHAPES and fields is not None:
+    shape = CREDENTIAL_SHAPES.get(factory)
+    if shape is None or not text:
+        return (text or None), {}
+    if fields is not None:
         return None, fields
-    return (text or None), {}
+    if "api_key" in shape.fields:  # Azure-OpenAI, OpenRouter: a plain key is their api_key
+        return text, {}
+    raise InvalidInput(
+        f"{factory} credentials are a JSON object with the fields {', '.join(shape.fields)}."
+    )
 
 
 def credentials_check_sendable(*, credentials: str) -> None:

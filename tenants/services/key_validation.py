@@ -61,6 +61,7 @@ from .credential_input import (
     check_stored_key_destination,
     credentials_from_input,
 )
+from .tenants import tenant_lock
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +78,6 @@ def _enqueue_on_commit(task_name: str, *args: object) -> None:
 def key_validation_time_limit() -> float:
     """Seconds a validation run may take; its task is killed after this long."""
     return float(settings.KEY_VALIDATION_TIME_LIMIT)
-
-
-def _lock_tenant(tenant_id) -> None:
-    # Requests and endings of one tenant's validations take this lock first (then the rows of
-    # KeyValidation and TenantLLM), so they are applied one at a time and in one lock order.
-    list(Tenant.objects.select_for_update().filter(pk=tenant_id).values_list("pk", flat=True))
 
 
 # --- 1. Requests ---------------------------------------------------------------------------
@@ -115,7 +110,7 @@ def key_validation_request(
             "nothing was saved. Start one (celery -A ragllm worker) and try again."
         )
     with transaction.atomic():
-        _lock_tenant(tenant.pk)
+        tenant_lock(tenant_id=tenant.pk)
         validation = KeyValidation.objects.create(
             tenant=tenant,
             kind=kind,
@@ -368,7 +363,7 @@ def _end(
     """
     tenant_id = KeyValidation.objects.filter(pk=validation_id).values_list("tenant_id", flat=True)
     with transaction.atomic():
-        _lock_tenant(tenant_id.first())
+        tenant_lock(tenant_id=tenant_id.first())
         validation = (
             KeyValidation.objects.select_for_update()
             .filter(pk=validation_id, state__in=only_if)

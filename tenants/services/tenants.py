@@ -153,6 +153,16 @@ def tenant_default_models_set(*, tenant: Tenant, values: dict[str, str]) -> Tena
     return tenant
 
 
+def tenant_lock(*, tenant_id) -> None:
+    """Lock the tenant's row until the transaction ends (call inside `transaction.atomic`).
+
+    Writes that depend on a tenant's current configurations take this lock first (key
+    validation requests and their endings, admin edits), so they apply one at a time and
+    always lock in the same order: the tenant, then its KeyValidation and TenantLLM rows.
+    """
+    list(Tenant.objects.select_for_update().filter(pk=tenant_id).values_list("pk", flat=True))
+
+
 def tenant_save(*, tenant: Tenant) -> Tenant:
     """Save a tenant edited as a whole (the admin's form)."""
     tenant.save()

@@ -21,6 +21,18 @@ _ACCEPTED = envelope_example(
     message="validation is running; poll GET /api/v1/llm/tasks/<task_id>",
     status=202,
 )
+_NO_WORKER = envelope_example(
+    "No worker",
+    None,
+    code=100,
+    message="No Celery worker is taking key validations, so the key cannot be checked now; "
+    "nothing was saved. Start one (celery -A ragllm worker) and try again.",
+    status=503,
+)
+_WAITING_ERRORS = {
+    409: answer(description="A newer request for the same model or factory replaced this one."),
+    503: answer(_NO_WORKER, description="No worker takes validations (only without async)."),
+}
 _UNREACHABLE = envelope_example(
     "Unreachable",
     {"task_id": "5f0c...", "attempts": []},
@@ -69,6 +81,7 @@ def set_api_key(request):
             ),
             202: answer(_ACCEPTED),
             **ERRORS,
+            **_WAITING_ERRORS,
             502: answer(_UNREACHABLE, description="The provider could not be reached or failed."),
         },
     )
@@ -111,6 +124,7 @@ def add_llm(request):
             ),
             202: answer(description="Validation accepted."),
             **ERRORS,
+            **_WAITING_ERRORS,
             502: answer(description="Provider unreachable."),
         },
     )
@@ -226,5 +240,8 @@ def task():
     return operation(
         "llm_task",
         "The state of a key validation started with async: true",
+        description="status: pending, running, then succeeded, failed, superseded (a newer "
+        "request for the same model or factory replaced it; nothing was saved) or expired (not "
+        "finished by its deadline; nothing was saved).",
         responses={200: answer(envelope_example("Finished", finished)), **ERRORS},
     )

@@ -91,18 +91,23 @@ class TenantLLMForm(forms.ModelForm):
         tenant = data.get("tenant")
         if tenant is None or tenant.pk is None:
             raise ApplicationError("Save the tenant first, then add its model configurations.")
+        tenant_llm_check_model(**self._new_model_request())
+
+    def _new_model_request(self) -> dict:
+        """The add_llm request a new configuration is (its key typed as one text)."""
+        data = self.cleaned_data
         key, fields = credential_input_from_text(
             factory=data["factory"].name, text=data.get("api_key") or ""
         )
-        tenant_llm_check_model(
-            tenant=tenant,
-            factory=data["factory"],
-            llm_name=data["llm_name"],
-            model_type=data["model_type"],
-            api_base=data.get("api_base") or "",
-            api_key=key,
-            fields=fields,
-        )
+        return {
+            "tenant": data["tenant"],
+            "factory": data["factory"],
+            "llm_name": data["llm_name"],
+            "model_type": data["model_type"],
+            "api_base": data.get("api_base") or "",
+            "api_key": key,
+            "fields": fields,
+        }
 
     def _value(self, name: str):
         """The value given for `name`, or the stored one when this form does not show it."""
@@ -121,19 +126,8 @@ class TenantLLMForm(forms.ModelForm):
         """Save through the services. A new configuration exists once its key is proven."""
         data = self.cleaned_data
         if self.instance.pk is None:
-            key, fields = credential_input_from_text(
-                factory=data["factory"].name, text=data.get("api_key") or ""
-            )
             self.validation = tenant_llm_request_model(
-                tenant=data["tenant"],
-                factory=data["factory"],
-                llm_name=data["llm_name"],
-                model_type=data["model_type"],
-                api_base=data.get("api_base") or "",
-                api_key=key,
-                fields=fields,
-                max_tokens=data.get("max_tokens"),
-                user=user,
+                **self._new_model_request(), max_tokens=data.get("max_tokens"), user=user
             )
             return self.instance
         self.validation = tenant_llm_edit(

@@ -9,9 +9,9 @@ from django.urls import reverse
 from providers.models import LLMFactory
 from ragllm.celery import app
 from tenants.models import KeyValidation, TenantLLM
-from tenants.resolution import invalidate, resolve_model
+from tenants.resolution import resolve_model
 
-OLD_KEY = "sk-working-key-in-use-0000000001"
+OLD_KEY = "sk-bundle-key-000000000001"  # chat_config's
 GOOD_KEY = "sk-a-new-good-key-0000000000002"
 BAD_KEY = "sk-invalid"  # the fake provider answers 401 to it
 
@@ -23,18 +23,12 @@ def admin_client_(client, superuser):
 
 
 @pytest.fixture
-def config(tenant, catalog, fake_provider):
-    config = TenantLLM.objects.create(
-        tenant=tenant,
-        factory=LLMFactory.objects.get(name="OpenAI"),
-        llm_name="gpt-4o-mini",
-        model_type="chat",
-        api_key=OLD_KEY,
-        api_base=fake_provider.url("/v1"),
-        validation_status="valid",
-    )
-    invalidate()
-    return config
+def config(chat_config):
+    """gpt-4o-mini@OpenAI at the fake provider, proven valid with OLD_KEY."""
+    TenantLLM.objects.filter(pk=chat_config.pk).update(validation_status="valid")
+    chat_config.refresh_from_db()
+    assert chat_config.api_key == OLD_KEY
+    return chat_config
 
 
 def change_form(config, **fields):

@@ -10,7 +10,7 @@ import pytest
 from providers.models import LLMFactory
 from tenants.models import KeyValidation, TenantLLM
 
-STORED_KEY = "sk-stored-key-never-leaves-000001"
+STORED_KEY = "sk-bundle-key-000000000001"  # chat_config's
 NEW_KEY = "sk-given-again-with-the-new-url-02"
 AGAIN = "needs the API key again"
 
@@ -26,15 +26,9 @@ def attacker():
 
 
 @pytest.fixture
-def stored(tenant, catalog, fake_provider):
-    return TenantLLM.objects.create(
-        tenant=tenant,
-        factory=LLMFactory.objects.get(name="OpenAI"),
-        llm_name="gpt-4o-mini",
-        model_type="chat",
-        api_key=STORED_KEY,
-        api_base=fake_provider.url("/v1"),
-    )
+def stored(chat_config):
+    assert chat_config.api_key == STORED_KEY
+    return chat_config
 
 
 def add_llm(api, **fields):

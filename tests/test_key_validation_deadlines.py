@@ -17,21 +17,17 @@ from ragllm.celery import app
 from tenants.models import KeyValidation, TenantLLM, ValidationState
 from tenants.services.key_validation import VALIDATE_TASK
 
-OLD_KEY = "sk-stored-and-working-key-000001"
+OLD_KEY = "sk-bundle-key-000000000001"  # chat_config's
 NEW_KEY = "sk-new-key-waiting-for-a-worker-2"
 
 
 @pytest.fixture
-def config(tenant, catalog, fake_provider):
-    return TenantLLM.objects.create(
-        tenant=tenant,
-        factory=LLMFactory.objects.get(name="OpenAI"),
-        llm_name="gpt-4o-mini",
-        model_type="chat",
-        api_key=OLD_KEY,
-        api_base=fake_provider.url("/v1"),
-        validation_status="valid",
-    )
+def config(chat_config):
+    """gpt-4o-mini@OpenAI at the fake provider, proven valid with OLD_KEY."""
+    TenantLLM.objects.filter(pk=chat_config.pk).update(validation_status="valid")
+    chat_config.refresh_from_db()
+    assert chat_config.api_key == OLD_KEY
+    return chat_config
 
 
 def add_llm(api, base, **extra):

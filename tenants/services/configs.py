@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import BigIntegerField, Case, F, Value, When
@@ -57,32 +59,42 @@ def _refuse_if_default(tenant: Tenant, configs: list[TenantLLM]) -> None:
             )
 
 
+def _credential_change(
+    *, config: TenantLLM, api_key: str, api_base: str, model_type: str, status: str
+) -> dict[str, Any] | None:
+    """The add_llm request an edit amounts to if its credentials change (a key given, or
+    another base URL), else None; refuses disabling a default model."""
+    stored = TenantLLM.objects.select_related("factory", "tenant").get(pk=config.pk)
+    if status != Status.VALID and stored.status == Status.VALID:
+        _refuse_if_default(stored.tenant, [stored])
+    key, fields = credential_input_from_text(factory=stored.factory.name, text=api_key)
+    if key is None and not fields and not base_url_changes(stored=stored.api_base, given=api_base):
+        return None
+    return {
+        "tenant": stored.tenant,
+        "factory": stored.factory,
+        "llm_name": stored.llm_name,
+        "model_type": model_type,
+        "api_base": api_base,
+        "api_key": key,
+        "fields": fields,
+    }
+
+
 def tenant_llm_check_edit(
     *, config: TenantLLM, api_key: str, api_base: str, model_type: str, status: str
 ) -> bool:
     """The checks of an edit made as a whole (the admin's forms), writing nothing.
 
-    Returns whether the credentials change (a key given, or another base URL): those are
-    validated before they replace the stored ones, exactly as add_llm does.
+    Returns whether the credentials change: those are validated before they replace the
+    stored ones, exactly as add_llm does (and checked as add_llm checks them).
     """
-    stored = TenantLLM.objects.select_related("factory", "tenant").get(pk=config.pk)
-    if status != Status.VALID and stored.status == Status.VALID:
-        _refuse_if_default(stored.tenant, [stored])
-    key, fields = credential_input_from_text(factory=stored.factory.name, text=api_key)
-    changes_credentials = (
-        key is not None or bool(fields) or base_url_changes(stored=stored.api_base, given=api_base)
+    request = _credential_change(
+        config=config, api_key=api_key, api_base=api_base, model_type=model_type, status=status
     )
-    if changes_credentials:
-        tenant_llm_check_model(
-            tenant=stored.tenant,
-            factory=stored.factory,
-            llm_name=stored.llm_name,
-            model_type=model_type,
-            api_base=api_base,
-            api_key=key,
-            fields=fields,
-        )
-    return changes_credentials
+    if request is not None:
+        tenant_llm_check_model(**request)
+    return request is not None
 
 
 @transaction.atomic
@@ -101,15 +113,17 @@ def tenant_llm_edit(
     """Edit a configuration as a whole (the admin's change form and the tenant page's inline).
 
     Limits, quota and status are saved at once. New credentials (a key, or another base URL,
-    which needs the key again) are not: they go through the same validation as add_llm, and
+    which needs the key again) are not: they go through add_llm's checks and validation, and
     until they are proven the configuration shows "validating" and keeps its stored ones.
     An empty `api_key` means "unchanged" (the stored key is never sent to the browser).
     Returns the validation requested, if any.
     """
     tenant_lock(tenant_id=config.tenant_id)
-    changes_credentials = tenant_llm_check_edit(
+    request = _credential_change(
         config=config, api_key=api_key, api_base=api_base, model_type=model_type, status=status
     )
+    if request is not None:
+        tenant_llm_check_model(**request)  # before anything is written
     TenantLLM.objects.filter(pk=config.pk).update(
         model_type=model_type,
         max_tokens=max_tokens,
@@ -119,21 +133,9 @@ def tenant_llm_edit(
         updated_at=timezone.now(),
     )
     transaction.on_commit(invalidate_resolutions)
-    if not changes_credentials:
+    if request is None:
         return None
-    stored = TenantLLM.objects.select_related("factory", "tenant").get(pk=config.pk)
-    key, fields = credential_input_from_text(factory=stored.factory.name, text=api_key)
-    return tenant_llm_request_model(
-        tenant=stored.tenant,
-        factory=stored.factory,
-        llm_name=stored.llm_name,
-        model_type=model_type,
-        api_base=api_base,
-        api_key=key,
-        fields=fields,
-        max_tokens=max_tokens,
-        user=user,
-    )
+    return tenant_llm_request_model(**request, max_tokens=max_tokens, user=user)
 
 
 def tenant_llm_add_used_tokens(*, tokens_by_config: dict[int, int]) -> int:

@@ -27,12 +27,8 @@ from .selectors import (
     tenant_llm_by_factory,
 )
 from .services.configs import tenant_factory_delete, tenant_llm_delete, tenant_llm_set_status
-from .services.key_validation import (
-    key_validation_error,
-    key_validation_expire_overdue,
-    tenant_llm_request_key,
-    tenant_llm_request_model,
-)
+from .services.key_requests import tenant_llm_request_key, tenant_llm_request_model
+from .services.key_validation import key_validation_error, key_validation_expire_overdue
 from .services.tenants import tenant_default_models_set
 
 

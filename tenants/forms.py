@@ -16,7 +16,7 @@ from .models import KeyValidation, Tenant, TenantLLM
 from .selectors import tenant_default_model_choices, tenant_llm_find_enabled
 from .services.configs import tenant_llm_check_edit, tenant_llm_edit
 from .services.credential_input import credential_input_from_text
-from .services.key_validation import tenant_llm_check_model, tenant_llm_request_model
+from .services.key_requests import tenant_llm_check_model, tenant_llm_request_model
 from .services.tenants import tenant_default_models_set, tenant_save
 
 

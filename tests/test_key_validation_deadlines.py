@@ -15,7 +15,6 @@ from django.utils import timezone
 from providers.models import LLMFactory
 from ragllm.celery import app
 from tenants.models import KeyValidation, TenantLLM, ValidationState
-from tenants.services.key_validation import VALIDATE_TASK
 
 OLD_KEY = "sk-bundle-key-000000000001"  # chat_config's
 NEW_KEY = "sk-new-key-waiting-for-a-worker-2"
@@ -186,4 +185,3 @@ def test_celery_is_configured_so_a_killed_validation_cannot_rot():
     assert conf["acks_late"] is True and conf["default_limit"] > 0
     # A validation whose worker died is expired within minutes, not after Redis' default hour.
     assert conf["deadline"] < 3600
-    assert VALIDATE_TASK == "tenants.tasks.validate_credentials"

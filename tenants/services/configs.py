@@ -15,7 +15,7 @@ from ragllm.errors import Conflict, NotFound
 from ..models import KeyValidation, Status, Tenant, TenantLLM
 from ..resolution import invalidate as invalidate_resolutions
 from .credential_input import base_url_changes, credential_input_from_text
-from .key_validation import tenant_llm_check_model, tenant_llm_request_model
+from .key_requests import tenant_llm_check_model, tenant_llm_request_model
 from .tenants import tenant_lock
 
 

@@ -28,19 +28,11 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from providers.factories import SELF_HOSTED_FACTORIES, strip_name_suffix
 from providers.models import LLM, LLMFactory
 from providers.models import Status as CatalogStatus
-from providers.registry import supported_factories
 from ragllm.celery import app as celery_app
 from ragllm.celery import worker_available
-from ragllm.errors import (
-    ApplicationError,
-    Conflict,
-    InvalidInput,
-    MissingArguments,
-    ServiceUnavailable,
-)
+from ragllm.errors import ApplicationError, Conflict, ServiceUnavailable
 
 from ..models import (
     ACTIVE_VALIDATION_STATES,
@@ -54,13 +46,6 @@ from ..models import (
 from ..resolution import invalidate as invalidate_resolutions
 from ..selectors import key_validation_probe_models
 from ..validation import Attempt, probe_model, validation_failure
-from .credential_input import (
-    KeyRequiredForNewBaseURL,
-    base_url_changes,
-    check_base_url,
-    check_stored_key_destination,
-    credentials_from_input,
-)
 from .tenants import tenant_lock
 
 logger = logging.getLogger(__name__)
@@ -177,115 +162,6 @@ def _target_configs(validation: KeyValidation) -> QuerySet[TenantLLM]:
         return configs.filter(llm_name=validation.llm_name)
     return configs.filter(llm_name__in=_catalog_names(validation.factory_id)).exclude(
         llm_name__in=validation.superseded_models
-    )
-
-
-def tenant_llm_request_key(
-    *,
-    tenant: Tenant,
-    factory: LLMFactory,
-    api_key: str | None,
-    fields: dict[str, Any],
-    base_url: str = "",
-    verify: bool = False,
-    user: AbstractBaseUser | None = None,
-    enqueue: bool = True,
-    synchronous: bool = False,
-) -> KeyValidation:
-    """set_api_key: check the input, then ask for the factory's key to be validated."""
-    key = credentials_from_input(factory=factory.name, api_key=api_key, fields=fields)
-    check_base_url(factory=factory.name, url=base_url)
-    if not key:
-        # Nothing is ever reused here, but a caller changing the base URL without the key
-        # should learn why that cannot be.
-        stored = TenantLLM.objects.filter(tenant=tenant, factory=factory)
-        bases = set(stored.values_list("api_base", flat=True))
-        if base_url and any(base_url_changes(stored=b, given=base_url) for b in bases):
-            raise KeyRequiredForNewBaseURL()
-        raise MissingArguments(["api_key"])
-    return key_validation_request(
-        tenant=tenant,
-        kind=ValidationKind.SET_API_KEY,
-        factory=factory,
-        api_key=key,
-        api_base=base_url,
-        verify_only=verify,
-        user=user,
-        enqueue=enqueue,
-        synchronous=synchronous,
-    )
-
-
-def tenant_llm_check_model(
-    *,
-    tenant: Tenant,
-    factory: LLMFactory,
-    llm_name: str,
-    model_type: str,
-    api_base: str = "",
-    api_key: str | None = None,
-    fields: dict[str, Any] | None = None,
-) -> tuple[str, str]:
-    """add_llm's checks, writing nothing: (model name as stored, credentials to validate).
-
-    Without a new credential the stored one is used, but only with the base URL it was saved
-    with; self-hosted factories may have none at all. Forms call this to show errors early.
-    """
-    if factory.name not in supported_factories(model_type):
-        raise InvalidInput(f"Factory {factory.name} does not serve {model_type} models.")
-    llm_name = strip_name_suffix(llm_name.strip())
-    check_base_url(factory=factory.name, url=api_base)
-    key = credentials_from_input(factory=factory.name, api_key=api_key, fields=fields or {})
-    if key is None:
-        stored = TenantLLM.objects.filter(tenant=tenant, factory=factory, llm_name=llm_name).first()
-        if stored is not None:
-            check_stored_key_destination(
-                stored_key=stored.api_key, stored_base=stored.api_base, new_base=api_base
-            )
-            key = stored.api_key
-        elif factory.name in SELF_HOSTED_FACTORIES:
-            key = ""
-        else:
-            raise MissingArguments(["api_key"])
-    return llm_name, key
-
-
-def tenant_llm_request_model(
-    *,
-    tenant: Tenant,
-    factory: LLMFactory,
-    llm_name: str,
-    model_type: str,
-    api_base: str = "",
-    api_key: str | None = None,
-    fields: dict[str, Any] | None = None,
-    max_tokens: int | None = None,
-    verify: bool = False,
-    user: AbstractBaseUser | None = None,
-    synchronous: bool = False,
-) -> KeyValidation:
-    """add_llm: check the input, then ask for this one model to be validated and saved."""
-    llm_name, key = tenant_llm_check_model(
-        tenant=tenant,
-        factory=factory,
-        llm_name=llm_name,
-        model_type=model_type,
-        api_base=api_base,
-        api_key=api_key,
-        fields=fields,
-    )
-    return key_validation_request(
-        tenant=tenant,
-        kind=ValidationKind.ADD_LLM,
-        factory=factory,
-        api_key=key,
-        api_base=api_base,
-        llm_name=llm_name,
-        model_type=model_type,
-        max_tokens=max_tokens,
-        verify_only=verify,
-        user=user,
-        synchronous=synchronous,
     )
 
 

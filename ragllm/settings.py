@@ -268,10 +268,18 @@ LLM_BASE_DELAY = env.float("LLM_BASE_DELAY", default=1.0)
 USER_DEFAULT_LLM = env.str("USER_DEFAULT_LLM", default="")
 USER_DEFAULT_LLM_FILE = env.str("USER_DEFAULT_LLM_FILE", default="")
 
-# Networks that provider base URLs may point to besides public addresses (CIDRs), e.g. an
-# internal gateway. Self-hosted factories may always use private and loopback addresses;
-# link-local and cloud metadata addresses are refused whatever this says.
-LLM_ALLOWED_NETWORKS = env.list("LLM_ALLOWED_NETWORKS", default=[])
+# Where provider calls may connect besides public addresses (providers.netguard): CIDRs, or
+# the words `loopback` (127.0.0.0/8, ::1) and `private` (10/8, 172.16/12, 192.168/16,
+# fc00::/7). Hosted factories (OpenAI...): none by default, e.g. an internal gateway.
+# Self-hosted factories (Ollama, VLLM, OpenAI-API-Compatible...): loopback and private
+# ranges under DEBUG, none in production unless listed (set it empty for none under DEBUG).
+# Link-local and cloud metadata addresses are refused whatever these say.
+LLM_HOSTED_ALLOWED_NETWORKS = env.list("LLM_HOSTED_ALLOWED_NETWORKS", default=[])
+LLM_SELF_HOSTED_ALLOWED_NETWORKS = env.list(
+    "LLM_SELF_HOSTED_ALLOWED_NETWORKS", default=["loopback", "private"] if DEBUG else []
+)
+# Provider calls ignore HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY unless this is True.
+LLM_PROXY_FROM_ENV = env.bool("LLM_PROXY_FROM_ENV", default=False)
 
 # The catalog loaded on a fresh install (post-migrate) and by `load_llm_factories`.
 LLM_FACTORIES_FILE = env.str(

@@ -26,7 +26,7 @@ _UNREACHABLE = envelope_example(
     {"task_id": "5f0c...", "attempts": []},
     code=102,
     message="Fail to access chat model(deepseek-chat) using this api key: "
-    "the provider could not be reached (network problem). ...",
+    "could not reach a model server at this address (network problem).",
     status=502,
 )
 

@@ -249,7 +249,7 @@ def test_json_credential_factories_name_missing_fields(
     ],
 )
 def test_hosted_factories_refuse_internal_base_urls(owner_api, catalog, url, settings):
-    settings.LLM_ALLOWED_NETWORKS = []
+    settings.LLM_HOSTED_ALLOWED_NETWORKS = []
     response = owner_api.post(
         "/api/v1/llm/set_api_key",
         {"llm_factory": "OpenAI", "api_key": "sk-" + "x" * 30, "base_url": url},
@@ -270,7 +270,7 @@ def test_hosted_factories_refuse_internal_base_urls(owner_api, catalog, url, set
 def test_self_hosted_factories_may_use_private_but_never_metadata_addresses(
     owner_api, catalog, url, allowed, settings
 ):
-    settings.LLM_ALLOWED_NETWORKS = []
+    settings.LLM_SELF_HOSTED_ALLOWED_NETWORKS = ["loopback", "private"]
     response = owner_api.post(
         "/api/v1/llm/add_llm",
         {
@@ -286,11 +286,11 @@ def test_self_hosted_factories_may_use_private_but_never_metadata_addresses(
         assert response.status_code == 202, response.content
     else:
         assert response.status_code == 400
-        assert "never called" in response.json()["message"]
+        assert "could not reach a model server" in response.json()["message"]
 
 
 def test_the_allowed_networks_setting_opens_a_private_range(owner_api, catalog, settings):
-    settings.LLM_ALLOWED_NETWORKS = ["10.20.0.0/16"]
+    settings.LLM_HOSTED_ALLOWED_NETWORKS = ["10.20.0.0/16"]
     response = owner_api.post(
         "/api/v1/llm/set_api_key",
         {

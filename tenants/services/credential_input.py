@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from providers import netguard
+from providers.errors import UNREACHABLE
 from providers.factories import (
     BEDROCK_AUTH_MODES,
     CREDENTIAL_SHAPES,
-    SELF_HOSTED_FACTORIES,
     required_credential_fields,
 )
-from providers.netguard import BlockedAddressError, check_url
 from ragllm.errors import InvalidInput, MissingArguments
+
+logger = logging.getLogger(__name__)
 
 
 def credentials_from_input(
@@ -48,10 +51,17 @@ def credentials_from_input(
 
 
 def check_base_url(*, factory: str, url: str) -> None:
-    """Refuse a base URL that may not be called (see providers.netguard)."""
+    """Refuse a base URL that may not be called (see providers.netguard). Where it points is
+    never described: the reason is logged for the operator."""
     if not url:
         return
     try:
-        check_url(url, allow_private=factory in SELF_HOSTED_FACTORIES)
-    except BlockedAddressError as exc:
-        raise InvalidInput(f"base_url is not allowed: {exc}") from exc
+        netguard.check_base_url(url, factory=factory)
+    except netguard.InvalidURLError as exc:
+        raise InvalidInput(f"base_url is not allowed: {exc}") from None
+    except netguard.BlockedAddressError as exc:
+        logger.warning("base URL refused for %s: %s", factory, exc)
+        raise InvalidInput(
+            f"base_url is not allowed: {UNREACHABLE} (it is outside the networks this "
+            "service may call)."
+        ) from None

@@ -206,13 +206,10 @@ def test_set_api_key_refuses_unknown_factories_and_empty_catalogs(app):
 
 # --- test_llm_list_unit.py: add_llm's factory-specific credentials --------------------------------
 
+BAIDU = {"yiyan_ak": fake_baidu.API_KEY, "yiyan_sk": fake_baidu.SECRET_KEY}
+# (factory, fake provider root, fields sent besides the model): each is stored as sent.
 KEY_ASSEMBLY = [
-    (
-        "VolcEngine",
-        "/v1",
-        {"ark_api_key": "ak-volc-000000001", "endpoint_id": "eid"},
-        {"ark_api_key": "ak-volc-000000001", "endpoint_id": "eid"},
-    ),
+    ("VolcEngine", "/v1", {"ark_api_key": "ak-volc-000000001", "endpoint_id": "eid"}),
     (
         "Bedrock",
         "/bedrock",
@@ -223,48 +220,26 @@ KEY_ASSEMBLY = [
             "bedrock_sk": fake_bedrock.SECRET_KEY,
             "bedrock_region": "us-east-1",
         },
-        {
-            "auth_mode": "access_key_secret",
-            "bedrock_ak": fake_bedrock.ACCESS_KEY,
-            "bedrock_sk": fake_bedrock.SECRET_KEY,
-            "bedrock_region": "us-east-1",
-        },
     ),
-    (
-        "BaiduYiyan",
-        "/baidu",
-        {"yiyan_ak": fake_baidu.API_KEY, "yiyan_sk": fake_baidu.SECRET_KEY},
-        {"yiyan_ak": fake_baidu.API_KEY, "yiyan_sk": fake_baidu.SECRET_KEY},
-    ),
-    (
-        "BaiduYiyan",
-        "/baidu",
-        # What RAGFlow's app sends (RAGFlow itself then stores empty keys).
-        {"api_key": {"yiyan_ak": fake_baidu.API_KEY, "yiyan_sk": fake_baidu.SECRET_KEY}},
-        {"yiyan_ak": fake_baidu.API_KEY, "yiyan_sk": fake_baidu.SECRET_KEY},
-    ),
+    ("BaiduYiyan", "/baidu", BAIDU),
     (
         "Fish Audio",
         "/fishaudio",
         {"fish_audio_ak": fake_fish.API_KEY, "fish_audio_refid": fake_fish.VOICE},
-        {"fish_audio_ak": fake_fish.API_KEY, "fish_audio_refid": fake_fish.VOICE},
     ),
-    (
-        "Azure-OpenAI",
-        "",
-        {"api_key": "real-key-0000000001", "api_version": "2024-01-01"},
-        {"api_key": "real-key-0000000001", "api_version": "2024-01-01"},
-    ),
-    (
-        "OpenRouter",
-        "/v1",
-        {"api_key": "or-key-00000000001", "provider_order": "a,b"},
-        {"api_key": "or-key-00000000001", "provider_order": "a,b"},
-    ),
+    ("Azure-OpenAI", "", {"api_key": "real-key-0000000001", "api_version": "2024-01-01"}),
+    ("OpenRouter", "/v1", {"api_key": "or-key-00000000001", "provider_order": "a,b"}),
 ]
 
 
-@pytest.mark.parametrize(("factory", "root", "extra", "stored"), KEY_ASSEMBLY)
+@pytest.mark.parametrize(
+    ("factory", "root", "extra", "stored"),
+    [
+        *[(factory, root, fields, fields) for factory, root, fields in KEY_ASSEMBLY],
+        # What RAGFlow's app sends for BaiduYiyan (RAGFlow itself then stores empty keys).
+        ("BaiduYiyan", "/baidu", {"api_key": BAIDU}, BAIDU),
+    ],
+)
 def test_add_llm_assembles_each_factorys_credential(
     live_app, tenant, fake_provider, factory, root, extra, stored
 ):

@@ -350,3 +350,20 @@ def test_the_start_up_check_refuses_a_prefix_that_shares_paths(urlconf):
 def test_the_start_up_check_refuses_a_prefix_that_is_not_a_path(urlconf):
     urlconf("v1 llm")
     assert [e.id for e in _errors()] == ["ragllm.E032"]
+
+
+def test_a_validation_still_running_after_the_wait_is_reported_not_taken_for_success(app, settings):
+    # Inside the test's transaction the validation task is never sent: it stays pending.
+    settings.RAGFLOW_COMPAT_WAIT_SECONDS = 0.05
+    answer = body(app.post("llm/set_api_key", {"llm_factory": "OpenAI", "api_key": SECRET}))
+    assert answer["code"] == 102
+    assert answer["message"].startswith("The key is still being tested after 0.05 seconds (task ")
+    assert SECRET not in answer["message"]
+
+
+@pytest.mark.parametrize("seconds", [0, 300])
+def test_the_wait_must_stay_under_the_web_apps_timeout(settings, seconds):
+    from tenants.checks import check_ragflow_wait
+
+    settings.RAGFLOW_COMPAT_WAIT_SECONDS = seconds
+    assert [e.id for e in check_ragflow_wait(None)] == ["ragllm.E031"]

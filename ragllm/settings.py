@@ -281,6 +281,13 @@ LLM_SELF_HOSTED_ALLOWED_NETWORKS = env.list(
 # Provider calls ignore HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY unless this is True.
 LLM_PROXY_FROM_ENV = env.bool("LLM_PROXY_FROM_ENV", default=False)
 
+# RAGFlow's web app and SDK: RAGFlow's LLM and tenant-model routes under this path prefix
+# (tenants.ragflow), i.e. /v1/llm/... and /v1/user/tenant_info by default; empty: not served.
+RAGFLOW_COMPAT_PREFIX = env.str("RAGFLOW_COMPAT_PREFIX", default="v1").strip("/")
+# How long those routes wait for a key validation: RAGFlow's app reads the verdict from the
+# answer and gives up after 300 s.
+RAGFLOW_COMPAT_WAIT_SECONDS = env.float("RAGFLOW_COMPAT_WAIT_SECONDS", default=120.0)
+
 # The catalog loaded on a fresh install (post-migrate) and by `load_llm_factories`.
 LLM_FACTORIES_FILE = env.str(
     "LLM_FACTORIES_FILE", default=str(BASE_DIR / "fixtures" / "llm_factories.json")

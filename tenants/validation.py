@@ -71,6 +71,7 @@ class Attempt:
     cause: str = ""  # key | network | model | provider | request | config
     error_code: str = ""
     message: str = ""
+    detail: str = ""  # the message without its "Fail to access ..." label: why it failed
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -114,7 +115,13 @@ def probe_model(
 
     def failed(cause: str, code: str, why: str) -> Attempt:
         return Attempt(
-            llm_name, model_type, ok=False, cause=cause, error_code=code, message=f"{label}: {why}"
+            llm_name,
+            model_type,
+            ok=False,
+            cause=cause,
+            error_code=code,
+            message=f"{label}: {why}",
+            detail=why,
         )
 
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from providers import netguard
@@ -19,21 +20,36 @@ logger = logging.getLogger(__name__)
 
 
 def credentials_from_input(
-    *, factory: str, api_key: str | None, fields: dict[str, Any]
+    *, factory: str, api_key: str | dict[str, Any] | None, fields: Mapping[str, Any]
 ) -> str | None:
     """The api_key to store: the plain key, or the factory's JSON object built from `fields`.
 
+    A factory whose credentials are several fields takes them in any of the spellings RAGFlow's
+    clients send: as request fields (`hunyuan_sid`...), as an object in `api_key` (BaiduYiyan's
+    form), or as that object's JSON text in `api_key` (Tencent Hunyuan's). Request fields win.
     None means "no new credential given" (edits then keep the stored one).
     """
     shape = CREDENTIAL_SHAPES.get(factory)
+    nested = _credential_object(api_key)
     if shape is None:
-        return api_key if api_key else None
+        if nested is not None:
+            return json.dumps(nested, sort_keys=True)
+        return api_key if isinstance(api_key, str) and api_key else None
     values = {name: fields.get(name) for name in shape.fields}
-    if factory in {"Azure-OpenAI", "OpenRouter"} and not values.get("api_key"):
+    for name, value in (nested or {}).items():
+        if name in values and values[name] in (None, ""):
+            values[name] = value
+    if "api_key" in shape.fields and not values.get("api_key") and nested is None:
         values["api_key"] = api_key
     if not any(
         values.get(name) not in (None, "") for name in shape.fields if name != "api_version"
     ):
+        if isinstance(api_key, str) and api_key.strip():
+            names = ", ".join(shape.fields)
+            raise InvalidInput(
+                f"{factory} does not take a single key: send {names} as request fields or as "
+                "one JSON object in api_key."
+            )
         return None
     for name, default in shape.defaults.items():
         if values.get(name) in (None, ""):
@@ -48,6 +64,19 @@ def credentials_from_input(
     if missing:
         raise MissingArguments(missing)
     return json.dumps({k: v for k, v in values.items() if v not in (None, "")}, sort_keys=True)
+
+
+def _credential_object(api_key: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fields of an api_key given as an object or as a JSON object's text, else None."""
+    if isinstance(api_key, dict):
+        return api_key
+    if isinstance(api_key, str) and api_key.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(api_key)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
 
 
 def check_base_url(*, factory: str, url: str) -> None:

@@ -45,6 +45,16 @@ def _enqueue_on_commit(task_name: str, *args: object) -> None:
     transaction.on_commit(lambda: celery_app.tasks[task_name].delay(*args))
 
 
+class UnsupportedModelType(InvalidInput):
+    """The factory has no adapter for this model type."""
+
+    def __init__(self, *, factory: str, llm_name: str, model_type: str) -> None:
+        super().__init__(f"Factory {factory} does not serve {model_type} models.")
+        self.factory = factory
+        self.llm_name = llm_name
+        self.model_type = model_type
+
+
 def key_validation_request(
     *,
     tenant: Tenant,
@@ -55,6 +65,7 @@ def key_validation_request(
     llm_name: str = "",
     model_type: str = "",
     max_tokens: int | None = None,
+    is_tools: bool | None = None,
     verify_only: bool = False,
     user: AbstractBaseUser | None = None,
     enqueue: bool = True,
@@ -72,6 +83,7 @@ def key_validation_request(
         llm_name=llm_name,
         model_type=model_type,
         max_tokens=max_tokens,
+        is_tools=is_tools,
         verify_only=verify_only,
         requested_by=user if user is not None and user.pk else None,
     )
@@ -84,7 +96,7 @@ def tenant_llm_request_key(
     *,
     tenant: Tenant,
     factory: LLMFactory,
-    api_key: str | None,
+    api_key: str | dict[str, Any] | None,
     fields: dict[str, Any],
     base_url: str = "",
     verify: bool = False,
@@ -95,6 +107,10 @@ def tenant_llm_request_key(
     key = credentials_from_input(factory=factory.name, api_key=api_key, fields=fields)
     if not key:
         raise MissingArguments(["api_key"])
+    if not LLM.objects.filter(factory=factory, status=CatalogStatus.VALID).exists():
+        # RAGFlow's wording. Self-hosted factories list no models: their models are added
+        # one by one (add_llm), each with its own base URL.
+        raise InvalidInput(f"No models configured for {factory.name} (source: {factory.name}).")
     check_base_url(factory=factory.name, url=base_url)
     return key_validation_request(
         tenant=tenant,
@@ -115,9 +131,10 @@ def tenant_llm_request_model(
     llm_name: str,
     model_type: str,
     api_base: str = "",
-    api_key: str | None = None,
+    api_key: str | dict[str, Any] | None = None,
     fields: dict[str, Any] | None = None,
     max_tokens: int | None = None,
+    is_tools: bool | None = None,
     verify: bool = False,
     user: AbstractBaseUser | None = None,
 ) -> KeyValidation:
@@ -126,9 +143,9 @@ def tenant_llm_request_model(
     Without a new credential the stored one is used (editing keeps the key); self-hosted
     factories may have none at all.
     """
-    if factory.name not in supported_factories(model_type):
-        raise InvalidInput(f"Factory {factory.name} does not serve {model_type} models.")
     llm_name = strip_name_suffix(llm_name.strip())
+    if factory.name not in supported_factories(model_type):
+        raise UnsupportedModelType(factory=factory.name, llm_name=llm_name, model_type=model_type)
     check_base_url(factory=factory.name, url=api_base)
     key = credentials_from_input(factory=factory.name, api_key=api_key, fields=fields or {})
     if key is None:
@@ -148,6 +165,7 @@ def tenant_llm_request_model(
         llm_name=llm_name,
         model_type=model_type,
         max_tokens=max_tokens,
+        is_tools=is_tools,
         verify_only=verify,
         user=user,
     )
@@ -254,10 +272,13 @@ def _apply_validated(validation: KeyValidation) -> None:
                 llm_name=validation.llm_name,
                 model_type=validation.model_type,
                 max_tokens=validation.max_tokens or 8192,
+                is_tools=validation.is_tools,
                 **common,
             )
         ]
         update_fields = [*common, "max_tokens", "model_type", "updated_at"]
+        if validation.is_tools is not None:  # not given: an edited model keeps its flag
+            update_fields.append("is_tools")
     for row in rows:
         row.updated_at = now
     TenantLLM.objects.bulk_create(

@@ -297,10 +297,25 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 USER_DEFAULT_LLM = env.str("USER_DEFAULT_LLM", default="")
 USER_DEFAULT_LLM_FILE = env.str("USER_DEFAULT_LLM_FILE", default="")
 
-# Networks that provider base URLs may point to besides public addresses (CIDRs), e.g. an
-# internal gateway. Self-hosted factories may always use private and loopback addresses;
-# link-local and cloud metadata addresses are refused whatever this says.
-LLM_ALLOWED_NETWORKS = env.list("LLM_ALLOWED_NETWORKS", default=[])
+# Where provider calls may connect besides public addresses (providers.netguard): CIDRs, or
+# the words `loopback` (127.0.0.0/8, ::1) and `private` (10/8, 172.16/12, 192.168/16,
+# fc00::/7). Hosted factories (OpenAI...): none by default, e.g. an internal gateway.
+# Self-hosted factories (Ollama, VLLM, OpenAI-API-Compatible...): loopback and private
+# ranges under DEBUG, none in production unless listed (set it empty for none under DEBUG).
+# Link-local and cloud metadata addresses are refused whatever these say.
+LLM_HOSTED_ALLOWED_NETWORKS = env.list("LLM_HOSTED_ALLOWED_NETWORKS", default=[])
+LLM_SELF_HOSTED_ALLOWED_NETWORKS = env.list(
+    "LLM_SELF_HOSTED_ALLOWED_NETWORKS", default=["loopback", "private"] if DEBUG else []
+)
+# Provider calls ignore HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY unless this is True.
+LLM_PROXY_FROM_ENV = env.bool("LLM_PROXY_FROM_ENV", default=False)
+
+# RAGFlow's web app and SDK: RAGFlow's LLM and tenant-model routes under this path prefix
+# (tenants.ragflow), i.e. /v1/llm/... and /v1/user/tenant_info by default; empty: not served.
+RAGFLOW_COMPAT_PREFIX = env.str("RAGFLOW_COMPAT_PREFIX", default="v1").strip("/")
+# How long those routes wait for a key validation: RAGFlow's app reads the verdict from the
+# answer and gives up after 300 s.
+RAGFLOW_COMPAT_WAIT_SECONDS = env.float("RAGFLOW_COMPAT_WAIT_SECONDS", default=120.0)
 
 # The catalog loaded on a fresh install (post-migrate) and by `load_llm_factories`.
 LLM_FACTORIES_FILE = env.str(

@@ -132,6 +132,9 @@ class TenantLLM(models.Model):
     api_key = encrypted_text_field(blank=True, default="")
     api_base = models.CharField(max_length=512, blank=True, default="")
     max_tokens = models.IntegerField(default=8192)
+    # Whether the model can call tools (agents read it). None: not said, the catalog model's
+    # flag applies (False for models the catalog does not list).
+    is_tools = models.BooleanField(null=True, blank=True, default=None)
     used_tokens = models.BigIntegerField(default=0)
     token_quota = models.BigIntegerField(
         null=True, blank=True, help_text="Token allowance for this model; empty means none."
@@ -251,6 +254,7 @@ class KeyValidation(models.Model):
     api_key = encrypted_text_field(blank=True, default="")
     api_base = models.CharField(max_length=512, blank=True, default="")
     max_tokens = models.IntegerField(null=True, blank=True)
+    is_tools = models.BooleanField(null=True, blank=True, default=None)
     verify_only = models.BooleanField(default=False)
     state = models.CharField(
         max_length=16, choices=ValidationState.choices, default=ValidationState.PENDING

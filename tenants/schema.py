@@ -38,7 +38,7 @@ _UNREACHABLE = envelope_example(
     {"task_id": "5f0c...", "attempts": []},
     code=102,
     message="Fail to access chat model(deepseek-chat) using this api key: "
-    "the provider could not be reached (network problem). ...",
+    "could not reach a model server at this address (network problem).",
     status=502,
 )
 
@@ -244,4 +244,42 @@ def task():
         "request for the same model or factory replaced it; nothing was saved) or expired (not "
         "finished by its deadline; nothing was saved).",
         responses={200: answer(envelope_example("Finished", finished)), **ERRORS},
+    )
+
+
+def tenant_info():
+    info = {
+        "tenant_id": "0b5f6c1e-...",
+        "name": "Alice Inc",
+        **_NO_DEFAULTS,
+        "llm_id": "gpt-4o@OpenAI",
+        "parser_ids": "naive:General,qa:Q&A,...",
+        "role": "owner",
+    }
+    return operation(
+        "tenant_info",
+        "The tenant's id, name, default models and the caller's role (RAGFlow's tenant_info)",
+        responses={200: answer(envelope_example("Tenant", info)), **ERRORS},
+    )
+
+
+def set_tenant_info(request):
+    body = {
+        "tenant_id": "0b5f6c1e-...",
+        "name": "Alice Inc",
+        "llm_id": "gpt-4o@OpenAI",
+        "embd_id": "text-embedding-3-small@OpenAI",
+        "img2txt_id": "",
+        "asr_id": "",
+        "rerank_id": "",
+        "tts_id": None,
+    }
+    return operation(
+        "tenant_set_info",
+        "Rename the tenant and set its default models (RAGFlow's set_tenant_info)",
+        description='`tenant_id` must be the tenant the request acts for; "" or null clears '
+        "a default; every default must be an enabled model of the tenant, of that type.",
+        request=named(request, "SetTenantInfoInput"),
+        examples=[request_example("As RAGFlow's app sends it", body)],
+        responses={200: answer(envelope_example("Updated", True)), **ERRORS},
     )

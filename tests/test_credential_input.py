@@ -71,3 +71,28 @@ def test_a_service_account_document_may_hold_line_breaks():
         },
     )
     assert json.loads(stored)["google_service_account_key"] == document
+
+
+@pytest.mark.parametrize(
+    "api_key",
+    [
+        {"yiyan_ak": "ak-ключ-00000001", "yiyan_sk": "sk-0000000000000001"},
+        '{"yiyan_ak": "ak-ключ-00000001", "yiyan_sk": "sk-0000000000000001"}',
+    ],
+    ids=["object", "json text"],
+)
+def test_a_credential_given_as_an_object_in_api_key_is_checked_too(owner_api, api_key):
+    # RAGFlow's spellings of a multi-field credential (BaiduYiyan's object, Hunyuan's JSON text)
+    response = owner_api.post(
+        "/api/v1/llm/add_llm",
+        {
+            "llm_factory": "BaiduYiyan",
+            "llm_name": "ernie-4.0-8k",
+            "model_type": "chat",
+            "api_key": api_key,
+        },
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["message"].startswith("yiyan_ak contains characters")
+    assert "ключ" not in response.content.decode()
+    assert not KeyValidation.objects.exists()

@@ -157,3 +157,25 @@ def test_different_destinations_normalise_differently(a, b):
     from tenants.services.credential_input import normalized_base_url
 
     assert normalized_base_url(a) != normalized_base_url(b)
+
+
+@pytest.mark.parametrize("verify", [False, True])
+def test_the_ragflow_mount_refuses_a_new_base_url_without_the_key(owner, stored, attacker, verify):
+    from tests.ragflow_client import RAGFlowClient, body, token_for
+
+    answer = body(
+        RAGFlowClient(token_for(owner)).post(
+            "llm/add_llm",
+            {
+                "llm_factory": "OpenAI",
+                "llm_name": "gpt-4o-mini",
+                "model_type": "chat",
+                "api_base": attacker.url("/v1"),
+                "verify": verify,
+            },
+        )
+    )
+    assert answer["code"] == 102, answer
+    assert AGAIN in answer["message"]
+    assert attacker.requests == []
+    assert not KeyValidation.objects.exists()

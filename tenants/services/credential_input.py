@@ -11,18 +11,22 @@ Two rules live here and nowhere else:
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from providers import netguard
+from providers.errors import UNREACHABLE
 from providers.factories import (
     BEDROCK_AUTH_MODES,
     CREDENTIAL_SHAPES,
-    SELF_HOSTED_FACTORIES,
     required_credential_fields,
 )
-from providers.netguard import BlockedAddressError, check_url
 from ragllm.errors import InvalidInput, MissingArguments
+
+logger = logging.getLogger(__name__)
 
 
 class BaseURLNotAllowed(InvalidInput):
@@ -57,24 +61,41 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def credentials_from_input(
-    *, factory: str, api_key: str | None, fields: dict[str, Any]
+    *, factory: str, api_key: str | dict[str, Any] | None, fields: Mapping[str, Any]
 ) -> str | None:
     """The api_key to store: the plain key, or the factory's JSON object built from `fields`.
 
+    A factory whose credentials are several fields takes them in any of the spellings RAGFlow's
+    clients send: as request fields (`hunyuan_sid`...), as an object in `api_key` (BaiduYiyan's
+    form), or as that object's JSON text in `api_key` (Tencent Hunyuan's). Request fields win.
     None means "no new credential given" (edits then keep the stored one).
     """
     shape = CREDENTIAL_SHAPES.get(factory)
+    nested = _credential_object(api_key)
     if shape is None:
-        if not api_key:
+        if nested is not None:
+            key = json.dumps(nested, sort_keys=True)
+        elif isinstance(api_key, str) and api_key:
+            key = api_key
+        else:
             return None
-        credentials_check_sendable(credentials=api_key)
-        return api_key
+        credentials_check_sendable(credentials=key)
+        return key
     values = {name: fields.get(name) for name in shape.fields}
-    if factory in {"Azure-OpenAI", "OpenRouter"} and not values.get("api_key"):
+    for name, value in (nested or {}).items():
+        if name in values and values[name] in (None, ""):
+            values[name] = value
+    if "api_key" in shape.fields and not values.get("api_key") and nested is None:
         values["api_key"] = api_key
     if not any(
         values.get(name) not in (None, "") for name in shape.fields if name != "api_version"
     ):
+        if isinstance(api_key, str) and api_key.strip():
+            names = ", ".join(shape.fields)
+            raise InvalidInput(
+                f"{factory} does not take a single key: send {names} as request fields or as "
+                "one JSON object in api_key."
+            )
         return None
     for name, default in shape.defaults.items():
         if values.get(name) in (None, ""):
@@ -138,7 +159,8 @@ def _check_token(name: str, value: str) -> None:
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
-    if not text.startswith("{"):
+    """The fields of a JSON object's text, else None."""
+    if not text.lstrip().startswith("{"):
         return None
     try:
         value = json.loads(text)
@@ -147,14 +169,28 @@ def _json_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _credential_object(api_key: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fields of an api_key given as an object or as a JSON object's text, else None."""
+    if isinstance(api_key, dict):
+        return api_key
+    return _json_object(api_key) if isinstance(api_key, str) else None
+
+
 def check_base_url(*, factory: str, url: str) -> None:
-    """Refuse a base URL that may not be called (see providers.netguard)."""
+    """Refuse a base URL that may not be called (see providers.netguard). Where it points is
+    never described: the reason is logged for the operator."""
     if not url:
         return
     try:
-        check_url(url, allow_private=factory in SELF_HOSTED_FACTORIES)
-    except BlockedAddressError as exc:
-        raise BaseURLNotAllowed(f"base_url is not allowed: {exc}") from exc
+        netguard.check_base_url(url, factory=factory)
+    except netguard.InvalidURLError as exc:
+        raise BaseURLNotAllowed(f"base_url is not allowed: {exc}") from None
+    except netguard.BlockedAddressError as exc:
+        logger.warning("base URL refused for %s: %s", factory, exc)
+        raise BaseURLNotAllowed(
+            f"base_url is not allowed: {UNREACHABLE} (it is outside the networks this "
+            "service may call)."
+        ) from None
 
 
 def normalized_base_url(url: str) -> str:

@@ -3,12 +3,14 @@ requested (see key_validation). The admin's forms and the commands use the same 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
 from providers.factories import SELF_HOSTED_FACTORIES, strip_name_suffix
-from providers.models import LLMFactory
+from providers.models import LLM, LLMFactory
+from providers.models import Status as CatalogStatus
 from providers.registry import supported_factories
 from ragllm.errors import InvalidInput, MissingArguments
 
@@ -23,12 +25,22 @@ from .credential_input import (
 from .key_validation import key_validation_request
 
 
+class UnsupportedModelType(InvalidInput):
+    """The factory has no adapter for this model type."""
+
+    def __init__(self, *, factory: str, llm_name: str, model_type: str) -> None:
+        super().__init__(f"Factory {factory} does not serve {model_type} models.")
+        self.factory = factory
+        self.llm_name = llm_name
+        self.model_type = model_type
+
+
 def tenant_llm_request_key(
     *,
     tenant: Tenant,
     factory: LLMFactory,
-    api_key: str | None,
-    fields: dict[str, Any],
+    api_key: str | dict[str, Any] | None,
+    fields: Mapping[str, Any],
     base_url: str = "",
     verify: bool = False,
     user: AbstractBaseUser | None = None,
@@ -46,6 +58,10 @@ def tenant_llm_request_key(
         if base_url and any(base_url_changes(stored=b, given=base_url) for b in bases):
             raise KeyRequiredForNewBaseURL()
         raise MissingArguments(["api_key"])
+    if not LLM.objects.filter(factory=factory, status=CatalogStatus.VALID).exists():
+        # RAGFlow's wording. Self-hosted factories list no models: their models are added
+        # one by one (add_llm), each with its own base URL.
+        raise InvalidInput(f"No models configured for {factory.name} (source: {factory.name}).")
     return key_validation_request(
         tenant=tenant,
         kind=ValidationKind.SET_API_KEY,
@@ -66,17 +82,17 @@ def tenant_llm_check_model(
     llm_name: str,
     model_type: str,
     api_base: str = "",
-    api_key: str | None = None,
-    fields: dict[str, Any] | None = None,
+    api_key: str | dict[str, Any] | None = None,
+    fields: Mapping[str, Any] | None = None,
 ) -> tuple[str, str]:
     """add_llm's checks, writing nothing: (model name as stored, credentials to validate).
 
     Without a new credential the stored one is used, but only with the base URL it was saved
     with; self-hosted factories may have none at all. Forms call this to show errors early.
     """
-    if factory.name not in supported_factories(model_type):
-        raise InvalidInput(f"Factory {factory.name} does not serve {model_type} models.")
     llm_name = strip_name_suffix(llm_name.strip())
+    if factory.name not in supported_factories(model_type):
+        raise UnsupportedModelType(factory=factory.name, llm_name=llm_name, model_type=model_type)
     check_base_url(factory=factory.name, url=api_base)
     key = credentials_from_input(factory=factory.name, api_key=api_key, fields=fields or {})
     if key is None:
@@ -100,9 +116,10 @@ def tenant_llm_request_model(
     llm_name: str,
     model_type: str,
     api_base: str = "",
-    api_key: str | None = None,
-    fields: dict[str, Any] | None = None,
+    api_key: str | dict[str, Any] | None = None,
+    fields: Mapping[str, Any] | None = None,
     max_tokens: int | None = None,
+    is_tools: bool | None = None,
     verify: bool = False,
     user: AbstractBaseUser | None = None,
     synchronous: bool = False,
@@ -126,6 +143,7 @@ def tenant_llm_request_model(
         llm_name=llm_name,
         model_type=model_type,
         max_tokens=max_tokens,
+        is_tools=is_tools,
         verify_only=verify,
         user=user,
         synchronous=synchronous,

@@ -78,6 +78,7 @@ def key_validation_request(
     llm_name: str = "",
     model_type: str = "",
     max_tokens: int | None = None,
+    is_tools: bool | None = None,
     verify_only: bool = False,
     user: AbstractBaseUser | None = None,
     enqueue: bool = True,
@@ -105,6 +106,7 @@ def key_validation_request(
             llm_name=llm_name,
             model_type=model_type,
             max_tokens=max_tokens,
+            is_tools=is_tools,
             verify_only=verify_only,
             requested_by=user if user is not None and user.pk else None,
         )
@@ -275,6 +277,7 @@ def _apply_validated(validation: KeyValidation) -> None:
         "validated_at": now,
         "last_error": "",
     }
+    update_fields = [*common, "max_tokens", "model_type", "updated_at"]
     if validation.kind == ValidationKind.SET_API_KEY:
         catalog = LLM.objects.filter(factory=validation.factory, status=CatalogStatus.VALID)
         rows = [
@@ -296,16 +299,19 @@ def _apply_validated(validation: KeyValidation) -> None:
                 llm_name=validation.llm_name,
                 model_type=validation.model_type,
                 max_tokens=validation.max_tokens or 8192,
+                is_tools=validation.is_tools,
                 **common,
             )
         ]
+        if validation.is_tools is not None:  # not given: an edited model keeps its flag
+            update_fields.append("is_tools")
     for row in rows:
         row.updated_at = now
     TenantLLM.objects.bulk_create(
         rows,
         update_conflicts=True,
         unique_fields=["tenant", "factory", "llm_name"],
-        update_fields=[*common, "max_tokens", "model_type", "updated_at"],
+        update_fields=update_fields,
     )
     # bulk writes send no signals: drop cached resolutions holding the old key.
     transaction.on_commit(invalidate_resolutions)

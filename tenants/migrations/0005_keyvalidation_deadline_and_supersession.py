@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('providers', '0001_initial'),
-        ('tenants', '0003_tenant_quota_window_tenant_token_quota_and_more'),
+        ('tenants', '0004_tenantllm_is_tools'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -33,12 +33,35 @@ _ACCEPTED = envelope_example(
     message="validation is running; poll GET /api/v1/llm/tasks/<task_id>",
     status=202,
 )
+_NO_WORKER = envelope_example(
+    "No worker",
+    None,
+    code=100,
+    message="No Celery worker is taking key validations, so the key cannot be checked now; "
+    "nothing was saved. Start one (celery -A ragllm worker) and try again.",
+    status=503,
+)
+_SUPERSEDED = envelope_example(
+    "Replaced",
+    {"task_id": "5f0c...", "attempts": []},
+    code=102,
+    message="A newer request (9a1e...) replaced this one before it was applied; nothing was saved.",
+    status=409,
+)
+_EXPIRED = envelope_example(
+    "Expired",
+    {"task_id": "5f0c...", "attempts": []},
+    code=100,
+    message="The validation expired: no worker took it before its deadline; nothing was saved. "
+    "Try again.",
+    status=503,
+)
 _UNREACHABLE = envelope_example(
     "Unreachable",
     {"task_id": "5f0c...", "attempts": []},
     code=102,
     message="Fail to access chat model(deepseek-chat) using this api key: "
-    "the provider could not be reached (network problem). ...",
+    "could not reach a model server at this address (network problem).",
     status=502,
 )
 _REFUSED = envelope_example(
@@ -67,6 +90,11 @@ not be reached, each failure with one message per model tried. With `"async": tr
 the verdict takes longer, it answers 202 with a `task_id`: poll `GET /api/v1/llm/tasks/{task_id}`.
 With `"verify": true` nothing is saved; `data` then says whether the key works.
 
+Waiting needs a Celery worker: with none taking validations the request is refused at once (503)
+and nothing is recorded. Only the newest request for a model (or a factory) is applied: one
+replaced by a newer request before it finished answers 409, one that did not finish by its
+deadline 503; neither saves anything.
+
 A failed validation never replaces a working stored key."""
 
 
@@ -93,10 +121,23 @@ def _validation_answers(name: str, *, saved, accepted, failed, verified) -> dict
             "`data` lists each model tried and why it failed.",
             examples=[_REFUSED],
         ),
+        409: OpenApiResponse(
+            failure,
+            description="A newer request for the same model or factory replaced this one "
+            "before it was applied (code 102); nothing was saved.",
+            examples=[_SUPERSEDED],
+        ),
         502: OpenApiResponse(
             failure,
             description="The provider could not be reached or failed on its side.",
             examples=[_UNREACHABLE],
+        ),
+        503: OpenApiResponse(
+            failure,
+            description="No Celery worker takes validations (only without async; `data` is "
+            "null), or the validation did not finish by its deadline (code 100); nothing was "
+            "saved.",
+            examples=[_NO_WORKER, _EXPIRED],
         ),
     }
 
@@ -257,7 +298,14 @@ def my_llms(data: serializers.Field):
         "The tenant's model configurations, by factory",
         description="Keys are never included. With `include_details=true`, each model also "
         "has its base URL, token limit, tool support and last validation verdict.",
-        parameters=[OpenApiParameter("include_details", OpenApiTypes.BOOL, required=False)],
+        parameters=[
+            OpenApiParameter(
+                "include_details",
+                {"type": "string", "enum": ["true", "false", "1", "0", ""]},
+                required=False,
+                description="true (or 1) for the details; any case. Empty or absent: false.",
+            )
+        ],
         responses={
             200: answer("MyLLMsAnswer", data, envelope_example("Configs", configs)),
             **ERRORS,
@@ -284,7 +332,13 @@ def llm_list(data: serializers.Field):
         "key for the model's factory, or the factory is self-hosted (no key needed). The "
         "tenant's own models outside the catalog are listed too.",
         parameters=[
-            OpenApiParameter("model_type", OpenApiTypes.STR, required=False, enum=ModelType.values)
+            OpenApiParameter(
+                "model_type",
+                OpenApiTypes.STR,
+                required=False,
+                enum=[*ModelType.values, ""],
+                description="Only models of this type. Empty or absent: every type.",
+            )
         ],
         responses={
             200: answer("CatalogAnswer", data, envelope_example("Catalog", {"OpenAI": [model]})),
@@ -351,9 +405,56 @@ def task(data: serializers.Serializer):
         "llm_task",
         "The state of a key validation",
         description="For the `task_id` a validation answered with (202). `success` is null "
-        "until the validation has finished; `attempts` has one verdict per model tried.",
+        "until the validation has finished; `attempts` has one verdict per model tried. "
+        "`status`: pending, running, then succeeded, failed, superseded (a newer request for "
+        "the same model or factory replaced it; nothing was saved) or expired (not finished by "
+        "its deadline; nothing was saved).",
         responses={
             200: answer("TaskAnswer", data, envelope_example("Finished", finished)),
             **ERRORS,
         },
+    )
+
+
+def tenant_info(data: serializers.Serializer):
+    info = {
+        "tenant_id": "0b5f6c1e-...",
+        "name": "Alice Inc",
+        **_NO_DEFAULTS,
+        "llm_id": "gpt-4o@OpenAI",
+        "parser_ids": "naive:General,qa:Q&A,...",
+        "role": "owner",
+    }
+    return operation(
+        "tenant_info",
+        "The tenant's id, name, default models and the caller's role (RAGFlow's tenant_info)",
+        description="Default models are `model@factory`, empty when the tenant has none of "
+        "that type. `parser_ids` lists RAGFlow's document parsers (ragllm parses no documents); "
+        "`role` is yours in this tenant.",
+        responses={
+            200: answer("TenantInfoAnswer", data, envelope_example("Tenant", info)),
+            **ERRORS,
+        },
+    )
+
+
+def set_tenant_info(request, data: serializers.Field):
+    body = {
+        "tenant_id": "0b5f6c1e-...",
+        "name": "Alice Inc",
+        "llm_id": "gpt-4o@OpenAI",
+        "embd_id": "text-embedding-3-small@OpenAI",
+        "img2txt_id": "",
+        "asr_id": "",
+        "rerank_id": "",
+        "tts_id": None,
+    }
+    return operation(
+        "tenant_set_info",
+        "Rename the tenant and set its default models (RAGFlow's set_tenant_info)",
+        description='`tenant_id` must be the tenant the request acts for; "" or null clears '
+        "a default; every default must be an enabled model of the tenant, of that type.",
+        request=named(request, "SetTenantInfoInput"),
+        examples=[request_example("As RAGFlow's app sends it", body)],
+        responses={200: answer("DoneAnswer", data, envelope_example("Updated", True)), **ERRORS},
     )

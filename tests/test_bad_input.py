@@ -6,7 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from providers.models import LLMFactory
 from tenants.models import KeyValidation, TenantLLM
+from tests.ragflow_client import RAGFlowClient, body, token_for
 
 ADD_LLM = "/api/v1/llm/add_llm"
 
@@ -92,6 +94,29 @@ def test_model_routes_refuse_a_name_that_is_only_ragflows_suffix(api, route):
     body = {"llm_factory": "OpenAI-API-Compatible", "llm_name": "___OpenAI-API", "status": "1"}
     response = api.post(f"/api/v1/llm/{route}", body)
     assert_refused(response, 400, "no model name")
+
+
+@pytest.mark.parametrize("value", ["8.939984044024733e+307", "yes please", "null"])
+def test_my_llms_refuses_an_include_details_that_is_not_on_or_off(api, value):
+    response = api.get("/api/v1/llm/my_llms", {"include_details": value})
+    assert response.status_code == 400, response.content
+    assert "include_details must be true or false" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("value", "details"), [("", False), ("0", False), ("FALSE", False), ("1", True), ("True", True)]
+)
+def test_my_llms_reads_include_details_in_any_spelling_it_documents(api, tenant, value, details):
+    TenantLLM.objects.create(
+        tenant=tenant,
+        factory=LLMFactory.objects.get(name="OpenAI"),
+        llm_name="gpt-4o",
+        model_type="chat",
+    )
+    response = api.get("/api/v1/llm/my_llms", {"include_details": value})
+    assert response.status_code == 200, response.content
+    (config,) = response.json()["data"]["OpenAI"]["llm"]
+    assert ("max_tokens" in config) is details
 
 
 def test_default_models_refuse_a_value_longer_than_the_column(api):
@@ -187,15 +212,19 @@ def test_usage_report_refuses_dates_out_of_range(db, to):
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "field", "words"),
     [
-        {"max_tokens": "2147483648"},
-        {"max_tokens": "1e30"},
-        {"llm_name": "m" * 129},
-        {"api_base": "http://127.0.0.1:9/" + "a" * 500},
+        ({"max_tokens": "2147483648"}, "max_tokens", "2147483647"),
+        ({"max_tokens": "1e30"}, "max_tokens", "whole number"),
+        ({"llm_name": "m" * 129}, "llm_name", "128"),
+        ({"api_base": "http://127.0.0.1:9/" + "a" * 500}, "api_base", "512"),
+        # The add form goes through add_llm's service, which refuses it as the API does.
+        ({"llm_name": "___OpenAI-API"}, "llm_name", "suffix alone is not one"),
     ],
 )
-def test_the_model_config_form_refuses_the_same_values(admin_client_, tenant, catalog, bad):
+def test_the_model_config_form_refuses_the_same_values(
+    admin_client_, tenant, catalog, bad, field, words
+):
     factory = TenantLLM._meta.get_field("factory").related_model.objects.get(
         name="OpenAI-API-Compatible"
     )
@@ -214,8 +243,10 @@ def test_the_model_config_form_refuses_the_same_values(admin_client_, tenant, ca
     }
     response = admin_client_.post(reverse("admin:tenants_tenantllm_add"), form)
     assert response.status_code == 200  # the form again, with its errors
-    assert response.context["adminform"].form.errors
+    errors = response.context["adminform"].form.errors
+    assert words in " ".join(errors.get(field, [])), errors
     assert not TenantLLM.objects.filter(factory=factory).exists()
+    assert not KeyValidation.objects.exists()
 
 
 def test_the_tenant_usage_page_charts_at_most_two_years(admin_client_, tenant):
@@ -239,3 +270,56 @@ def test_create_tenant_refuses_values_longer_than_their_columns(db, args, messag
     with pytest.raises(CommandError, match=message):
         call_command("create_tenant", *args)
     assert not get_user_model().objects.exists()
+
+
+# --- The same values through RAGFlow's routes (HTTP 200, the code in the body) -----------------
+
+
+@pytest.fixture
+def app(owner, catalog):
+    """RAGFlow's web app, logged in as the owner."""
+    return RAGFlowClient(token_for(owner))
+
+
+@pytest.mark.parametrize(
+    ("route", "fields", "words"),
+    [
+        ("llm/add_llm", {"llm_name": "___OpenAI-API"}, ["llm_name", "no model name"]),
+        ("llm/add_llm", {"llm_name": "m" * 129}, ["llm_name", "128"]),
+        ("llm/add_llm", {"max_tokens": 2147483648}, ["max_tokens"]),
+        ("llm/add_llm", {"api_base": "http://127.0.0.1:9/" + "a" * 500}, ["api_base", "512"]),
+        ("llm/delete_llm", {"llm_name": "___OpenAI-API"}, ["no model name"]),
+        ("llm/enable_llm", {"llm_name": "___OpenAI-API"}, ["no model name"]),
+    ],
+)
+def test_the_ragflow_routes_refuse_the_same_values(app, route, fields, words):
+    answer = body(app.post(route, add_llm(**fields)))
+    assert answer["code"] == 102, answer
+    for word in words:
+        assert word in answer["message"], answer["message"]
+    assert not KeyValidation.objects.exists()
+    assert not TenantLLM.objects.filter(factory__name="OpenAI-API-Compatible").exists()
+
+
+def test_set_tenant_info_refuses_values_longer_than_their_columns(api, app, tenant):
+    before = (tenant.name, tenant.llm_id)
+    for field, longest in [("llm_id", 256), ("name", 128)]:
+        given = {"tenant_id": str(tenant.pk), "llm_id": "", "embd_id": "", "img2txt_id": ""}
+        given |= {"asr_id": "", field: "x" * (longest + 1)}
+        response = api.post("/api/v1/tenant/set_tenant_info", given)
+        assert_refused(response, 400, field, str(longest))
+        answer = body(app.post("user/set_tenant_info", given))
+        assert (answer["code"], answer["data"]) == (102, None)
+        assert field in answer["message"] and str(longest) in answer["message"]
+    tenant.refresh_from_db()
+    assert (tenant.name, tenant.llm_id) == before
+
+
+def test_the_ragflow_routes_answer_an_oversized_body_in_the_envelope(app, settings):
+    data = json.dumps(add_llm(api_key="k" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
+    response = app.post_raw("llm/add_llm", data, "application/json")
+    assert response.status_code == 200  # RAGFlow's app reads the code, never the status
+    answer = response.json()
+    assert (answer["code"], answer["data"]) == (102, None)
+    assert f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes" in answer["message"]
+    assert not KeyValidation.objects.exists()

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0003_tenant_quota_window_tenant_token_quota_and_more'),
+        ('tenants', '0005_keyvalidation_deadline_and_supersession'),
     ]
 
     operations = [

@@ -343,8 +343,12 @@ def chat_stream(model: str, text: str, tools: bool, usage: dict[str, int] | None
 # --- embeddings ----------------------------------------------------------------------------------
 
 
-def vector(text: str, index: int) -> list[float]:
-    return [len(text) / 10, 0.5, float(index)]
+def vector(text: str, index: int, dimensions: int | None = None) -> list[float]:
+    """Three numbers, or `dimensions` of them (OpenAI's shortened embeddings)."""
+    values = [len(text) / 10, 0.5, float(index)]
+    if dimensions is not None:
+        values = (values * dimensions)[:dimensions]
+    return values
 
 
 def embeddings(request: RecordedRequest, body: dict[str, Any], model: str) -> Reply:
@@ -355,9 +359,12 @@ def embeddings(request: RecordedRequest, body: dict[str, Any], model: str) -> Re
         return bad_request("'input' must be a string or a non-empty array of strings.", "input")
     if body.get("input_type") not in (None, "query", "passage"):
         return bad_request("'input_type' must be 'query' or 'passage'.", "input_type")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (not isinstance(dimensions, int) or dimensions < 1):
+        return bad_request("'dimensions' must be a positive integer.", "dimensions")
     # Items come back in reverse order: clients must place them by `index`.
     data = [
-        {"object": "embedding", "index": i, "embedding": vector(text, i)}
+        {"object": "embedding", "index": i, "embedding": vector(text, i, dimensions)}
         for i, text in reversed(list(enumerate(inputs)))
     ]
     reply: dict[str, Any] = {"object": "list", "data": data, "model": model}

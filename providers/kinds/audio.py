@@ -76,9 +76,7 @@ class TTSModel(BaseAdapter):
         """The audio read on this event loop as it arrives; `aclose()` hangs up at once."""
         response = await arun(self.speech_flow(text, voice=voice))
         state = self.audio_state(text, response)
-        return AsyncAudioStream(
-            aiter_body(response, AudioChunks()), state, release=response.aclose
-        )
+        return AsyncAudioStream(aiter_body(response, AudioChunks()), state, release=response.aclose)
 
     def audio_state(self, text: str, response: httpx.Response) -> AudioState:
         usage = Usage(prompt_tokens=self.count_tokens(text), estimated=True)

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..base import BaseAdapter
+from ..errors import InvalidRequestError
 from ..http import Request
 from ..results import EmbeddingResult, RerankResult, Usage
-from ..errors import InvalidRequestError
 from ..runner import Flow, arun, run
 from ..types import ModelType
 

@@ -256,6 +256,12 @@ class LLMBundle:
         return self._adapter
 
     @property
+    def model_id(self) -> str:
+        """`name@factory` of the model this bundle last called (its name before any call)."""
+        resolved = self._adapter_for
+        return resolved.full_name if resolved is not None else self.llm_name or ""
+
+    @property
     def max_length(self) -> int:
         return self.resolved.max_tokens
 

@@ -200,3 +200,31 @@ def bundle_chat(tenant_id: str, model: str) -> Callable[[list[dict]], object]:
     from gateway.bundle import LLMBundle
 
     return LLMBundle(tenant_id, "chat", model).chat
+
+
+# --- the gateway -------------------------------------------------------------------------
+
+
+def create_gateway_caller(api_base: str, llm_name: str, *, token_quota: int) -> str:
+    """A user whose tenant has one OpenAI chat model aimed at `api_base` and a token quota
+    (so that every call reserves and settles, as production does); its API token."""
+    from django.contrib.auth import get_user_model
+
+    from providers.models import LLMFactory
+    from tenants.models import TenantLLM
+    from tenants.selectors import tenant_owned_by
+    from tenants.services.tokens import api_token_issue
+
+    user = get_user_model().objects.create_user(username="bench-gateway", password=None)
+    tenant = tenant_owned_by(user=user)
+    tenant.token_quota = token_quota
+    tenant.save()
+    TenantLLM.objects.create(
+        tenant=tenant,
+        factory=LLMFactory.objects.get(name=FACTORY),
+        llm_name=llm_name,
+        model_type="chat",
+        api_key=API_KEY,
+        api_base=api_base,
+    )
+    return api_token_issue(user=user, name="bench")[1]

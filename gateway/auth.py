@@ -92,11 +92,7 @@ async def authenticate(request: Request) -> Caller:
 
 def _meta(request: Request) -> SimpleNamespace:
     """What FailedTokenThrottle reads of a request (DRF's client address rules)."""
-    meta = {"REMOTE_ADDR": request.client}
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded is not None:
-        meta["HTTP_X_FORWARDED_FOR"] = forwarded
-    return SimpleNamespace(META=meta)
+    return SimpleNamespace(META={"REMOTE_ADDR": request.client}, headers=request.headers)
 
 
 def _look_up(raw: str, request: SimpleNamespace) -> TokenIdentity | None:

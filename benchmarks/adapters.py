@@ -205,9 +205,10 @@ def bundle_chat(tenant_id: str, model: str) -> Callable[[list[dict]], object]:
 # --- the gateway -------------------------------------------------------------------------
 
 
-def create_gateway_caller(api_base: str, llm_name: str, *, token_quota: int) -> str:
-    """A user whose tenant has one OpenAI chat model aimed at `api_base` and a token quota
-    (so that every call reserves and settles, as production does); its API token."""
+def create_gateway_caller(api_base: str, llm_name: str, *, token_quota: int | None) -> str:
+    """A user whose tenant has one OpenAI chat model aimed at `api_base` and, if given, a
+    token quota (so that every call reserves and settles); its API token. One per run of a
+    target: the user's name carries a counter."""
     from django.contrib.auth import get_user_model
 
     from providers.models import LLMFactory
@@ -215,7 +216,8 @@ def create_gateway_caller(api_base: str, llm_name: str, *, token_quota: int) -> 
     from tenants.selectors import tenant_owned_by
     from tenants.services.tokens import api_token_issue
 
-    user = get_user_model().objects.create_user(username="bench-gateway", password=None)
+    users = get_user_model().objects
+    user = users.create_user(username=f"bench-gateway-{users.count()}", password=None)
     tenant = tenant_owned_by(user=user)
     tenant.token_quota = token_quota
     tenant.save()

@@ -71,12 +71,26 @@ def litellm_proxy(upstream: Target, workers: int) -> AbstractContextManager[Targ
     return start(upstream, workers)
 
 
-@contextmanager
-def ragllm_gateway(upstream: Target, workers: int) -> Iterator[Target]:
+def ragllm_gateway(upstream: Target, workers: int) -> AbstractContextManager[Target]:
     """ragllm's /v1 gateway with accounting and quotas on, served as in production."""
+    return _ragllm_gateway(upstream, workers, "ragllm gateway", token_quota=10**15)
+
+
+def ragllm_gateway_no_quota(upstream: Target, workers: int) -> AbstractContextManager[Target]:
+    """The same gateway and accounting (one usage record per call) for a tenant without a
+    quota: no reservation, so what the quota path costs shows by difference."""
+    return _ragllm_gateway(upstream, workers, "ragllm gateway, no quota", token_quota=None)
+
+
+@contextmanager
+def _ragllm_gateway(
+    upstream: Target, workers: int, name: str, *, token_quota: int | None
+) -> Iterator[Target]:
     from . import adapters
 
-    token = adapters.create_gateway_caller(upstream.base_url, upstream.model, token_quota=10**15)
+    token = adapters.create_gateway_caller(
+        upstream.base_url, upstream.model, token_quota=token_quota
+    )
     port = free_port()
     VAR.mkdir(parents=True, exist_ok=True)
     log = VAR / "ragllm-gateway.log"

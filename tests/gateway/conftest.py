@@ -85,10 +85,12 @@ class Cast:
 
 
 def configure(tenant, fake_provider, models=MODELS) -> None:
+    """The models on the fake provider (their factories created if the catalog is not there:
+    loading the whole catalog after every flush would cost more than the tests)."""
     for name, factory, model_type, root, key in models:
         TenantLLM.objects.create(
             tenant=tenant,
-            factory=LLMFactory.objects.get(name=factory),
+            factory=LLMFactory.objects.get_or_create(name=factory)[0],
             llm_name=name,
             model_type=model_type,
             api_key=key,
@@ -101,11 +103,12 @@ def configure(tenant, fake_provider, models=MODELS) -> None:
 
 
 @pytest.fixture
-def cast(transactional_db, catalog, gateway_server, fake_provider):
+def cast(transactional_db, gateway_server, fake_provider):
     users = get_user_model().objects
-    owner = users.create_user(username="gw-owner@example.com", password="pw-owner-123")
-    member = users.create_user(username="gw-member@example.com", password="pw-member-123")
-    outsider = users.create_user(username="gw-outsider@example.com", password="pw-out-123")
+    # No passwords: they authenticate with API tokens (and hashing one takes a while).
+    owner = users.create_user(username="gw-owner@example.com", password=None)
+    member = users.create_user(username="gw-member@example.com", password=None)
+    outsider = users.create_user(username="gw-outsider@example.com", password=None)
     tenant = tenant_owned_by(user=owner)
     TenantMember.objects.create(user=member, tenant=tenant, role=Role.NORMAL)
     configure(tenant, fake_provider)

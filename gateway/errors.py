@@ -73,7 +73,8 @@ def invalid(message: str, param: str | None = None, code: str | None = None) -> 
 
 
 def model_not_found(message: str) -> GatewayError:
-    return GatewayError(404, f"{message} {MODEL_NAMING}", code="model_not_found", param="model")
+    message = message.rstrip(".")
+    return GatewayError(404, f"{message}. {MODEL_NAMING}", code="model_not_found", param="model")
 
 
 def error_for(exc: BaseException) -> GatewayError:
@@ -92,7 +93,7 @@ def error_for(exc: BaseException) -> GatewayError:
 
 def _provider_error(exc: ProviderError, message: str) -> GatewayError:
     if isinstance(exc, ModelNotAuthorized):
-        return model_not_found(message)
+        return model_not_found(exc.detail)
     if isinstance(exc, QuotaExceededError):
         return GatewayError(429, message, "insufficient_quota", "insufficient_quota")
     if isinstance(exc, RateLimitError):

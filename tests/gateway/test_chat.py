@@ -117,7 +117,10 @@ def test_it_streams_tool_call_fragments(client):
         model="fake-tools@OpenAI", messages=HI, tools=[WEATHER_TOOL], stream=True
     )
     fragments = [
-        call for chunk in stream if chunk.choices for call in chunk.choices[0].delta.tool_calls or ()
+        call
+        for chunk in stream
+        if chunk.choices
+        for call in chunk.choices[0].delta.tool_calls or ()
     ]
 
     assert fragments[0].id == TOOL_CALL["id"]
@@ -172,7 +175,9 @@ def test_other_families_answer_in_openais_shape(client, cast, model, text, usage
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage.total_tokens == total
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ] == ["stop"]
     assert chunks[-1].usage.total_tokens == total
     assert [event.total_tokens for event in cast.events(2)] == [total, total]
 

@@ -74,7 +74,11 @@ def test_it_lists_and_retrieves_the_tenants_models(client, cast):
     assert "gpt-4o-mini@OpenAI" in models
     assert models["rerank-v3.5@Cohere"].owned_by == "Cohere"
     assert models["rerank-v3.5@Cohere"].model_type == "rerank"
-    assert (one.id, one.owned_by, one.model_type) == ("claude-sonnet-4-5@Anthropic", "Anthropic", "chat")
+    assert (one.id, one.owned_by, one.model_type) == (
+        "claude-sonnet-4-5@Anthropic",
+        "Anthropic",
+        "chat",
+    )
 
 
 def test_the_model_list_is_the_callers_tenants_only(cast):

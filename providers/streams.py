@@ -80,6 +80,10 @@ class StreamState:
         if isinstance(exc, StopIteration | StopAsyncIteration):
             self.done = True
             return exc
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            # The caller stopped reading (a task cancelled when its client hung up): the
+            # stream is abandoned, not failed.
+            return exc
         if isinstance(exc, ProviderError | httpx.HTTPError):
             exc = self.context.from_transport(exc)  # a ProviderError is kept as it is
         self.error = exc

@@ -145,6 +145,8 @@ MODELS: dict[str, Callable[[], Reply]] = {
     "fake-malformed": lambda: Reply.raw(b'{"id": "chatcmpl-fake", "choices": [{"mess'),
 }
 SLOW_MODEL = "fake-slow"
+SLOW_STREAM_MODEL = "fake-slow-stream"
+SLOW_STREAM_CHUNK_SECONDS = 0.05
 SLOW_SECONDS = 2.0
 
 
@@ -337,6 +339,8 @@ def chat_stream(model: str, text: str, tools: bool, usage: dict[str, int] | None
         events.append({**chunk(model, {}), "choices": [], "usage": usage})
     if model == "fake-drop":
         return Reply.sse(events, drop_after=3)
+    if model == SLOW_STREAM_MODEL:  # time for a client to hang up midway
+        return Reply.sse(events, chunk_delay=SLOW_STREAM_CHUNK_SECONDS)
     return Reply.sse(events)
 
 

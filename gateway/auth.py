@@ -11,7 +11,6 @@ when a token is not in the cache, since a cached token is one that matched its s
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -29,7 +28,7 @@ from tenants.identity import (
 from tenants.models import Role
 from tenants.services.tokens import api_token_touch
 
-from .bundle import run_db
+from .bundle import in_background, refresh_caches_soon, run_db
 from .errors import GatewayError
 from .http import Request
 
@@ -37,7 +36,6 @@ TENANT_HEADER = "x-tenant-id"
 TOUCH_EVERY_SECONDS = 60.0
 
 _touched: dict[int, float] = {}  # token id -> time.monotonic() of this process's last touch
-_touching: set[asyncio.Task] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +61,7 @@ async def authenticate(request: Request) -> Caller:
         )
     if scheme.lower() != "bearer" or not raw or " " in raw:
         raise _unauthorized("Invalid Authorization header; expected 'Bearer <ragllm API token>'.")
+    refresh_caches_soon()
     identity = peek_token_identity(raw)
     if identity is MISS:
         identity = await run_db(_look_up, raw, _meta(request))
@@ -118,6 +117,4 @@ def _touch_soon(identity: TokenIdentity) -> None:
         return
     _touched[identity.token_id] = now
     token = SimpleNamespace(pk=identity.token_id, last_used_at=identity.last_used_at)
-    task = asyncio.get_running_loop().create_task(run_db(api_token_touch, token=token))
-    _touching.add(task)
-    task.add_done_callback(_touching.discard)
+    in_background(run_db(api_token_touch, token=token))

@@ -40,6 +40,7 @@ from providers.registry import build_adapter
 from providers.results import Usage
 from providers.tokens import num_tokens_from_string
 from providers.types import ModelType, normalize_model_type
+from tenants.process_cache import check_remote_generation, remote_check_due
 from tenants.resolution import ModelNotAuthorized, ResolvedModel, peek_model, resolve_model
 from usage.quotas import Reservation
 from usage.recorder import record_usage
@@ -87,8 +88,37 @@ async def run_db(function, /, *args, **kwargs):
     )
 
 
-# Settlements started from the event loop, kept until done (the loop holds tasks weakly).
-_settling: set[asyncio.Task] = set()
+# Work started from the event loop and not awaited (settlements, cache checks, token
+# touches), kept until done: the loop holds tasks weakly.
+_background: set[asyncio.Task] = set()
+
+
+def in_background(coroutine) -> None:
+    """Run `coroutine` on this event loop without making anyone wait for it."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+_refreshing = False
+
+
+def refresh_caches_soon() -> None:
+    """Catch up with other processes' cache invalidations, at most once a second, in run_db's
+    thread and off the request's path (the shared cache is a network round trip)."""
+    global _refreshing
+    if _refreshing or not remote_check_due():
+        return
+    _refreshing = True
+
+    async def check() -> None:
+        global _refreshing
+        try:
+            await run_db(check_remote_generation)
+        finally:
+            _refreshing = False
+
+    in_background(check())
 
 
 class _Call:
@@ -156,16 +186,12 @@ class _Call:
         )
 
     def _settle_soon(self, tokens: int) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        if not _in_event_loop():
             self._settle(tokens)
             return
         # The ORM may not run on an event loop's thread: settle in run_db's thread, without
         # making the caller wait for it.
-        task = loop.create_task(run_db(self._settle, tokens))
-        _settling.add(task)
-        task.add_done_callback(_settling.discard)
+        in_background(run_db(self._settle, tokens))
 
     def _settle(self, tokens: int) -> None:
         try:
@@ -237,6 +263,7 @@ class LLMBundle:
 
     async def aresolved(self) -> ResolvedModel:
         """The resolution, from the cache without I/O, else read in run_db's thread."""
+        refresh_caches_soon()
         resolved = peek_model(self.tenant_id, self.model_type, self.llm_name)
         if resolved is None:
             resolved = await run_db(resolve_model, self.tenant_id, self.model_type, self.llm_name)

@@ -10,7 +10,9 @@ that bypasses the signals (raw SQL).
 
 `ProcessCache.get(key)` may query the database (on a miss) and the shared cache (once a
 second); `peek(key)` never does I/O and answers MISS instead, so that async code can serve
-the steady state on the event loop and send only misses to a worker thread.
+the steady state on the event loop and send only misses to a worker thread. Async code also
+runs `check_remote_generation()` in a worker thread when `remote_check_due()` says so, off
+the request's path (gateway.bundle.refresh_caches_soon).
 """
 
 from __future__ import annotations
@@ -49,30 +51,33 @@ _checked_at = 0.0
 
 def invalidate(*, broadcast: bool = True) -> None:
     """Forget every cached value in this process and, with broadcast, in the others too."""
-    global _epoch
+    global _epoch, _seen_generation
     with _lock:
         _epoch += 1
         for process_cache in _caches:
             process_cache.clear()
     if broadcast:
+        # What this process sees next is its own change, already applied here: remember it,
+        # so that the next remote check does not clear the caches once more.
         try:
-            cache.incr(GENERATION_KEY)
+            _seen_generation = cache.incr(GENERATION_KEY)
         except ValueError:
             cache.set(GENERATION_KEY, 1, timeout=None)
+            _seen_generation = 1
         except Exception:  # the shared cache being down must not break a change
             logger.warning(
                 "cannot broadcast the change; other processes catch up within CONFIG_CACHE_SECONDS"
             )
 
 
-def _remote_check_due() -> bool:
+def remote_check_due() -> bool:
     return time.monotonic() - _checked_at >= REMOTE_CHECK_SECONDS
 
 
 def check_remote_generation() -> None:
     """Catch up with invalidations made by other processes (at most once a second)."""
     global _seen_generation, _checked_at
-    if not _remote_check_due():
+    if not remote_check_due():
         return
     _checked_at = time.monotonic()
     try:
@@ -117,9 +122,7 @@ class ProcessCache(Generic[K, V]):
         return value
 
     def peek(self, key: K) -> V:
-        """The cached value, or MISS when it is absent, stale or due a remote check. No I/O."""
-        if _remote_check_due():
-            return MISS
+        """The cached value, or MISS when it is absent or expired. No I/O."""
         return self._fresh(key)
 
     def _fresh(self, key: K) -> V:

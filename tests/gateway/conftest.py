@@ -49,6 +49,8 @@ def gateway_server(django_db_setup, django_db_blocker, fake_provider, tmp_path_f
         LLM_MAX_RETRIES="0",
         LLM_TIMEOUT_SECONDS="1",
         GATEWAY_MAX_REQUEST_MB="16",
+        # Not the serving tests' name: they count the connections of theirs.
+        PGAPPNAME="ragllm-gateway-test",
     )
     try:
         server.wait_until_up()

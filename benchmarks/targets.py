@@ -111,9 +111,7 @@ def _ragllm_gateway(
         )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/admin/login/", process, 120, log)
-        yield Target(
-            "ragllm gateway", f"http://127.0.0.1:{port}/v1", token, f"{upstream.model}@OpenAI"
-        )
+        yield Target(name, f"http://127.0.0.1:{port}/v1", token, f"{upstream.model}@OpenAI")
     finally:
         stop_process(process)
 

@@ -72,7 +72,11 @@ async def application(scope, receive, send) -> None:
     except ClientGone:
         return
     except Exception as exc:
-        await send_error(send, error_for(exc))
+        error = error_for(exc)
+        try:
+            await send_error(send, error)
+        except Exception:  # the client is gone, or the response had begun (a stream)
+            logger.debug("gateway: could not send %s", error.status)
 
 
 async def _serve(request: Request, receive, send) -> None:

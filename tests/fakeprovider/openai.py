@@ -147,6 +147,7 @@ MODELS: dict[str, Callable[[], Reply]] = {
 SLOW_MODEL = "fake-slow"
 SLOW_STREAM_MODEL = "fake-slow-stream"
 SLOW_STREAM_CHUNK_SECONDS = 0.05
+SLOW_STREAM_FILLER = 100
 SLOW_SECONDS = 2.0
 
 
@@ -339,7 +340,11 @@ def chat_stream(model: str, text: str, tools: bool, usage: dict[str, int] | None
         events.append({**chunk(model, {}), "choices": [], "usage": usage})
     if model == "fake-drop":
         return Reply.sse(events, drop_after=3)
-    if model == SLOW_STREAM_MODEL:  # time for a client to hang up midway
+    if model == SLOW_STREAM_MODEL:
+        # Long enough (a few seconds) that a client hanging up after the first chunks is
+        # always seen by the server as a hang-up, however loaded the machine.
+        filler = [chunk(model, {"content": "."}, **extra)] * SLOW_STREAM_FILLER
+        events = [*events[:2], *filler, *events[2:]]
         return Reply.sse(events, chunk_delay=SLOW_STREAM_CHUNK_SECONDS)
     return Reply.sse(events)
 

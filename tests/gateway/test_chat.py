@@ -139,16 +139,18 @@ def test_the_async_client_calls_and_streams(aclient, cast):
             stream_options={"include_usage": True},
         )
         chunks = [chunk async for chunk in stream]
+        vectors = await aclient.embeddings.create(model="default", input="hello")
         await aclient.close()
-        return completion, chunks
+        return completion, chunks, vectors
 
-    completion, chunks = asyncio.run(run())
+    completion, chunks, vectors = asyncio.run(run())
 
     assert completion.choices[0].message.content == CHAT_TEXT
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == CHAT_TEXT
     assert chunks[-1].usage.total_tokens == CHAT_USAGE["total_tokens"]
-    assert [event.total_tokens for event in cast.events(2)] == [18, 18]
+    assert len(vectors.data[0].embedding) == 3
+    assert [event.total_tokens for event in cast.events(3)] == [18, 18, 5]
 
 
 @pytest.mark.parametrize(

@@ -347,7 +347,12 @@ class LLMBundle:
         from django.conf import settings
 
         text = (system or "") + "".join(str(m.get("content", "")) for m in history)
-        completion = (gen_conf or {}).get("max_tokens") or settings.QUOTA_COMPLETION_RESERVE
+        gen_conf = gen_conf or {}
+        completion = (
+            gen_conf.get("max_tokens")
+            or gen_conf.get("max_completion_tokens")
+            or settings.QUOTA_COMPLETION_RESERVE
+        )
         return num_tokens_from_string(text) + int(completion) + 8 * (len(history) + 1)
 
     # --- chat ---

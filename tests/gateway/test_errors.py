@@ -307,3 +307,24 @@ def test_unknown_openai_paths_are_openai_404s_and_other_v1_paths_are_left_alone(
         if ragflow.headers.get("content-type", "").startswith("application/json")
         else {}
     )
+
+
+def test_tools_for_a_factory_without_them_are_a_400_naming_it(cast, client, fake_provider):
+    from providers.models import LLMFactory
+    from tenants.models import TenantLLM
+
+    TenantLLM.objects.create(
+        tenant=cast.tenant,
+        factory=LLMFactory.objects.get_or_create(name="BaiduYiyan")[0],
+        llm_name="ernie-4.0-8k",
+        model_type="chat",
+        api_key='{"yiyan_ak": "ak-gateway", "yiyan_sk": "sk-gateway"}',
+        api_base=fake_provider.url("/baidu"),
+    )
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="ernie-4.0-8k@BaiduYiyan", messages=HI, tools=[tool])
+
+    assert "BaiduYiyan" in error_of(caught.value)["message"]
+    assert fake_provider.requests == []

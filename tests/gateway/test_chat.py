@@ -193,3 +193,26 @@ def test_tools_reach_anthropic_in_its_own_shape(client, fake_provider):
     assert sent[0]["name"] == "get_weather"
     assert sent[0]["input_schema"] == WEATHER_TOOL["function"]["parameters"]
     assert completion.choices[0].message is not None
+
+
+def test_a_stream_cut_midway_ends_with_an_error_event(client, cast, fake_provider):
+    import openai
+
+    from .conftest import configure
+
+    configure(cast.tenant, fake_provider, [("fake-drop", "OpenAI", "chat", "/v1", "sk-x")])
+    stream = client.chat.completions.create(model="fake-drop@OpenAI", messages=HI, stream=True)
+    received = []
+
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in stream:
+            received.append(chunk)
+
+    assert received  # what arrived before the cut was forwarded
+    assert "CONNECTION_ERROR" in str(caught.value)
+    [event] = cast.events(1)
+    assert (event.llm_name, event.outcome, event.error_code) == (
+        "fake-drop",
+        "error",
+        "CONNECTION_ERROR",
+    )

@@ -104,8 +104,16 @@ def configure(tenant, fake_provider, models=MODELS) -> None:
     tenant.save()
 
 
+# Every factory any gateway test configures, created with each cast: the server caches the
+# set of factory names (to split `name@factory`) and sees a change made here only within a
+# second, so no test may bring a name the server has not seen.
+FACTORIES = ("OpenAI", "Anthropic", "Gemini", "Cohere", "Jina", "DeepSeek", "BaiduYiyan")
+
+
 @pytest.fixture
 def cast(transactional_db, gateway_server, fake_provider):
+    for name in FACTORIES:
+        LLMFactory.objects.get_or_create(name=name)
     users = get_user_model().objects
     # No passwords: they authenticate with API tokens (and hashing one takes a while).
     owner = users.create_user(username="gw-owner@example.com", password=None)

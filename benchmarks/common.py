@@ -32,7 +32,7 @@ ENV_DEFAULTS = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghij",
     "CREDENTIALS_ENCRYPTION_KEY": "benchmark-only-credentials-key-0123456789",
-    "LLM_ALLOWED_NETWORKS": "127.0.0.0/8",
+    "LLM_HOSTED_ALLOWED_NETWORKS": "127.0.0.0/8",
     # The writer runs as a process of its own, as beat's drain task on a worker would.
     "USAGE_WRITER_THREAD": "False",
     "LOG_LEVEL": "WARNING",

@@ -6,7 +6,8 @@ class ProvidersConfig(AppConfig):
     verbose_name = "LLM providers and catalog"
 
     def ready(self) -> None:
-        from . import clients, netguard, receivers  # noqa: F401  (receivers: catalog on migrate)
+        # receivers: the catalog on migrate; checks: system checks of the network settings.
+        from . import checks, clients, netguard, receivers  # noqa: F401
 
         # The connect-time address check goes into every pooled client.
         clients.add_transport_hook(netguard.install_guard)

@@ -30,8 +30,10 @@ from .errors import (
     GenericProviderError,
     InvalidRequestError,
     ProviderError,
+    UnreachableError,
 )
 from .factories import strip_name_suffix
+from .netguard import NetworkPolicy, policy_for
 from .registry import register
 from .retry import RetryPolicy, with_retries
 from .runner import Flow
@@ -74,6 +76,7 @@ class BaseAdapter:
         base_url: str | None = None,
         guard: http.Guard | None = None,
         retry_policy: RetryPolicy | None = None,
+        network: NetworkPolicy | None = None,
         **options: Any,
     ) -> None:
         if factory not in self.factories:
@@ -84,6 +87,8 @@ class BaseAdapter:
         if self.required_fields:
             self.credentials.require(*self.required_fields, provider=factory, model=model_name)
         self.guard = guard
+        # None: the factory's policy from the settings at each call (providers.netguard).
+        self.network = network
         # None: read LLM_TIMEOUT_SECONDS / LLM_MAX_RETRIES / LLM_BASE_DELAY at each call.
         self.retry_policy = retry_policy
         self.options = options
@@ -160,11 +165,13 @@ class BaseAdapter:
         return self.send(self.http_call(request), stream=stream)
 
     def http_call(self, request: http.Request, context: ErrorContext | None = None) -> http.Call:
-        """`request` addressed (a relative URL joins the base URL) and guarded."""
+        """`request` addressed (a relative URL joins the base URL), under the factory's network
+        policy."""
         url = str(request.url)
         if not url.startswith(("http://", "https://")):
             request = replace(request, url=self.url(url))
-        return http.Call(request, context or self.context, self.policy, self.guard)
+        network = self.network or policy_for(self.factory)
+        return http.Call(request, context or self.context, self.policy, self.guard, network)
 
     def send(self, call: http.Call, *, stream: bool) -> Flow[Any]:
         """One attempt of `call`; its error refined by refine_error()."""
@@ -197,14 +204,27 @@ class BaseAdapter:
     # --- reading answers ---
 
     def json_of(self, response: http.ProviderResponse) -> Any:
-        """The JSON body of a 2xx response, or an error saying the provider sent garbage."""
+        """The JSON body of a 2xx response. The body of a failure is never repeated: one that
+        does not even claim to be JSON is no model server's answer (a web page, a captive
+        portal) and reads as such (see providers.http)."""
         try:
             return response.json()
         except ValueError:
+            content_type = response.headers.get("content-type", "")
+            logger.info(
+                "%s: HTTP %s answer that is not JSON (%s, %d bytes, not shown)",
+                self.factory,
+                response.status_code,
+                content_type or "no content type",
+                len(response.content),
+            )
+            if "json" not in content_type.lower():
+                raise self.context.unreachable(
+                    UnreachableError, status=response.status_code
+                ) from None
             raise self.context.error(
                 GenericProviderError,
-                f"HTTP {response.status_code} with a body that is not JSON: "
-                f"{response.text[:200]!r}",
+                f"HTTP {response.status_code} with a body that is not valid JSON",
                 status=response.status_code,
             ) from None
 

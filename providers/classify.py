@@ -4,11 +4,19 @@ Structured fields settle the class first (OpenAI error.type/code, Anthropic erro
 error.status and ErrorInfo reasons, AWS error type headers), then the HTTP status, then
 specific phrases of the message. `ErrorContext` carries who is being called, so that every
 error names the factory and the model and is scrubbed of the right secrets.
+
+Only a provider's error body (a JSON object in one of the known error shapes) is read for
+words, and only its message is kept, as the error's scrubbed `provider_message`. Any other
+answer (an HTML page, Redis's `-ERR`, a JSON document that is no error) is never repeated: its
+status still means what it always means for 401, 402, 403, 408 and 429, and anything else is
+"could not reach a model server at this address", the words used for a closed port too.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,13 +26,21 @@ import httpx
 
 from .errors import (
     ERROR_CLASSES,
+    UNREACHABLE,
+    AuthError,
     ErrorCode,
     GenericProviderError,
     InvalidRequestError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeout,
+    QuotaExceededError,
+    RateLimitError,
+    UnreachableError,
 )
+from .scrub import scrub
+
+logger = logging.getLogger(__name__)
 
 # --- reading error bodies --------------------------------------------------------------------
 
@@ -41,6 +57,8 @@ class ErrorBody:
     # itself had none, e.g. an error event inside a 200 stream.
     embedded_status: int | None = None
     retry_after: float | None = None
+    # The body was a provider's error object, not some other server's page or document.
+    from_provider: bool = False
 
 
 def _as_mapping(body: Any) -> Mapping[str, Any] | None:
@@ -73,8 +91,7 @@ def parse_error_body(body: Any) -> ErrorBody:
     """Read OpenAI, Anthropic, Gemini, Cohere and plain {"error": "..."} error bodies."""
     data = _as_mapping(body)
     if data is None:
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body
-        return ErrorBody(message=str(text or "").strip())
+        return _aws_xml_error(body)
 
     info = ErrorBody()
     error = data.get("error")
@@ -116,9 +133,27 @@ def parse_error_body(body: Any) -> ErrorBody:
         value = data.get(key)
         if isinstance(value, str) and value and value.lower() != "error":
             info.signals.append(value.lower())
-    if not info.message:
-        info.message = json.dumps(data)[:500]
+    info.from_provider = bool(info.message) or isinstance(error, Mapping)
     return info
+
+
+# AWS query APIs (STS) answer errors in XML: <ErrorResponse><Error><Type/><Code/><Message/>.
+_XML_CODE_RE = re.compile(r"<Code>([^<]{1,200})</Code>")
+_XML_MESSAGE_RE = re.compile(r"<Message>([^<]{0,2000})</Message>")
+
+
+def _aws_xml_error(body: Any) -> ErrorBody:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body
+    if not isinstance(text, str) or "<ErrorResponse" not in text[:500]:
+        return ErrorBody()
+    code, message = _XML_CODE_RE.search(text), _XML_MESSAGE_RE.search(text)
+    if code is None:
+        return ErrorBody()
+    return ErrorBody(
+        message=html.unescape(message.group(1)) if message else "",
+        signals=[code.group(1).strip().lower()],
+        from_provider=True,
+    )
 
 
 # --- classification --------------------------------------------------------------------------
@@ -287,61 +322,104 @@ def classify(
     """
     info = parse_error_body(body)
     info.signals[:0] = [signal.lower() for signal in signals if signal]
+    retry_after = retry_after if retry_after is not None else info.retry_after
+    kwargs = {"provider": provider, "model": model, "status": status, "secrets": secrets}
+    if not info.from_provider and not info.signals:
+        return _not_a_provider_body(body, retry_after=retry_after, **kwargs)
     code = classify_code(status, info)
-    message = " ".join(info.message.split())[:500] or "no error message"
+    text = " ".join(info.message.split())[:500]
+    message = text or "no error message"
     if status is not None and not 200 <= status < 300:
         message = f"HTTP {status}: {message}"
         if status == 404 and code is ErrorCode.INVALID_REQUEST:
             message += " (check the base URL)"
-    return ERROR_CLASSES[code](
-        message,
-        provider=provider,
-        model=model,
-        status=status,
-        retry_after=retry_after if retry_after is not None else info.retry_after,
-        secrets=secrets,
+    return ERROR_CLASSES[code](message, retry_after=retry_after, provider_message=text, **kwargs)
+
+
+# Statuses that mean the same whoever answers (an auth proxy in front of a self-hosted
+# server, a CDN's rate limit page), with the words we say for them.
+_STATUS_MEANINGS: dict[int, tuple[type[ProviderError], str]] = {
+    401: (AuthError, "the credentials were refused"),
+    403: (AuthError, "access was refused"),
+    402: (QuotaExceededError, "payment required"),
+    408: (ProviderTimeout, "the request timed out"),
+    429: (RateLimitError, "too many requests"),
+}
+
+
+def _not_a_provider_body(body: Any, *, retry_after: float | None, **kwargs: Any) -> ProviderError:
+    """An error answer whose body is not a provider's error object: its status alone."""
+    status = kwargs["status"]
+    size = len(body) if isinstance(body, bytes | bytearray | str) else 0
+    logger.info(
+        "%s: HTTP %s answer without a provider error body (%d bytes, not shown)",
+        kwargs["provider"],
+        status,
+        size,
     )
+    if status in _STATUS_MEANINGS:
+        cls, words = _STATUS_MEANINGS[status]
+        return cls(f"HTTP {status}: {words}", retry_after=retry_after, **kwargs)
+    # A gateway's 5xx page may pass (retried); a 404 page will not.
+    cls = ProviderConnectionError if status is not None and status >= 500 else UnreachableError
+    return cls(UNREACHABLE, retry_after=retry_after, **kwargs)
 
 
-def _origin(exc: httpx.HTTPError) -> str:
-    # Only scheme, host and port: paths and query strings can carry keys or deployment names.
-    try:
-        url = exc.request.url
-    except RuntimeError:
-        return "the provider"
+def url_origin(url: httpx.URL) -> str:
+    """Scheme, host and port only: paths and query strings can carry keys or deployment names."""
     port = f":{url.port}" if url.port else ""
     return f"{url.scheme}://{url.host}{port}"
 
 
+def _origin(exc: httpx.HTTPError) -> str:
+    try:
+        return url_origin(exc.request.url)
+    except RuntimeError:
+        return "the provider"
+
+
 def from_transport_error(
-    exc: Exception, *, provider: str, model: str, secrets: Iterable[str] = ()
+    exc: Exception,
+    *,
+    provider: str,
+    model: str,
+    secrets: Iterable[str] = (),
+    before_response: bool = False,
 ) -> ProviderError:
-    """Map an httpx transport failure. A failed connection is never an authentication error."""
+    """Map an httpx transport failure. A failed connection is never an authentication error.
+
+    Before a response began, every failure to connect or to get an HTTP answer (refused,
+    reset, garbage instead of a status line) is UNREACHABLE, whatever the other end did; the
+    reason only goes to the log. Messages never carry what the other end sent.
+    """
+    secrets = tuple(secrets)
     kwargs = {"provider": provider, "model": model, "secrets": secrets}
     if isinstance(exc, ProviderError):
         return exc
     if not isinstance(exc, httpx.HTTPError):
-        return ProviderConnectionError(f"network error: {exc}", **kwargs)
+        logger.info("%s: network error: %s", provider, scrub(repr(exc), secrets))
+        message = UNREACHABLE if before_response else "the connection failed"
+        return ProviderConnectionError(message, **kwargs)
     origin = _origin(exc)
-    reason = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
-        return ProviderTimeout(f"timed out connecting to {origin}", **kwargs)
     if isinstance(exc, httpx.PoolTimeout):
         return ProviderTimeout("timed out waiting for a free connection", **kwargs)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.TooManyRedirects):
+        return InvalidRequestError(f"bad provider URL: {exc or type(exc).__name__}", **kwargs)
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) or (
+        before_response and isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError)
+    ):
+        reason = scrub(f"{type(exc).__name__}: {exc}", secrets)
+        logger.info("%s: %s unreachable: %s", provider, origin, reason)
+        return ProviderConnectionError(UNREACHABLE, **kwargs)
     if isinstance(exc, httpx.TimeoutException):
-        return ProviderTimeout(f"timed out waiting for {origin}: {reason}", **kwargs)
-    if isinstance(exc, httpx.ConnectError):
-        return ProviderConnectionError(f"could not connect to {origin}: {reason}", **kwargs)
+        return ProviderTimeout(f"timed out waiting for {origin}", **kwargs)
     if isinstance(exc, httpx.RemoteProtocolError):
         return ProviderConnectionError(
-            f"{origin} closed the connection before the response was complete: {reason}",
-            **kwargs,
+            f"{origin} closed the connection before the response was complete", **kwargs
         )
     if isinstance(exc, httpx.NetworkError):
-        return ProviderConnectionError(f"network error talking to {origin}: {reason}", **kwargs)
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.TooManyRedirects):
-        return InvalidRequestError(f"bad provider URL: {reason}", **kwargs)
-    return GenericProviderError(f"{type(exc).__name__}: {reason}", **kwargs)
+        return ProviderConnectionError(f"the connection to {origin} broke", **kwargs)
+    return GenericProviderError(f"{type(exc).__name__} talking to {origin}", **kwargs)
 
 
 @dataclass(frozen=True)
@@ -370,10 +448,21 @@ class ErrorContext:
             signals=signals,
         )
 
-    def from_transport(self, exc: Exception) -> ProviderError:
+    def from_transport(self, exc: Exception, *, before_response: bool = False) -> ProviderError:
         return from_transport_error(
-            exc, provider=self.provider, model=self.model, secrets=self.secrets
+            exc,
+            provider=self.provider,
+            model=self.model,
+            secrets=self.secrets,
+            before_response=before_response,
         )
+
+    def unreachable(
+        self, cls: type[ProviderError] = ProviderConnectionError, **kwargs: Any
+    ) -> ProviderError:
+        """No model server could be reached at the address (the same words whatever the
+        reason: see providers.netguard)."""
+        return self.error(cls, UNREACHABLE, **kwargs)
 
     def error(self, cls: type[ProviderError], message: str, **kwargs: Any) -> ProviderError:
         return cls(

@@ -5,9 +5,16 @@ and event loop (an AsyncClient's connections belong to the loop that opened them
 when its loop shuts down). Redirects are never followed, so the URL the guard checked is the
 only one contacted.
 
-Clients are kept per pool key. Every call uses DEFAULT_POOL today; a pool with other settings
-(a network policy with its own proxy or allowed networks) gets a key of its own without
-changing callers.
+Clients are kept per pool key, and a connection is only ever reused by calls of the pool that
+opened it: provider calls key their pool on their network policy (providers.netguard), so a
+connection opened where one policy allows is never reused under a stricter one. Transport
+hooks (the connect-time address guard) get the pool key with the transport.
+
+The environment's proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) are ignored
+(the connect-time guard would see the proxy's address, not the provider's) unless the pool key
+has a true `trust_env` attribute (LLM_PROXY_FROM_ENV); proxied requests then go out through
+transports of httpx's own, and only the direct ones through the hooked transport.
+SSL_CERT_FILE / SSL_CERT_DIR are honoured either way.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 USER_AGENT = "ragllm/0.1"
 LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
 
-TransportHook = Callable[[httpx.HTTPTransport | httpx.AsyncHTTPTransport], None]
+TransportHook = Callable[[httpx.HTTPTransport | httpx.AsyncHTTPTransport, Hashable], None]
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 
 _lock = threading.Lock()
@@ -40,7 +47,7 @@ _pid: int | None = None
 
 
 def add_transport_hook(hook: TransportHook) -> None:
-    """Run `hook(transport)` on the transport of every client built from now on (the
+    """Run `hook(transport, pool)` on the transport of every client built from now on (the
     connect-time address guard installs itself this way). Clients built before are dropped,
     not closed, so requests in flight finish and the next call gets a hooked client."""
     with _lock:
@@ -50,15 +57,24 @@ def add_transport_hook(hook: TransportHook) -> None:
         _async_clients.clear()
 
 
-def _build(client_class: type[C], transport: httpx.HTTPTransport | httpx.AsyncHTTPTransport) -> C:
+def _build(client_class: type[C], pool: Hashable) -> C:
+    options = {
+        "timeout": httpx.Timeout(DEFAULT_TIMEOUT_SECONDS),
+        "follow_redirects": False,
+        "headers": {"User-Agent": USER_AGENT},
+    }
+    if getattr(pool, "trust_env", False):
+        # httpx mounts a proxy transport per proxy variable, and only without a transport of
+        # ours: the hooks go into its default (direct) one.
+        client = client_class(limits=LIMITS, trust_env=True, **options)
+        transport = client._transport
+    else:
+        is_async = client_class is httpx.AsyncClient
+        transport = (httpx.AsyncHTTPTransport if is_async else httpx.HTTPTransport)(limits=LIMITS)
+        client = client_class(transport=transport, trust_env=False, **options)
     for hook in _transport_hooks:
-        hook(transport)
-    return client_class(
-        transport=transport,
-        timeout=httpx.Timeout(DEFAULT_TIMEOUT_SECONDS),
-        follow_redirects=False,
-        headers={"User-Agent": USER_AGENT},
-    )
+        hook(transport, pool)
+    return client
 
 
 def _forget_other_process() -> None:
@@ -77,7 +93,7 @@ def get_client(pool: Hashable = DEFAULT_POOL) -> httpx.Client:
         _forget_other_process()
         client = _clients.get(pool)
         if client is None or client.is_closed:
-            client = _clients[pool] = _build(httpx.Client, httpx.HTTPTransport(limits=LIMITS))
+            client = _clients[pool] = _build(httpx.Client, pool)
     return client
 
 
@@ -90,7 +106,7 @@ def get_async_client(pool: Hashable = DEFAULT_POOL) -> httpx.AsyncClient:
             del _async_clients[closed]
         entry = _async_clients.get((loop, pool))
         if entry is None or entry[0].is_closed:
-            client = _build(httpx.AsyncClient, httpx.AsyncHTTPTransport(limits=LIMITS))
+            client = _build(httpx.AsyncClient, pool)
             closer = loop.create_task(_close_with_loop(client), name="ragllm-http-client-closer")
             entry = _async_clients[loop, pool] = (client, closer)
     return entry[0]

@@ -12,7 +12,12 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from .scrub import scrub
+from .scrub import excerpt, scrub
+
+# What callers are told when no model server answered: an address the network policy refuses
+# (providers.netguard), a port where nothing listens, a server that is not a model server.
+# The same words whatever the reason, so that calls cannot be used to scan a network.
+UNREACHABLE = "could not reach a model server at this address"
 
 
 class ErrorCode(StrEnum):
@@ -55,8 +60,10 @@ def _restore(cls: type[ProviderError], args: tuple, state: dict) -> ProviderErro
 class ProviderError(Exception):
     """A failed call to a model provider.
 
-    `detail` is the scrubbed provider-side explanation; str(error) prefixes it with the code,
-    the factory and the model.
+    `detail` is the scrubbed explanation (for logs and exceptions); str(error) prefixes it with
+    the code, the factory and the model. `provider_message` is a short scrubbed excerpt of the
+    provider's own error text, when its answer was a provider's error body: what may be stored
+    and shown next to the classified message.
     """
 
     code: ClassVar[ErrorCode] = ErrorCode.GENERIC_ERROR
@@ -76,6 +83,7 @@ class ProviderError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         secrets: Iterable[str] = (),
+        provider_message: str = "",
     ) -> None:
         secrets = tuple(secrets)
         self.provider = provider
@@ -83,6 +91,7 @@ class ProviderError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.detail = scrub(str(message), secrets)
+        self.provider_message = excerpt(provider_message, secrets)
         super().__init__(scrub(self._format(), secrets))
 
     def _format(self) -> str:
@@ -134,8 +143,19 @@ class ProviderTimeout(ProviderError, code=ErrorCode.TIMEOUT):
 
 
 class ProviderConnectionError(ProviderError, code=ErrorCode.CONNECTION_ERROR):
-    """The provider could not be reached, or the connection broke mid-answer. Never an
-    authentication problem, however it looks."""
+    """The provider could not be reached, its name did not resolve, what answered was not a
+    model server, or the connection broke mid-answer. Never an authentication problem, however
+    it looks. Its detail is always our own words, never what the other end sent."""
+
+
+class UnreachableError(ProviderConnectionError):
+    """No model server is at this address, and trying again will not change it: the network
+    policy refuses the address (providers.netguard), or what answered redirected or is not a
+    model server. Told to callers in the same words as a closed port; not retried."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
 
 
 class ModelError(ProviderError, code=ErrorCode.MODEL_ERROR):
@@ -173,4 +193,5 @@ class MaxRetriesExceededError(ProviderError, code=ErrorCode.MAX_RETRIES_EXCEEDED
             status=last_error.status,
             retry_after=last_error.retry_after,
             secrets=secrets,
+            provider_message=last_error.provider_message,
         )

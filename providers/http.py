@@ -1,12 +1,15 @@
 """The HTTP exchange of every provider call, written once as flows (see providers.runner).
 
-- Each attempt is built anew: an optional `guard(url)` runs first, and what it raises
-  propagates unchanged with nothing sent (the address guard against SSRF through user-supplied
-  base URLs plugs in there per request, and into every connection through
-  providers.clients); redirects are never followed, so the guarded URL is the only one
-  contacted.
+- Each call runs under its network policy (providers.netguard): every attempt's URL is checked
+  against it before anything is sent, the connection pool is the policy's own and checks each
+  address it connects to; redirects are never followed, so the checked URL is the only one
+  contacted. An optional `guard(url)` runs first, and what it raises propagates unchanged.
 - An error status becomes the ProviderError its status and body mean (providers.classify);
   transport failures become connection errors or timeouts, never authentication errors.
+  An address the policy refuses, a port where nothing answers and an answer that is not a
+  model server's are all the same ProviderConnectionError, "could not reach a model server
+  at this address", and nothing of what such a server sent is repeated (no port-scan oracle,
+  no reflected bodies); the reason goes to the log.
 - `fetch()` reads the whole body of a 2xx answer within the attempt's timeout; `stream()` hands
   over the open response of a stream. Both retry (providers.retry) only until the answer is
   handed over: once the first body byte reaches the caller, a failure is the caller's.
@@ -18,6 +21,7 @@ flows; `request()`, `open_stream()` and their async twins run one such flow dire
 from __future__ import annotations
 
 import json as jsonlib
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -25,11 +29,25 @@ from typing import Any
 
 import httpx
 
-from .classify import ErrorContext
-from .errors import InvalidRequestError, ProviderError
-from .netguard import BlockedAddressError
+from .classify import ErrorContext, url_origin
+from .errors import (
+    InvalidRequestError,
+    ProviderConnectionError,
+    ProviderError,
+    UnreachableError,
+)
+from .netguard import (
+    HOSTED,
+    BlockedAddressError,
+    InvalidURLError,
+    NetworkPolicy,
+    UnresolvedHostError,
+    policy_named,
+)
 from .retry import RetryPolicy, parse_retry_after, with_retries
 from .runner import Flow, Open, Read, arun, run
+
+logger = logging.getLogger(__name__)
 
 Guard = Callable[[httpx.URL], None]
 
@@ -76,12 +94,19 @@ class ProviderResponse:
 
 @dataclass(frozen=True)
 class Call:
-    """A request with whom it is for: the error context, the policy and the guard."""
+    """A request with whom it is for: the error context, the retry policy, the network policy
+    (None: the hosted factories' one) and an optional extra guard."""
 
     request: Request
     context: ErrorContext
     policy: RetryPolicy
     guard: Guard | None = None
+    network: NetworkPolicy | None = None
+
+    @property
+    def pool(self) -> NetworkPolicy:
+        """The network policy this call runs under, which is also its connection pool's key."""
+        return self.network or policy_named(HOSTED)
 
     def build(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         request = self.request
@@ -94,16 +119,23 @@ class Call:
             raise self.context.error(InvalidRequestError, f"bad provider URL: {exc}") from exc
         if self.guard is not None:
             self.guard(built.url)
+        # Behind a proxy, which resolves names itself, the connect-time check never sees the
+        # provider's addresses: the name is resolved and checked here instead.
+        pool = self.pool
+        pool.check_url(str(built.url), resolve_host=pool.trust_env)
         return built
 
     def failure(self, response: httpx.Response, body: bytes) -> ProviderError:
         if 300 <= response.status_code < 400:
-            # Redirects are not followed: the target was never checked by the guard.
-            return self.context.error(
-                InvalidRequestError,
-                f"HTTP {response.status_code}: the provider redirected; check the base URL",
-                status=response.status_code,
+            # Redirects are not followed (their target was never checked), and saying where
+            # one pointed would tell what answers at this address.
+            logger.info(
+                "%s: HTTP %s redirect from %s not followed",
+                self.context.provider,
+                response.status_code,
+                url_origin(response.request.url),
             )
+            return self.context.unreachable(UnreachableError, status=response.status_code)
         # AWS names the error in a header ("ThrottlingException:http://internal...").
         aws_type = response.headers.get("x-amzn-errortype", "").split(":", 1)[0]
         return self.context.classify(
@@ -127,12 +159,15 @@ def open_once(call: Call) -> Flow[httpx.Response]:
     try:
         response = yield Open(call)
     except httpx.HTTPError as exc:
-        raise call.context.from_transport(exc) from exc
+        raise call.context.from_transport(exc, before_response=True) from exc
+    except UnresolvedHostError as exc:
+        raise call.context.error(ProviderConnectionError, f"could not resolve {exc.host}") from None
+    except InvalidURLError as exc:
+        raise call.context.error(InvalidRequestError, f"bad provider URL: {exc}") from None
     except BlockedAddressError as exc:
-        # The connect-time address guard refused where the host resolved to (not retried).
-        raise call.context.error(
-            InvalidRequestError, f"the base URL is not allowed: {exc}"
-        ) from None
+        # Refused by the network policy, before or when connecting: never retried.
+        logger.warning("%s call refused by the network policy: %s", call.context.provider, exc)
+        raise call.context.unreachable(UnreachableError) from None
     if response.status_code >= 300:
         try:
             body = yield Read(response, limit=MAX_ERROR_BODY_BYTES)
@@ -182,12 +217,14 @@ def direct_call(
     context: ErrorContext,
     guard: Guard | None = None,
     policy: RetryPolicy | None = None,
+    network: NetworkPolicy | None = None,
     **options: Any,
 ) -> Call:
     """A Call from httpx-style arguments: `options` are headers, params, json, data, files,
-    content (anything else is a TypeError); no policy means the settings' one."""
+    content (anything else is a TypeError); no policy means the settings' one, no network
+    policy the hosted factories' one."""
     request = Request(method, url, **options)
-    return Call(request, context, policy or RetryPolicy.from_settings(), guard)
+    return Call(request, context, policy or RetryPolicy.from_settings(), guard, network)
 
 
 def request(method: str, url: str | httpx.URL, **options: Any) -> ProviderResponse:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from .api_keys import Credentials
 from .errors import UnsupportedModelError
-from .netguard import guard_for
 from .types import ModelType, normalize_model_type
 
 if TYPE_CHECKING:
@@ -99,8 +98,6 @@ def build_adapter(
 ) -> BaseAdapter:
     """An adapter ready to call: `api_key` is the stored string (plain key or JSON object)."""
     cls = get_adapter_class(model_type, factory)
-    if "guard" not in options:
-        options["guard"] = guard_for(factory=factory, model=model_name)
     return cls(
         factory=factory,
         model_name=model_name,

@@ -23,7 +23,15 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Hashable,
+    Iterable,
+    Iterator,
+)
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -49,6 +57,11 @@ Flow = Generator[Effect, Any, T]
 
 
 class Buildable(Protocol):
+    @property
+    def pool(self) -> Hashable:
+        """The key of the connection pool the request goes through (its network policy)."""
+        ...
+
     def build(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request: ...
 
 
@@ -59,11 +72,11 @@ class Open(Effect):
     call: Buildable
 
     def perform(self) -> httpx.Response:
-        client = clients.get_client()
+        client = clients.get_client(self.call.pool)
         return client.send(self.call.build(client), stream=True)
 
     async def aperform(self) -> httpx.Response:
-        client = clients.get_async_client()
+        client = clients.get_async_client(self.call.pool)
         return await client.send(self.call.build(client), stream=True)
 
 

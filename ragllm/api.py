@@ -33,6 +33,7 @@ from .errors import (
     NotFound,
     PermissionDenied,
     ServerMisconfigured,
+    ServiceUnavailable,
     UpstreamError,
     UpstreamRateLimited,
 )
@@ -57,6 +58,7 @@ ERROR_RESPONSES: dict[type[ApplicationError], tuple[int, int]] = {
     UpstreamRateLimited: (status.HTTP_429_TOO_MANY_REQUESTS, DATA_ERROR),
     UpstreamError: (status.HTTP_502_BAD_GATEWAY, DATA_ERROR),
     ServerMisconfigured: (status.HTTP_500_INTERNAL_SERVER_ERROR, EXCEPTION_ERROR),
+    ServiceUnavailable: (status.HTTP_503_SERVICE_UNAVAILABLE, EXCEPTION_ERROR),
     ApplicationError: (status.HTTP_400_BAD_REQUEST, DATA_ERROR),
 }
 

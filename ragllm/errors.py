@@ -48,6 +48,10 @@ class ServerMisconfigured(ApplicationError):
     """The server's own configuration prevents the request (an operator must fix it)."""
 
 
+class ServiceUnavailable(ApplicationError):
+    """A part of this service the request needs is not running (e.g. no task worker)."""
+
+
 class UpstreamError(ApplicationError):
     """A provider failed or could not be reached, for reasons on its side."""
 

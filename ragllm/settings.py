@@ -266,15 +266,59 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=60.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
 LLM_BASE_DELAY = env.float("LLM_BASE_DELAY", default=1.0)
 
+# --- Key validation and task limits -------------------------------------------------------
+# A key validation runs on a worker: at most three live test calls. Its task is killed after
+# KEY_VALIDATION_TIME_LIMIT seconds; a worker starts it only while it can still finish within
+# KEY_VALIDATION_QUEUE_SECONDS + KEY_VALIDATION_TIME_LIMIT of the request. Past that deadline a
+# validation still pending or running ends "expired" and its candidate key is wiped.
+KEY_VALIDATION_TIME_LIMIT = env.float("KEY_VALIDATION_TIME_LIMIT", default=6 * LLM_TIMEOUT_SECONDS)
+KEY_VALIDATION_QUEUE_SECONDS = env.float("KEY_VALIDATION_QUEUE_SECONDS", default=300.0)
+# A request that waits for its validation (set_api_key / add_llm without "async") first asks
+# the workers, for at most this many seconds, whether one consumes the validation queue; with
+# none it answers 503 at once instead of waiting in vain. 0 turns the check off.
+KEY_VALIDATION_WORKER_CHECK_SECONDS = env.float("KEY_VALIDATION_WORKER_CHECK_SECONDS", default=1.0)
+if KEY_VALIDATION_TIME_LIMIT <= 0 or KEY_VALIDATION_QUEUE_SECONDS <= 0:
+    raise ImproperlyConfigured("KEY_VALIDATION_TIME_LIMIT and KEY_VALIDATION_QUEUE_SECONDS > 0.")
+# Tasks without limits of their own are killed after this long (soft limit: a little earlier,
+# so they can end cleanly).
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 270
+# Tasks are acknowledged when they end (acks_late), so one whose worker died before finishing
+# is delivered again. Redis does that after visibility_timeout seconds: longer than a
+# validation or an ordinary task may run (else a running task would be delivered twice), and
+# not Redis' default hour. Tasks with longer limits of their own (the daily usage prune) are
+# idempotent: a second delivery of a very long run finds nothing left to do.
+BROKER_VISIBILITY_TIMEOUT = int(max(KEY_VALIDATION_TIME_LIMIT, CELERY_TASK_TIME_LIMIT) + 60)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "sentinel://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
+# A worker that loses the broker cancels its running tasks, whose messages go back to the
+# queue, rather than finish them while another worker is given them again.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+
 # System default models for new tenants (RAGFlow's `user_default_llm`), as JSON in the
 # environment or in a file it names. Parsed and checked by `tenants.defaults`.
 USER_DEFAULT_LLM = env.str("USER_DEFAULT_LLM", default="")
 USER_DEFAULT_LLM_FILE = env.str("USER_DEFAULT_LLM_FILE", default="")
 
-# Networks that provider base URLs may point to besides public addresses (CIDRs), e.g. an
-# internal gateway. Self-hosted factories may always use private and loopback addresses;
-# link-local and cloud metadata addresses are refused whatever this says.
-LLM_ALLOWED_NETWORKS = env.list("LLM_ALLOWED_NETWORKS", default=[])
+# Where provider calls may connect besides public addresses (providers.netguard): CIDRs, or
+# the words `loopback` (127.0.0.0/8, ::1) and `private` (10/8, 172.16/12, 192.168/16,
+# fc00::/7). Hosted factories (OpenAI...): none by default, e.g. an internal gateway.
+# Self-hosted factories (Ollama, VLLM, OpenAI-API-Compatible...): loopback and private
+# ranges under DEBUG, none in production unless listed (set it empty for none under DEBUG).
+# Link-local and cloud metadata addresses are refused whatever these say.
+LLM_HOSTED_ALLOWED_NETWORKS = env.list("LLM_HOSTED_ALLOWED_NETWORKS", default=[])
+LLM_SELF_HOSTED_ALLOWED_NETWORKS = env.list(
+    "LLM_SELF_HOSTED_ALLOWED_NETWORKS", default=["loopback", "private"] if DEBUG else []
+)
+# Provider calls ignore HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY unless this is True.
+LLM_PROXY_FROM_ENV = env.bool("LLM_PROXY_FROM_ENV", default=False)
+
+# RAGFlow's web app and SDK: RAGFlow's LLM and tenant-model routes under this path prefix
+# (tenants.ragflow), i.e. /v1/llm/... and /v1/user/tenant_info by default; empty: not served.
+RAGFLOW_COMPAT_PREFIX = env.str("RAGFLOW_COMPAT_PREFIX", default="v1").strip("/")
+# How long those routes wait for a key validation: RAGFlow's app reads the verdict from the
+# answer and gives up after 300 s.
+RAGFLOW_COMPAT_WAIT_SECONDS = env.float("RAGFLOW_COMPAT_WAIT_SECONDS", default=120.0)
 
 # The catalog loaded on a fresh install (post-migrate) and by `load_llm_factories`.
 LLM_FACTORIES_FILE = env.str(

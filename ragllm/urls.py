@@ -6,6 +6,7 @@ from tenants.urls import llm_patterns, tenant_patterns
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("tenants.ragflow")),  # RAGFlow's own paths: /v1/llm/..., /v1/user/...
     path("api/v1/llm/", include(llm_patterns)),
     path("api/v1/tenant/", include(tenant_patterns)),
     path("api/v1/", include("usage.urls")),

@@ -1,17 +1,19 @@
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
+
+from ragllm.celery import worker_available
 
 from .fields import CredentialsUnreadable
+from .forms import TenantForm, TenantLLMForm
 from .masking import mask_credentials
 from .models import APIToken, KeyValidation, Tenant, TenantLLM, TenantMember
-from .services.configs import tenant_llm_save
-from .services.key_validation import tenant_llm_request_revalidation
-from .services.tenants import tenant_save
+from .services.key_validation import VALIDATE_TASK, tenant_llm_request_revalidation
 from .services.tokens import api_token_issue, api_token_revoke
 
 
@@ -22,45 +24,6 @@ def masked_key(obj: TenantLLM) -> str:
         return mask_credentials(obj.api_key) if obj.pk else ""
     except CredentialsUnreadable:
         return "cannot be decrypted: wrong CREDENTIALS_ENCRYPTION_KEY (set the key again)"
-
-
-class TenantLLMForm(forms.ModelForm):
-    # The stored key is never sent to the browser: the field starts empty, and leaving it
-    # empty on edit keeps the stored key.
-    api_key = forms.CharField(
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="A plain key, or the JSON object of multi-field credentials. "
-        "Leave blank to keep the stored key.",
-    )
-
-    class Meta:
-        model = TenantLLM
-        fields = (
-            "tenant",
-            "factory",
-            "llm_name",
-            "model_type",
-            "status",
-            "api_key",
-            "api_base",
-            "max_tokens",
-            "token_quota",
-            "quota_window",
-        )
-
-    @property
-    def keeps_stored_key(self) -> bool:
-        return not self.cleaned_data.get("api_key")
-
-    def save(self, commit: bool = True) -> TenantLLM:
-        # Inline rows are saved here; the TenantLLM page saves through save_model below.
-        config = super().save(commit=False)
-        if commit:
-            tenant_llm_save(config=config, keep_stored_key=self.keeps_stored_key)
-            self._save_m2m()
-        return config
 
 
 class TenantLLMInline(admin.TabularInline):
@@ -92,8 +55,37 @@ class TenantMemberInline(admin.TabularInline):
     autocomplete_fields = ("user",)
 
 
+def report_validation(request, validation: KeyValidation | None, *, new: bool = False) -> None:
+    """Say what a save set off: a validation of new credentials, and whether a worker runs."""
+    if validation is None:
+        return
+    url = reverse("admin:tenants_keyvalidation_change", args=[validation.pk])
+    what = (
+        "is created once its credentials are proven"
+        if new
+        else "keeps its stored credentials and shows “Validating” until the new ones are proven"
+    )
+    messages.info(
+        request,
+        format_html(
+            '{} / {}: the configuration {} (<a href="{}">validation</a>).',
+            validation.llm_name,
+            validation.factory.name,
+            what,
+            url,
+        ),
+    )
+    if not worker_available(VALIDATE_TASK):
+        messages.warning(
+            request,
+            "No Celery worker answered: the validation waits for one and expires if none "
+            "takes it in time (start one: celery -A ragllm worker).",
+        )
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantForm
     list_display = ("name", "id", "status", "llm_id", "embd_id", "created_at")
     list_filter = ("status",)
     search_fields = ("name", "id", "members__user__email", "members__user__username")
@@ -119,8 +111,16 @@ class TenantAdmin(admin.ModelAdmin):
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
 
-    def save_model(self, request, obj: Tenant, form, change: bool) -> None:
-        tenant_save(tenant=obj)
+    def save_model(self, request, obj: Tenant, form: TenantForm, change: bool) -> None:
+        form.apply(obj)
+
+    def save_formset(self, request, form, formset, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        for inline_form in formset.forms:
+            if isinstance(inline_form, TenantLLMForm):
+                report_validation(
+                    request, inline_form.validation, new=inline_form.instance.pk is None
+                )
 
 
 @admin.register(TenantMember)
@@ -175,8 +175,31 @@ class TenantLLMAdmin(admin.ModelAdmin):
 
     actions = ("validate_now",)
 
+    # A new configuration is what add_llm takes; its limits, quota and status are edited once
+    # it exists (it is created when its key is proven).
+    add_fieldsets = (
+        (None, {"fields": ("tenant", "factory", "llm_name", "model_type")}),
+        ("Credentials", {"fields": ("api_key", "api_base")}),
+        ("Limits", {"fields": ("max_tokens",)}),
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)
+
     def save_model(self, request, obj: TenantLLM, form: TenantLLMForm, change: bool) -> None:
-        tenant_llm_save(config=obj, keep_stored_key=form.keeps_stored_key)
+        form.apply(user=request.user)
+        report_validation(request, form.validation, new=not change)
+
+    def log_addition(self, request, obj, message):
+        # A new configuration is created by its validation, not by this save.
+        if obj.pk is not None:
+            return super().log_addition(request, obj, message)
+        return None
+
+    def response_add(self, request, obj: TenantLLM, post_url_continue=None):
+        if obj.pk is None:
+            return HttpResponseRedirect(reverse("admin:tenants_keyvalidation_changelist"))
+        return super().response_add(request, obj, post_url_continue)
 
     @admin.action(description="Validate now (live test call on the worker)")
     def validate_now(self, request, queryset) -> None:

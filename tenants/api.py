@@ -7,17 +7,22 @@ responses in ragllm.api.exception_handler; the OpenAPI material is in tenants.sc
 
 from __future__ import annotations
 
-from django.conf import settings
-from rest_framework import serializers
+from collections.abc import Mapping
+from typing import Any
 
-from providers.factories import strip_name_suffix
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from providers.factories import CREDENTIAL_SHAPES, strip_name_suffix
 from providers.models import LLMFactory
 from providers.types import ModelType, normalize_model_type
 from ragllm.api import IsoDateTimeField, TenantAPIView, ok, parse
 from ragllm.errors import InvalidInput, NotFound
 
 from . import schema
-from .models import KeyValidation, Tenant
+from .models import KeyValidation
 from .selectors import (
     factories_with_types,
     factory_get,
@@ -27,15 +32,29 @@ from .selectors import (
     tenant_llm_by_factory,
 )
 from .services.configs import tenant_factory_delete, tenant_llm_delete, tenant_llm_set_status
-from .services.key_validation import tenant_llm_request_key, tenant_llm_request_model
-from .services.tenants import tenant_default_models_set
-from .validation import validation_failure
+from .services.key_requests import tenant_llm_request_key, tenant_llm_request_model
+from .services.key_validation import key_validation_error, key_validation_expire_overdue
+
+# RAGFlow's add_llm takes these factories' credentials without a model and saves them as
+# set_api_key does, for every catalog model (its Tencent Hunyuan and Tencent Cloud forms).
+KEY_ONLY_FACTORIES = frozenset({"Tencent Hunyuan", "Tencent Cloud"})
+
+# The request fields that carry parts of a credential (hunyuan_sid, yiyan_ak...).
+CREDENTIAL_FIELDS = frozenset(
+    name for shape in CREDENTIAL_SHAPES.values() for name in shape.fields
+) - {"api_key"}
+
+
+class UnknownFactory(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Factory {name} is not in the catalog.")
+        self.factory = name
 
 
 def _factory_or_404(name: str) -> LLMFactory:
     factory = factory_get(name=name)
     if factory is None:
-        raise NotFound(f"Factory {name} is not in the catalog.")
+        raise UnknownFactory(name)
     return factory
 
 
@@ -50,6 +69,66 @@ def _model_type(value: str) -> str:
 
 def _is_true(value: str) -> bool:
     return value.lower() in {"1", "true", "yes"}
+
+
+class RAGFlowRouteView(TenantAPIView):
+    """A tenant view that reads its input with `body()` and `query()`, decides with
+    `waits_for_validation()` whether the caller waits for a key validation, and answers it with
+    `validation_answer()`: the RAGFlow-compatible mount (tenants.ragflow) overrides these four
+    and nothing else."""
+
+    def body(self) -> Mapping[str, Any]:
+        return self.request.data
+
+    def query(self) -> Mapping[str, str]:
+        return self.request.query_params
+
+    def waits_for_validation(self, *, requested_async: bool) -> bool:
+        """Whether this answer waits for the validation's verdict (then a validation no worker
+        would take is refused at once, see key_validation_request)."""
+        return not requested_async
+
+    def validation_answer(self, validation: KeyValidation, *, wait: bool) -> Response:
+        return _validation_response(validation, wait=wait)
+
+
+@extend_schema_field(
+    {"oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": True}]}
+)
+class CredentialField(serializers.Field):
+    """api_key: a key, the JSON text of a credential object, or the object itself."""
+
+    default_error_messages = {"invalid": "must be a string or an object of credential fields."}
+
+    def to_internal_value(self, data: Any) -> str | dict[str, Any]:
+        if isinstance(data, str):
+            return data.strip()
+        if isinstance(data, dict):
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field(
+    {"oneOf": [{"type": "string", "enum": ["1", "0"]}, {"type": "integer"}, {"type": "boolean"}]}
+)
+class SwitchField(serializers.Field):
+    """An on/off value as clients send it: 1/0, "1"/"0", true/false."""
+
+    default_error_messages = {"invalid": 'must be "1" or "0"'}
+
+    def to_internal_value(self, data: Any) -> bool:
+        lowered = str(data).strip().lower()
+        if lowered in {"1", "true"}:
+            return True
+        if lowered in {"0", "false"}:
+            return False
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> str:
+        return "1" if value else "0"
 
 
 # --- Key validation answers (set_api_key, add_llm) -----------------------------------------------
@@ -97,11 +176,7 @@ def _validation_response(validation: KeyValidation, *, wait: bool):
         return ok(ValidationVerifiedOutput(validation).data)
     if validation.succeeded:
         return ok(True)
-    raise validation_failure(
-        message=validation.message,
-        attempts=validation.attempts,
-        data=ValidationFailedOutput(validation).data,
-    )
+    raise key_validation_error(validation=validation, data=ValidationFailedOutput(validation).data)
 
 
 # --- Views --------------------------------------------------------------------------------------
@@ -122,53 +197,79 @@ class FactoriesView(TenantAPIView):
         return ok(self.OutputSerializer(factories_with_types(), many=True).data)
 
 
-class SetApiKeyView(TenantAPIView):
-    class InputSerializer(ValidationInput):
-        llm_factory = serializers.CharField()
-        api_key = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True)
-        base_url = serializers.CharField(required=False, allow_blank=True, default="")
+class SetApiKeyInput(ValidationInput):
+    llm_factory = serializers.CharField()
+    api_key = CredentialField(required=False, allow_null=True)
+    base_url = serializers.CharField(required=False, allow_blank=True, default="")
 
-    @schema.set_api_key(request=InputSerializer)
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # Required as in RAGFlow, unless the credential comes as fields (hunyuan_sid...). With
+        # a factory and a base URL, the service says what is missing: the key, or the key again
+        # because the base URL changes (a stored key never follows a new base URL).
+        given = getattr(self, "initial_data", None)
+        given = given if isinstance(given, Mapping) else {}
+        moving = bool(given.get("llm_factory") and given.get("base_url"))
+        fields["api_key"].required = not (CREDENTIAL_FIELDS & set(given) or moving)
+        return fields
+
+
+def _request_key(view: RAGFlowRouteView) -> Response:
+    body = view.body()
+    data = parse(SetApiKeyInput, body)
+    wait = view.waits_for_validation(requested_async=data["async"])
+    validation = tenant_llm_request_key(
+        tenant=view.tenant,
+        factory=_factory_or_404(data["llm_factory"]),
+        api_key=data.get("api_key"),
+        fields=body,
+        base_url=data["base_url"],
+        verify=data["verify"],
+        user=view.request.user,
+        synchronous=wait,
+    )
+    return view.validation_answer(validation, wait=wait)
+
+
+class SetApiKeyView(RAGFlowRouteView):
+    @schema.set_api_key(request=SetApiKeyInput)
     def post(self, request):
-        data = parse(self.InputSerializer, request.data)
-        validation = tenant_llm_request_key(
-            tenant=self.tenant,
-            factory=_factory_or_404(data["llm_factory"]),
-            api_key=data.get("api_key"),
-            fields=request.data,
-            base_url=data["base_url"],
-            verify=data["verify"],
-            user=request.user,
-        )
-        return _validation_response(validation, wait=not data["async"])
+        return _request_key(self)
 
 
-class AddLLMView(TenantAPIView):
+class AddLLMView(RAGFlowRouteView):
     class InputSerializer(ValidationInput):
         llm_factory = serializers.CharField()
         llm_name = serializers.CharField()
         model_type = serializers.CharField()
         api_base = serializers.CharField(required=False, allow_blank=True, default="")
         base_url = serializers.CharField(required=False, allow_blank=True, default="")
-        api_key = serializers.CharField(required=False, allow_blank=True, default="")
+        api_key = CredentialField(required=False, allow_null=True, default=None)
         max_tokens = serializers.IntegerField(required=False, min_value=1, allow_null=True)
+        is_tools = serializers.BooleanField(required=False, allow_null=True, default=None)
 
     @schema.add_llm(request=InputSerializer)
     def post(self, request):
-        data = parse(self.InputSerializer, request.data)
+        body = self.body()
+        if body.get("llm_factory") in KEY_ONLY_FACTORIES and not body.get("llm_name"):
+            return _request_key(self)
+        data = parse(self.InputSerializer, body)
+        wait = self.waits_for_validation(requested_async=data["async"])
         validation = tenant_llm_request_model(
             tenant=self.tenant,
             factory=_factory_or_404(data["llm_factory"]),
             llm_name=data["llm_name"],
             model_type=_model_type(data["model_type"]),
             api_base=data["api_base"] or data["base_url"],
-            api_key=data.get("api_key"),
-            fields=request.data,
+            api_key=data["api_key"],
+            fields=body,
             max_tokens=data.get("max_tokens"),
+            is_tools=data["is_tools"],
             verify=data["verify"],
             user=request.user,
+            synchronous=wait,
         )
-        return _validation_response(validation, wait=not data["async"])
+        return self.validation_answer(validation, wait=wait)
 
 
 class ModelRefInput(serializers.Serializer):
@@ -176,13 +277,13 @@ class ModelRefInput(serializers.Serializer):
     llm_name = serializers.CharField()
 
 
-class DeleteLLMView(TenantAPIView):
+class DeleteLLMView(RAGFlowRouteView):
     class InputSerializer(ModelRefInput):
         pass
 
     @schema.delete_llm(request=InputSerializer)
     def post(self, request):
-        data = parse(self.InputSerializer, request.data)
+        data = parse(self.InputSerializer, self.body())
         factory = _factory_or_404(data["llm_factory"])
         tenant_llm_delete(
             tenant=self.tenant, factory=factory, llm_name=strip_name_suffix(data["llm_name"])
@@ -190,23 +291,17 @@ class DeleteLLMView(TenantAPIView):
         return ok(True)
 
 
-class EnableLLMView(TenantAPIView):
+class EnableLLMView(RAGFlowRouteView):
     class InputSerializer(ModelRefInput):
-        status = serializers.CharField(
-            help_text='"1" to enable, "0" to disable (true/false accepted).'
+        status = SwitchField(
+            required=False,
+            default=True,
+            help_text='"1" (default) to enable, "0" to disable; 1/0 and true/false accepted.',
         )
-
-        def validate_status(self, value: str) -> bool:
-            lowered = str(value).strip().lower()
-            if lowered in {"1", "true"}:
-                return True
-            if lowered in {"0", "false"}:
-                return False
-            raise serializers.ValidationError('must be "1" or "0"')
 
     @schema.enable_llm(request=InputSerializer)
     def post(self, request):
-        data = parse(self.InputSerializer, request.data)
+        data = parse(self.InputSerializer, self.body())
         factory = _factory_or_404(data["llm_factory"])
         tenant_llm_set_status(
             tenant=self.tenant,
@@ -217,18 +312,18 @@ class EnableLLMView(TenantAPIView):
         return ok(True)
 
 
-class DeleteFactoryView(TenantAPIView):
+class DeleteFactoryView(RAGFlowRouteView):
     class InputSerializer(serializers.Serializer):
         llm_factory = serializers.CharField()
 
     @schema.delete_factory(request=InputSerializer)
     def post(self, request):
-        data = parse(self.InputSerializer, request.data)
+        data = parse(self.InputSerializer, self.body())
         tenant_factory_delete(tenant=self.tenant, factory=_factory_or_404(data["llm_factory"]))
         return ok(True)
 
 
-class MyLLMsView(TenantAPIView):
+class MyLLMsView(RAGFlowRouteView):
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         type = serializers.CharField(source="model_type")
@@ -239,7 +334,7 @@ class MyLLMsView(TenantAPIView):
     class DetailedOutputSerializer(OutputSerializer):
         api_base = serializers.CharField()
         max_tokens = serializers.IntegerField()
-        is_tools = serializers.BooleanField()
+        is_tools = serializers.BooleanField(source="tools")
         validation_status = serializers.CharField()
         validated_at = IsoDateTimeField()
         last_error = serializers.CharField()
@@ -247,7 +342,7 @@ class MyLLMsView(TenantAPIView):
     @schema.my_llms()
     def get(self, request):
         # {"OpenAI": {"tags": "LLM,...", "llm": [...]}, ...}
-        details = _is_true(request.query_params.get("include_details", ""))
+        details = _is_true(self.query().get("include_details", ""))
         output = self.DetailedOutputSerializer if details else self.OutputSerializer
         groups = tenant_llm_by_factory(tenant=self.tenant, with_tools=details)
         return ok(
@@ -261,8 +356,9 @@ class MyLLMsView(TenantAPIView):
         )
 
 
-class ListView(TenantAPIView):
+class ListView(RAGFlowRouteView):
     class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField(allow_null=True)
         llm_name = serializers.CharField()
         model_type = serializers.SerializerMethodField()
         model_types = serializers.ListField(child=serializers.CharField())
@@ -278,7 +374,7 @@ class ListView(TenantAPIView):
 
     @schema.llm_list()
     def get(self, request):
-        model_type = request.query_params.get("model_type") or None
+        model_type = self.query().get("model_type") or None
         if model_type:
             model_type = _model_type(model_type)
         catalog = tenant_catalog(tenant=self.tenant, model_type=model_type)
@@ -288,35 +384,6 @@ class ListView(TenantAPIView):
                 for factory, models in catalog.items()
             }
         )
-
-
-class DefaultModelsView(TenantAPIView):
-    class InputSerializer(serializers.Serializer):
-        def get_fields(self) -> dict[str, serializers.Field]:
-            return {
-                name: serializers.CharField(required=False, allow_blank=True)
-                for name in Tenant.DEFAULT_FIELDS.values()
-            }
-
-        def validate(self, attrs):
-            unknown = set(self.initial_data) - set(self.fields)
-            if unknown:
-                raise serializers.ValidationError(f"unknown fields: {', '.join(sorted(unknown))}")
-            return attrs
-
-    class OutputSerializer(serializers.Serializer):
-        def get_fields(self) -> dict[str, serializers.Field]:
-            return {name: serializers.CharField() for name in Tenant.DEFAULT_FIELDS.values()}
-
-    @schema.default_models()
-    def get(self, request):
-        return ok(self.OutputSerializer(self.tenant).data)
-
-    @schema.default_models_update(request=InputSerializer)
-    def put(self, request):
-        data = parse(self.InputSerializer, request.data)
-        tenant = tenant_default_models_set(tenant=self.tenant, values=dict(data))
-        return ok(self.OutputSerializer(tenant).data)
 
 
 class TaskView(TenantAPIView):
@@ -341,4 +408,9 @@ class TaskView(TenantAPIView):
         validation = key_validation_for(tenant=self.tenant, validation_id=task_id)
         if validation is None:
             raise NotFound("No such task in this tenant.")
+        # Past its deadline, a validation is shown as what it is (expired), not as running.
+        if not validation.finished and key_validation_expire_overdue(
+            validation_ids=[validation.pk]
+        ):
+            validation = key_validation_for(tenant=self.tenant, validation_id=task_id)
         return ok(self.OutputSerializer(validation).data)

@@ -55,9 +55,16 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     keyword = "Bearer"
 
-    def authenticate(self, request):
+    def token_words(self, request) -> list[bytes] | None:
+        """The Authorization header's words after the scheme; None if it is not ours."""
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        return header[1:]
+
+    def authenticate(self, request):
+        words = self.token_words(request)
+        if words is None:
             return None
         throttle = FailedTokenThrottle(request)
         if not throttle.allow_request(request, None):
@@ -65,21 +72,34 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 wait=throttle.wait(), detail="Too many failed authentications from this address."
             )
         token = None
-        if len(header) == 2:
+        if len(words) == 1:
             try:
-                token = api_token_authenticate(raw=header[1].decode())
+                token = api_token_authenticate(raw=words[0].decode())
             except UnicodeDecodeError:
                 token = None
         if token is None:
             throttle.record_failure()
             raise exceptions.AuthenticationFailed(
-                "Invalid or revoked token." if len(header) == 2 else "Invalid Authorization header."
+                "Invalid or revoked token." if len(words) == 1 else "Invalid Authorization header."
             )
         api_token_touch(token=token)
         return token.user, token
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+class SchemelessTokenAuthentication(BearerTokenAuthentication):
+    """`Authorization: rgl_...` with no scheme, as RAGFlow's web app and SDK send their token;
+    `Bearer rgl_...` works too. Same tokens, throttle and checks as BearerTokenAuthentication."""
+
+    def token_words(self, request) -> list[bytes] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header:
+            return None
+        if header[0].lower() == self.keyword.lower().encode():
+            return header[1:]
+        return header
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

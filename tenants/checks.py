@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.urls import URLResolver, get_resolver
+from django.urls.exceptions import Resolver404
 
 from .defaults import DefaultsConfigError, load_system_defaults
+from .ragflow import PREFIX_PATTERN, RAGFlowMount, app_name, mount_paths
 
 
 @register(Tags.security, deploy=False)
@@ -72,3 +75,73 @@ def check_default_llm_config(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_ragflow_wait(app_configs, **kwargs):
+    seconds = settings.RAGFLOW_COMPAT_WAIT_SECONDS
+    if 0 < seconds < 300:
+        return []
+    return [
+        Error(
+            f"RAGFLOW_COMPAT_WAIT_SECONDS must be between 0 and 300 seconds (it is {seconds:g}).",
+            hint="RAGFlow's web app gives up on a request after 300 s; e.g. 120.",
+            id="ragllm.E031",
+        )
+    ]
+
+
+@register(Tags.urls)
+def check_ragflow_paths(app_configs, **kwargs):
+    """The RAGFlow-compatible routes must reach their views, and no other route may share a
+    path with them (the gateway's /v1/... and /api/v1/... included)."""
+    prefix = settings.RAGFLOW_COMPAT_PREFIX
+    hint = "Set RAGFLOW_COMPAT_PREFIX to a path no other route uses, e.g. ragflow/v1."
+    if prefix and not PREFIX_PATTERN.fullmatch(prefix):
+        return [
+            Error(
+                f"RAGFLOW_COMPAT_PREFIX={prefix!r} is not a URL path.", hint=hint, id="ragllm.E032"
+            )
+        ]
+    resolver = get_resolver()
+    problems = []
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver) and entry.app_name == app_name:
+            continue
+        shared = [f"/{path}" for path in mount_paths(prefix) if _serves(entry, path)]
+        if shared:
+            problems.append(
+                Error(
+                    f"The route {entry.pattern} also matches {', '.join(shared)} (RAGFlow-"
+                    f"compatible routes, RAGFLOW_COMPAT_PREFIX={prefix}).",
+                    hint=hint,
+                    id="ragllm.E033",
+                )
+            )
+    for path in mount_paths(prefix):
+        match = _resolve(resolver, path)
+        view = getattr(match.func, "view_class", None) if match else None
+        if view is None or not issubclass(view, RAGFlowMount):
+            problems.append(
+                Error(
+                    f"/{path} does not reach the RAGFlow-compatible routes.",
+                    hint="Include tenants.ragflow in ragllm/urls.py, before any route that "
+                    "could match its paths.",
+                    id="ragllm.E034",
+                )
+            )
+    return problems
+
+
+def _resolve(resolver, path: str):
+    try:
+        return resolver.resolve("/" + path)
+    except Resolver404:
+        return None
+
+
+def _serves(entry, path: str) -> bool:
+    try:
+        return entry.resolve(path) is not None
+    except Resolver404:
+        return False

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from providers.models import LLMFactory
 from providers.types import ModelType
@@ -130,6 +132,9 @@ class TenantLLM(models.Model):
     api_key = encrypted_text_field(blank=True, default="")
     api_base = models.CharField(max_length=512, blank=True, default="")
     max_tokens = models.IntegerField(default=8192)
+    # Whether the model can call tools (agents read it). None: not said, the catalog model's
+    # flag applies (False for models the catalog does not list).
+    is_tools = models.BooleanField(null=True, blank=True, default=None)
     used_tokens = models.BigIntegerField(default=0)
     token_quota = models.BigIntegerField(
         null=True, blank=True, help_text="Token allowance for this model; empty means none."
@@ -217,6 +222,20 @@ class ValidationState(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    # A newer request for the same configuration came in first: this one saved nothing.
+    SUPERSEDED = "superseded", "Superseded"
+    # Not finished by its deadline (no worker took it, or its worker stopped): nothing saved.
+    EXPIRED = "expired", "Expired"
+
+
+ACTIVE_VALIDATION_STATES = (ValidationState.PENDING, ValidationState.RUNNING)
+
+
+def validation_deadline() -> datetime:
+    """When a validation requested now expires: time to wait for a worker, then to run."""
+    return timezone.now() + timedelta(
+        seconds=settings.KEY_VALIDATION_QUEUE_SECONDS + settings.KEY_VALIDATION_TIME_LIMIT
+    )
 
 
 class KeyValidation(models.Model):
@@ -235,6 +254,7 @@ class KeyValidation(models.Model):
     api_key = encrypted_text_field(blank=True, default="")
     api_base = models.CharField(max_length=512, blank=True, default="")
     max_tokens = models.IntegerField(null=True, blank=True)
+    is_tools = models.BooleanField(null=True, blank=True, default=None)
     verify_only = models.BooleanField(default=False)
     state = models.CharField(
         max_length=16, choices=ValidationState.choices, default=ValidationState.PENDING
@@ -242,18 +262,26 @@ class KeyValidation(models.Model):
     message = models.TextField(blank=True, default="")
     # One entry per model tried: {"model", "model_type", "ok", "error_code", "message"}.
     attempts = models.JSONField(default=list, blank=True)
+    # Models of a set_api_key request that a newer add_llm request took over: this request
+    # leaves their configurations alone (only the newest request for a model is applied).
+    superseded_models = models.JSONField(default=list, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A worker claims the request only while it can still finish before this; after it, the
+    # request ends "expired" and its candidate key is wiped.
+    expires_at = models.DateTimeField(default=validation_deadline)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             # GET /llm/tasks/<id> is by primary key; this serves the admin's per-tenant list.
             models.Index(fields=["tenant", "-created_at"], name="keyvalidation_tenant_idx"),
+            # The expiry job: pending or running validations past their deadline.
+            models.Index(fields=["state", "expires_at"], name="keyvalidation_expiry_idx"),
         ]
 
     def __str__(self) -> str:
@@ -261,7 +289,7 @@ class KeyValidation(models.Model):
 
     @property
     def finished(self) -> bool:
-        return self.state in {ValidationState.SUCCEEDED, ValidationState.FAILED}
+        return self.state not in ACTIVE_VALIDATION_STATES
 
     @property
     def succeeded(self) -> bool:

@@ -21,12 +21,24 @@ _ACCEPTED = envelope_example(
     message="validation is running; poll GET /api/v1/llm/tasks/<task_id>",
     status=202,
 )
+_NO_WORKER = envelope_example(
+    "No worker",
+    None,
+    code=100,
+    message="No Celery worker is taking key validations, so the key cannot be checked now; "
+    "nothing was saved. Start one (celery -A ragllm worker) and try again.",
+    status=503,
+)
+_WAITING_ERRORS = {
+    409: answer(description="A newer request for the same model or factory replaced this one."),
+    503: answer(_NO_WORKER, description="No worker takes validations (only without async)."),
+}
 _UNREACHABLE = envelope_example(
     "Unreachable",
     {"task_id": "5f0c...", "attempts": []},
     code=102,
     message="Fail to access chat model(deepseek-chat) using this api key: "
-    "the provider could not be reached (network problem). ...",
+    "could not reach a model server at this address (network problem).",
     status=502,
 )
 
@@ -69,6 +81,7 @@ def set_api_key(request):
             ),
             202: answer(_ACCEPTED),
             **ERRORS,
+            **_WAITING_ERRORS,
             502: answer(_UNREACHABLE, description="The provider could not be reached or failed."),
         },
     )
@@ -111,6 +124,7 @@ def add_llm(request):
             ),
             202: answer(description="Validation accepted."),
             **ERRORS,
+            **_WAITING_ERRORS,
             502: answer(description="Provider unreachable."),
         },
     )
@@ -226,5 +240,46 @@ def task():
     return operation(
         "llm_task",
         "The state of a key validation started with async: true",
+        description="status: pending, running, then succeeded, failed, superseded (a newer "
+        "request for the same model or factory replaced it; nothing was saved) or expired (not "
+        "finished by its deadline; nothing was saved).",
         responses={200: answer(envelope_example("Finished", finished)), **ERRORS},
+    )
+
+
+def tenant_info():
+    info = {
+        "tenant_id": "0b5f6c1e-...",
+        "name": "Alice Inc",
+        **_NO_DEFAULTS,
+        "llm_id": "gpt-4o@OpenAI",
+        "parser_ids": "naive:General,qa:Q&A,...",
+        "role": "owner",
+    }
+    return operation(
+        "tenant_info",
+        "The tenant's id, name, default models and the caller's role (RAGFlow's tenant_info)",
+        responses={200: answer(envelope_example("Tenant", info)), **ERRORS},
+    )
+
+
+def set_tenant_info(request):
+    body = {
+        "tenant_id": "0b5f6c1e-...",
+        "name": "Alice Inc",
+        "llm_id": "gpt-4o@OpenAI",
+        "embd_id": "text-embedding-3-small@OpenAI",
+        "img2txt_id": "",
+        "asr_id": "",
+        "rerank_id": "",
+        "tts_id": None,
+    }
+    return operation(
+        "tenant_set_info",
+        "Rename the tenant and set its default models (RAGFlow's set_tenant_info)",
+        description='`tenant_id` must be the tenant the request acts for; "" or null clears '
+        "a default; every default must be an enabled model of the tenant, of that type.",
+        request=named(request, "SetTenantInfoInput"),
+        examples=[request_example("As RAGFlow's app sends it", body)],
+        responses={200: answer(envelope_example("Updated", True)), **ERRORS},
     )

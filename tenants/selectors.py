@@ -119,7 +119,8 @@ class FactoryConfigs:
 def tenant_llm_by_factory(*, tenant: Tenant, with_tools: bool = False) -> list[FactoryConfigs]:
     """The tenant's configurations grouped by factory, by factory and model name. One query.
 
-    With `with_tools`, each config carries `is_tools` from its catalog model (False if none).
+    With `with_tools`, each config carries `tools`: its own `is_tools`, else its catalog
+    model's, else False.
     """
     configs = (
         TenantLLM.objects.filter(tenant=tenant)
@@ -131,7 +132,7 @@ def tenant_llm_by_factory(*, tenant: Tenant, with_tools: bool = False) -> list[F
             factory_id=OuterRef("factory_id"), llm_name=OuterRef("llm_name")
         )
         configs = configs.annotate(
-            is_tools=Coalesce(Subquery(catalog.values("is_tools")[:1]), Value(False))
+            tools=Coalesce("is_tools", Subquery(catalog.values("is_tools")[:1]), Value(False))
         )
     groups: dict[str, FactoryConfigs] = {}
     for config in configs:
@@ -152,30 +153,60 @@ class CatalogModel:
     is_tools: bool
     status: str
     available: bool
+    id: int | None  # the tenant's config of this model, if it has one
+
+
+@dataclass(frozen=True)
+class _Config:
+    id: int
+    model_type: str
+    max_tokens: int
+    is_tools: bool | None
+    enabled: bool
+    keyed: bool
 
 
 def tenant_catalog(*, tenant: Tenant, model_type: str | None) -> dict[str, list[CatalogModel]]:
-    """The catalog by factory, each model marked `available` to this tenant. Three queries.
+    """The catalog by factory, each model marked `available` to this tenant. Two queries.
 
-    Available means the tenant holds an enabled config with a key for the factory, or the
-    factory is self-hosted (no key needed). The tenant's own custom models are listed too.
+    Available means the tenant has not disabled the model, and holds an enabled config with a
+    key for its factory or the factory is self-hosted (no key needed). A model the tenant
+    disabled is listed with status "0". The tenant's own models that the catalog does not list
+    come last in their factory.
     """
-    keyed = {
-        factory_name
-        for factory_name, api_key in TenantLLM.objects.filter(
-            tenant=tenant, status=Status.VALID
-        ).values_list("factory__name", "api_key")
-        if api_key
-    }
+    configs: dict[tuple[str, str], _Config] = {}
+    for pk, factory_name, llm_name, config_type, max_tokens, is_tools, status, api_key in (
+        TenantLLM.objects.filter(tenant=tenant)
+        .order_by("factory__name", "llm_name")
+        .values_list(
+            "pk",
+            "factory__name",
+            "llm_name",
+            "model_type",
+            "max_tokens",
+            "is_tools",
+            "status",
+            "api_key",
+        )
+    ):
+        configs[(factory_name, llm_name)] = _Config(
+            pk, config_type, max_tokens, is_tools, status == Status.VALID, bool(api_key)
+        )
+    keyed = {factory for (factory, _), c in configs.items() if c.enabled and c.keyed}
+
+    def available(factory_name: str, config: _Config | None) -> bool:
+        if config is not None and not config.enabled:
+            return False
+        return factory_name in keyed or factory_name in SELF_HOSTED_FACTORIES
+
     result: dict[str, list[CatalogModel]] = {}
-    seen: set[tuple[str, str]] = set()
     catalog = LLM.objects.filter(status=CatalogStatus.VALID, factory__status=CatalogStatus.VALID)
-    for factory_name, llm_name, types, max_tokens, tags, is_tools, status in catalog.values_list(
-        "factory__name", "llm_name", "model_types", "max_tokens", "tags", "is_tools", "status"
+    for factory_name, llm_name, types, max_tokens, tags, is_tools in catalog.values_list(
+        "factory__name", "llm_name", "model_types", "max_tokens", "tags", "is_tools"
     ).order_by("-factory__rank", "factory__name", "pk"):
+        config = configs.pop((factory_name, llm_name), None)
         if model_type and model_type not in (types or []):
             continue
-        seen.add((factory_name, llm_name))
         result.setdefault(factory_name, []).append(
             CatalogModel(
                 factory=factory_name,
@@ -183,27 +214,29 @@ def tenant_catalog(*, tenant: Tenant, model_type: str | None) -> dict[str, list[
                 model_types=types or [],
                 max_tokens=max_tokens,
                 tags=tags,
-                is_tools=is_tools,
-                status=status,
-                available=factory_name in keyed or factory_name in SELF_HOSTED_FACTORIES,
+                is_tools=is_tools if config is None or config.is_tools is None else config.is_tools,
+                status=Status.INVALID
+                if config is not None and not config.enabled
+                else Status.VALID,
+                available=available(factory_name, config),
+                id=config.id if config is not None else None,
             )
         )
-    custom = TenantLLM.objects.filter(tenant=tenant, status=Status.VALID).values_list(
-        "factory__name", "llm_name", "model_type", "max_tokens"
-    )
-    for factory_name, llm_name, config_type, max_tokens in custom:
-        if (factory_name, llm_name) in seen or (model_type and config_type != model_type):
+    for (factory_name, llm_name), config in configs.items():  # the tenant's own models
+        if model_type and config.model_type != model_type:
             continue
         result.setdefault(factory_name, []).append(
             CatalogModel(
                 factory=factory_name,
                 llm_name=llm_name,
-                model_types=[config_type],
-                max_tokens=max_tokens,
+                model_types=[config.model_type],
+                max_tokens=config.max_tokens,
                 tags="",
-                is_tools=False,
-                status=Status.VALID,
-                available=True,
+                is_tools=bool(config.is_tools),
+                status=Status.VALID if config.enabled else Status.INVALID,
+                available=available(factory_name, config)
+                and (config.keyed or factory_name in SELF_HOSTED_FACTORIES),
+                id=config.id,
             )
         )
     return result
@@ -246,6 +279,29 @@ def tenant_llm_find_enabled(*, tenant: Tenant, name: str, model_type: str) -> Te
     if len(matches) > 1:
         raise InvalidInput(f"Model name {llm_name} is ambiguous; write it as name@factory.")
     return matches[0]
+
+
+def tenant_default_model_choices(*, tenant: Tenant) -> dict[str, list[str]]:
+    """The names ("model@factory") each model type's default may take: the tenant's enabled
+    configurations serving that type (as tenant_llm_find_enabled accepts them). Two queries."""
+    configs = list(
+        TenantLLM.objects.select_related("factory")
+        .filter(tenant=tenant, status=Status.VALID)
+        .order_by("factory__name", "llm_name")
+    )
+    catalog = {
+        (factory_id, llm_name): {model_type, *(model_types or [])}
+        for factory_id, llm_name, model_type, model_types in LLM.objects.filter(
+            factory_id__in={c.factory_id for c in configs},
+            llm_name__in={c.llm_name for c in configs},
+        ).values_list("factory_id", "llm_name", "model_type", "model_types")
+    }
+    choices: dict[str, list[str]] = {model_type: [] for model_type in Tenant.DEFAULT_FIELDS}
+    for config in configs:
+        served = {config.model_type} | catalog.get((config.factory_id, config.llm_name), set())
+        for model_type in served & set(choices):
+            choices[model_type].append(f"{config.llm_name}@{config.factory.name}")
+    return choices
 
 
 def _serves(config: TenantLLM, model_type: str) -> bool:

@@ -6,28 +6,39 @@ tenants.services.key_validation), so this module imports services and never the 
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
 from ragllm.beat import BeatJob
 
 from .selectors import tenant_llm_enabled_ids, tenant_llm_get
 from .services.key_validation import (
+    key_validation_expire_overdue,
     key_validation_prune,
     key_validation_run,
     key_validation_time_limit,
+    key_validation_time_out,
     tenant_llm_revalidate,
 )
+
+logger = logging.getLogger(__name__)
 
 BEAT_JOBS = (
     BeatJob("Re-validate stored keys", "tenants.tasks.revalidate_all_tenant_llms", cron=("0", "4")),
     BeatJob("Prune old key validations", "tenants.tasks.prune_key_validations", cron=("45", "3")),
+    BeatJob(
+        "Expire overdue key validations",
+        "tenants.tasks.expire_key_validations",
+        every=(1, "minutes"),
+    ),
 )
 
-# A run killed at the hard limit is taken over by the next delivery (key_validation_run).
 _LIVE_CALLS = {
     "time_limit": key_validation_time_limit(),
-    "soft_time_limit": key_validation_time_limit() * 0.9,
+    "soft_time_limit": key_validation_time_limit() * 0.95,
 }
 _RETRIED = {
     "acks_late": True,
@@ -37,10 +48,16 @@ _RETRIED = {
 }
 
 
-@shared_task(**_RETRIED, **_LIVE_CALLS)
+# acks_late: a message a worker took but never started is delivered again. A run whose worker
+# died is not: it cannot be claimed twice, and it ends "expired" at its deadline.
+@shared_task(**_RETRIED, **_LIVE_CALLS, reject_on_worker_lost=False)
 def validate_credentials(validation_id: str) -> None:
     """Run the live test calls of one KeyValidation row (its key waits encrypted there)."""
-    key_validation_run(validation_id=validation_id)
+    try:
+        key_validation_run(validation_id=validation_id)
+    except SoftTimeLimitExceeded:
+        # Out of time: end it now rather than at its deadline (nothing is saved).
+        key_validation_time_out(validation_id=validation_id)
 
 
 @shared_task(**_RETRIED, **_LIVE_CALLS)
@@ -63,3 +80,12 @@ def revalidate_all_tenant_llms() -> int:
 def prune_key_validations() -> int:
     """Daily: delete finished key validations older than 30 days."""
     return key_validation_prune(older_than_days=30)
+
+
+@shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
+def expire_key_validations() -> int:
+    """Every minute: end validations left pending or running past their deadline."""
+    expired = key_validation_expire_overdue()
+    if expired:
+        logger.info("expired %d overdue key validation(s)", expired)
+    return expired

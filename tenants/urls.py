@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, tenant_api
 
 llm_patterns = [
     path("factories", api.FactoriesView.as_view(), name="llm-factories"),
@@ -15,5 +15,7 @@ llm_patterns = [
 ]
 
 tenant_patterns = [
-    path("default_models", api.DefaultModelsView.as_view(), name="tenant-default-models"),
+    path("default_models", tenant_api.DefaultModelsView.as_view(), name="tenant-default-models"),
+    path("tenant_info", tenant_api.TenantInfoView.as_view(), name="tenant-info"),
+    path("set_tenant_info", tenant_api.SetTenantInfoView.as_view(), name="tenant-set-info"),
 ]

@@ -4,6 +4,11 @@ Each call is the smallest real request of its type (RAGFlow's probes: an embeddi
 sentence, a "Hi" chat, a one-document rerank; for the other types a tiny image, a short silent
 WAV, a one-word speech). A failure is explained by its cause: the key, the network, the model,
 the provider or the request.
+
+A verdict holds only our classified message, with a short excerpt of the provider's own error
+text scrubbed of every piece of the key (providers.scrub): never what some other server sent.
+An address the network policy refuses, a closed port and a server that is not a model server
+all read "could not reach a model server at this address" (providers.errors.UNREACHABLE).
 """
 
 from __future__ import annotations
@@ -11,13 +16,18 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import traceback
 import wave
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from providers.errors import ErrorCode, MaxRetriesExceededError, ProviderError
+from celery.exceptions import SoftTimeLimitExceeded
+
+from providers.api_keys import Credentials
+from providers.errors import UNREACHABLE, ErrorCode, MaxRetriesExceededError, ProviderError
 from providers.netguard import BlockedAddressError
 from providers.registry import build_adapter
+from providers.scrub import scrub
 from providers.types import ModelType
 from ragllm.errors import ApplicationError, InvalidInput, UpstreamError, UpstreamRateLimited
 
@@ -44,7 +54,7 @@ TINY_WAV = _silent_wav()
 CAUSES = {
     ErrorCode.AUTH_ERROR: ("key", "the provider rejected the credentials"),
     ErrorCode.QUOTA_EXCEEDED: ("key", "the account behind the key has no quota or credit left"),
-    ErrorCode.CONNECTION_ERROR: ("network", "the provider could not be reached"),
+    ErrorCode.CONNECTION_ERROR: ("network", UNREACHABLE),
     ErrorCode.TIMEOUT: ("network", "the provider did not answer in time"),
     ErrorCode.MODEL_ERROR: ("model", "the model is not available"),
     ErrorCode.RATE_LIMIT_EXCEEDED: ("provider", "the provider is rate-limiting this key"),
@@ -63,6 +73,7 @@ class Attempt:
     cause: str = ""  # key | network | model | provider | request | config
     error_code: str = ""
     message: str = ""
+    detail: str = ""  # the message without its "Fail to access ..." label: why it failed
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +117,13 @@ def probe_model(
 
     def failed(cause: str, code: str, why: str) -> Attempt:
         return Attempt(
-            llm_name, model_type, ok=False, cause=cause, error_code=code, message=f"{label}: {why}"
+            llm_name,
+            model_type,
+            ok=False,
+            cause=cause,
+            error_code=code,
+            message=f"{label}: {why}",
+            detail=why,
         )
 
     try:
@@ -122,22 +139,49 @@ def probe_model(
         return failed(
             "provider", ErrorCode.GENERIC_ERROR, "the provider answered with an empty result."
         )
-    except BlockedAddressError as exc:
-        return failed("config", ErrorCode.INVALID_REQUEST, f"the base URL is not allowed ({exc}).")
+    except SoftTimeLimitExceeded:
+        raise  # the task's time is up: the task ends the validation, not as a provider fault
+    except BlockedAddressError:
+        return failed("network", ErrorCode.CONNECTION_ERROR, f"{UNREACHABLE} (network problem).")
     except ProviderError as exc:
-        # After retries, the cause is the last error's (a refused connection stays a network
-        # problem however many times it was tried).
-        retried = isinstance(exc, MaxRetriesExceededError)
-        code = exc.last_error.code if retried else exc.code
-        cause, explanation = CAUSES.get(code, ("provider", "the call failed"))
-        tries = f"; tried {exc.retries + 1} times" if retried else ""
-        return failed(cause, str(code), f"{explanation} ({cause} problem{tries}). {exc}")
-    except Exception:
-        # An adapter bug must not take the validation down, nor leak details: log it (the
-        # adapter's own messages are scrubbed; this traceback stays server-side).
-        logger.exception("probe of %s %s@%s crashed", model_type, llm_name, factory)
+        cause, code, why = explain(exc)
+        return failed(cause, code, why)
+    except Exception as exc:
+        # An adapter bug must not take the validation down, nor leak details: log it, scrubbed
+        # of the key (the traceback stays server-side).
+        trace = "".join(traceback.format_exception(exc))
+        logger.error(
+            "probe of %s %s@%s crashed: %s",
+            model_type,
+            llm_name,
+            factory,
+            scrub(trace, Credentials.parse(api_key).secrets()),
+        )
         why = "the provider's answer could not be understood."
         return failed("provider", ErrorCode.GENERIC_ERROR, why)
+
+
+def explain(exc: ProviderError) -> tuple[str, str, str]:
+    """(cause, error code, explanation) of a failed call: the classified message, then a short
+    scrubbed excerpt of the provider's error text when it sent one."""
+    # After retries, the cause is the last error's (a refused connection stays a network
+    # problem however many times it was tried).
+    retried = isinstance(exc, MaxRetriesExceededError)
+    error = exc.last_error if retried else exc
+    code = error.code
+    cause, explanation = CAUSES.get(code, ("provider", "the call failed"))
+    if code == ErrorCode.CONNECTION_ERROR:
+        # Our own words (unreachable, an unresolved name, a broken answer), never a reason
+        # or a retry count: a closed port and a refused address must read alike.
+        return cause, str(code), f"{error.detail} ({cause} problem)."
+    tries = f"; tried {exc.retries + 1} times" if retried else ""
+    why = f"{explanation} ({cause} problem{tries})."
+    status = f" (HTTP {error.status})" if error.status else ""
+    if error.provider_message:
+        why += f' The provider said{status}: "{error.provider_message}"'
+    elif status:
+        why += f" HTTP {error.status}."
+    return cause, str(code), why
 
 
 def validation_failure(*, message: str, attempts: list[dict], data: Any = None) -> ApplicationError:

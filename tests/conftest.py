@@ -189,6 +189,52 @@ def tasks(_celery_worker, transactional_db):
         app.conf.task_always_eager = False
 
 
+class StoppedWorker:
+    """The broker's side of a stopped worker: tasks wait in a queue nobody consumes."""
+
+    def __init__(self, app, queue: str) -> None:
+        self.app = app
+        self.queue = queue
+
+    def take_messages(self) -> list[tuple[str, list]]:
+        """(task name, args) of every message waiting in the queue, taken out of it."""
+        taken = []
+        with self.app.connection_for_read() as connection:
+            queue = connection.SimpleQueue(self.queue, no_ack=True)
+            try:
+                while True:
+                    try:
+                        message = queue.get(block=False)
+                    except queue.Empty:
+                        break
+                    args, _kwargs, _embed = message.decode()
+                    taken.append((message.headers["task"], args))
+            finally:
+                queue.close()
+        return taken
+
+
+@pytest.fixture
+def stopped_worker(transactional_db):
+    """Tasks are sent for real, to a queue no worker consumes (every worker is stopped).
+
+    The test runs them itself afterwards, in the order it chooses.
+    """
+    from ragllm.celery import app, forget_workers
+
+    saved = (app.conf.task_default_queue, app.conf.task_always_eager)
+    worker = StoppedWorker(app, f"ragllm-stopped-{uuid.uuid4().hex[:8]}")
+    app.conf.task_default_queue = worker.queue
+    app.conf.task_always_eager = False
+    forget_workers()
+    try:
+        yield worker
+    finally:
+        worker.take_messages()
+        app.conf.task_default_queue, app.conf.task_always_eager = saved
+        forget_workers()
+
+
 @pytest.fixture
 def private_redis(tmp_path):
     """A Redis server of this test's own, which the test may stop and restart."""

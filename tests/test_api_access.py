@@ -12,6 +12,7 @@ READ_ROUTES = [
     ("get", "/api/v1/llm/my_llms", None),
     ("get", "/api/v1/llm/list", None),
     ("get", "/api/v1/tenant/default_models", None),
+    ("get", "/api/v1/tenant/tenant_info", None),
 ]
 WRITE_ROUTES = [
     ("post", "/api/v1/llm/set_api_key", {"llm_factory": "OpenAI", "api_key": "sk-x" * 5}),
@@ -28,6 +29,11 @@ WRITE_ROUTES = [
     ),
     ("post", "/api/v1/llm/delete_factory", {"llm_factory": "OpenAI"}),
     ("put", "/api/v1/tenant/default_models", {"llm_id": ""}),
+    (
+        "post",
+        "/api/v1/tenant/set_tenant_info",
+        {"tenant_id": "", "llm_id": "", "embd_id": "", "img2txt_id": "", "asr_id": ""},
+    ),
 ]
 
 

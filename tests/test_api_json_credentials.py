@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ragllm.errors import MissingArguments
+from ragllm.errors import InvalidInput, MissingArguments
 from tenants.models import TenantLLM
 from tenants.services.credential_input import credentials_from_input
 from tests.fakeprovider import baidu as fake_baidu
@@ -131,3 +131,29 @@ def test_an_unsupported_bedrock_auth_mode_is_refused(api_for, owner, catalog):
     )
     assert response.status_code == 400
     assert "auth_mode must be one of" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        {"api_key": {"yiyan_ak": "ak-1", "yiyan_sk": "sk-1"}},
+        {"api_key": '{"yiyan_ak": "ak-1", "yiyan_sk": "sk-1"}'},
+        {"api_key": {"yiyan_ak": "ak-0", "yiyan_sk": "sk-1"}, "fields": {"yiyan_ak": "ak-1"}},
+    ],
+    ids=["object", "json text", "request fields win"],
+)
+def test_a_credential_object_may_come_inside_api_key(spelling):
+    built = credentials_from_input(
+        factory="BaiduYiyan", api_key=spelling["api_key"], fields=spelling.get("fields", {})
+    )
+    assert json.loads(built) == {"yiyan_ak": "ak-1", "yiyan_sk": "sk-1"}
+
+
+def test_a_single_key_for_a_factory_of_several_fields_is_refused_by_name():
+    with pytest.raises(InvalidInput, match="hunyuan_sid, hunyuan_sk"):
+        credentials_from_input(factory="Tencent Hunyuan", api_key="sk-single", fields={})
+
+
+def test_an_object_in_api_key_of_a_plain_key_factory_is_kept_as_json():
+    built = credentials_from_input(factory="OpenAI", api_key={"api_key": "sk-1"}, fields={})
+    assert json.loads(built) == {"api_key": "sk-1"}

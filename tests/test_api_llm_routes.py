@@ -249,7 +249,7 @@ def test_json_credential_factories_name_missing_fields(
     ],
 )
 def test_hosted_factories_refuse_internal_base_urls(owner_api, catalog, url, settings):
-    settings.LLM_ALLOWED_NETWORKS = []
+    settings.LLM_HOSTED_ALLOWED_NETWORKS = []
     response = owner_api.post(
         "/api/v1/llm/set_api_key",
         {"llm_factory": "OpenAI", "api_key": "sk-" + "x" * 30, "base_url": url},
@@ -270,7 +270,7 @@ def test_hosted_factories_refuse_internal_base_urls(owner_api, catalog, url, set
 def test_self_hosted_factories_may_use_private_but_never_metadata_addresses(
     owner_api, catalog, url, allowed, settings
 ):
-    settings.LLM_ALLOWED_NETWORKS = []
+    settings.LLM_SELF_HOSTED_ALLOWED_NETWORKS = ["loopback", "private"]
     response = owner_api.post(
         "/api/v1/llm/add_llm",
         {
@@ -286,11 +286,11 @@ def test_self_hosted_factories_may_use_private_but_never_metadata_addresses(
         assert response.status_code == 202, response.content
     else:
         assert response.status_code == 400
-        assert "never called" in response.json()["message"]
+        assert "could not reach a model server" in response.json()["message"]
 
 
 def test_the_allowed_networks_setting_opens_a_private_range(owner_api, catalog, settings):
-    settings.LLM_ALLOWED_NETWORKS = ["10.20.0.0/16"]
+    settings.LLM_HOSTED_ALLOWED_NETWORKS = ["10.20.0.0/16"]
     response = owner_api.post(
         "/api/v1/llm/set_api_key",
         {
@@ -302,3 +302,49 @@ def test_the_allowed_networks_setting_opens_a_private_range(owner_api, catalog, 
         },
     )
     assert response.status_code == 202, response.content
+
+
+def test_list_marks_a_disabled_model_unavailable_and_gives_config_ids(owner_api, gpt, embed):
+    TenantLLM.objects.filter(pk=gpt.pk).update(status="0")
+    data = owner_api.get("/api/v1/llm/list").json()["data"]
+    openai = {m["llm_name"]: m for m in data["OpenAI"]}
+    assert (openai["gpt-4o"]["available"], openai["gpt-4o"]["status"]) == (False, "0")
+    assert openai["gpt-4o"]["id"] == gpt.pk
+    assert (
+        openai["text-embedding-3-small"]["available"],
+        openai["text-embedding-3-small"]["id"],
+    ) == (
+        True,
+        embed.pk,
+    )
+    assert openai["gpt-4.1"]["available"] is True and openai["gpt-4.1"]["id"] is None
+
+
+def test_a_disabled_model_of_the_tenants_own_is_listed_unavailable(owner_api, tenant, catalog):
+    ollama = LLMFactory.objects.get(name="Ollama")
+    TenantLLM.objects.create(
+        tenant=tenant,
+        factory=ollama,
+        llm_name="llama3.2",
+        model_type="chat",
+        status="0",
+        is_tools=True,
+    )
+    item = owner_api.get("/api/v1/llm/list").json()["data"]["Ollama"][0]
+    assert (item["llm_name"], item["available"], item["status"], item["is_tools"]) == (
+        "llama3.2",
+        False,
+        "0",
+        True,
+    )
+
+
+def test_is_tools_is_the_configs_own_flag_else_the_catalogs(owner_api, gpt, embed):
+    # The catalog says gpt-4o calls tools; this tenant's config says it does not.
+    TenantLLM.objects.filter(pk=gpt.pk).update(is_tools=False)
+    detailed = owner_api.get("/api/v1/llm/my_llms", {"include_details": "true"}).json()["data"]
+    flags = {i["name"]: i["is_tools"] for i in detailed["OpenAI"]["llm"]}
+    assert flags == {"gpt-4o": False, "text-embedding-3-small": False}
+    TenantLLM.objects.filter(pk=gpt.pk).update(is_tools=None)
+    listed = owner_api.get("/api/v1/llm/list").json()["data"]["OpenAI"]
+    assert next(m for m in listed if m["llm_name"] == "gpt-4o")["is_tools"] is True

@@ -93,7 +93,7 @@ def test_an_unreachable_provider_is_reported_as_a_network_problem_not_a_bad_key(
     )
     assert response.status_code == 502, response.content
     message = response.json()["message"]
-    assert "could not be reached (network problem" in message
+    assert "could not reach a model server at this address (network problem" in message
     assert "key problem" not in message
     assert not TenantLLM.objects.filter(llm_name="my-model").exists()
 

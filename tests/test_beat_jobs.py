@@ -18,6 +18,7 @@ def test_the_beat_schedules_exist_on_a_fresh_install(db):
         "usage.tasks.prune_usage_events",
         "tenants.tasks.revalidate_all_tenant_llms",
         "tenants.tasks.prune_key_validations",
+        "tenants.tasks.expire_key_validations",
     ):
         assert tasks.get(task) is True, task
 
@@ -33,7 +34,7 @@ def test_every_scheduled_task_exists_and_has_a_time_limit():
         assert task.time_limit and task.soft_time_limit < task.time_limit, job.task
 
 
-def test_the_key_validation_tasks_are_limited_to_the_takeover_age():
+def test_the_key_validation_tasks_are_killed_at_the_validation_time_limit():
     from tenants.services.key_validation import key_validation_time_limit
 
     for name in ("tenants.tasks.validate_credentials", "tenants.tasks.revalidate_tenant_llm"):

@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from providers.models import LLMFactory
-from tenants.models import APIToken, TenantLLM
+from tenants.models import APIToken, KeyValidation, TenantLLM
 
 GOOD_KEY = "sk-command-key-00000000000001"
 
@@ -89,3 +89,11 @@ def test_create_tenant_issues_a_token_shown_once(capsys, db):
     raw = out.split("API token (shown once, store it now): ")[1].strip()
     token = APIToken.objects.get()
     assert raw.startswith(f"rgl_{token.prefix}_") and raw not in token.token_hash
+
+
+def test_set_api_key_command_refuses_a_key_that_cannot_be_sent(tenant, owner, catalog):
+    with pytest.raises(CommandError, match="characters a key cannot have"):
+        call_command(
+            "set_api_key", "--tenant", owner.email, "--factory", "OpenAI", "--key", "sk-ключ-01"
+        )
+    assert not KeyValidation.objects.exists()

@@ -161,8 +161,9 @@ def _assume_role(
     except ProviderError as error:
         raise adapter.context.error(
             type(error),
-            f"could not assume {role_arn}: {_sts_error_message(error.detail)}",
+            f"could not assume {role_arn}: {error.detail}",
             status=error.status,
+            provider_message=error.provider_message,
         ) from error
     try:
         # A TLS-protected answer from STS; expat refuses external entities.
@@ -181,14 +182,6 @@ def _assume_role(
         values["AccessKeyId"], values["SecretAccessKey"], values["SessionToken"]
     )
     return credentials, expires if expires.tzinfo else expires.replace(tzinfo=UTC)
-
-
-def _sts_error_message(detail: str) -> str:
-    # STS errors are XML: <ErrorResponse><Error><Code/><Message/></Error></ErrorResponse>.
-    start, end = detail.find("<Message>"), detail.find("</Message>")
-    if 0 <= start < end:
-        return detail[start + len("<Message>") : end]
-    return detail
 
 
 # --- event-stream framing ----------------------------------------------------------------------
@@ -216,7 +209,7 @@ class EventFrames:
         try:
             data = json.loads(payload) if payload else {}
         except ValueError:
-            raise self._malformed(f"event payload is not JSON: {payload[:200]!r}") from None
+            raise self._malformed("an event payload is not JSON") from None
         kind = headers.get(":message-type")
         if kind == "exception":
             raise typed_error(self._context, str(headers.get(":exception-type") or ""), data)

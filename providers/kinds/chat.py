@@ -239,7 +239,7 @@ class ChatModel(BaseAdapter):
         try:
             parsed = json.loads(data)
         except ValueError:
-            raise self.malformed(f"{what} is not JSON: {data[:200]!r}") from None
+            raise self.malformed(f"{what} is not JSON") from None
         if not isinstance(parsed, Mapping):
             raise self.malformed(f"{what} is not a JSON object")
         return parsed

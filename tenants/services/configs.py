@@ -1,7 +1,10 @@
-"""A tenant's model configurations (TenantLLM): save, enable, disable, delete."""
+"""A tenant's model configurations (TenantLLM): edit, enable, disable, delete, count usage."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import BigIntegerField, Case, F, Value, When
 from django.utils import timezone
@@ -9,8 +12,11 @@ from django.utils import timezone
 from providers.models import LLMFactory
 from ragllm.errors import Conflict, NotFound
 
-from ..models import Status, Tenant, TenantLLM
+from ..models import KeyValidation, Status, Tenant, TenantLLM
 from ..resolution import invalidate as invalidate_resolutions
+from .credential_input import base_url_changes, credential_input_from_text
+from .key_requests import tenant_llm_check_model, tenant_llm_request_model
+from .tenants import tenant_lock
 
 
 def tenant_llm_delete(*, tenant: Tenant, factory: LLMFactory, llm_name: str) -> None:
@@ -53,21 +59,83 @@ def _refuse_if_default(tenant: Tenant, configs: list[TenantLLM]) -> None:
             )
 
 
-def tenant_llm_save(*, config: TenantLLM, keep_stored_key: bool = False) -> TenantLLM:
-    """Save a configuration edited as a whole (the admin's forms).
+def _credential_change(
+    *, config: TenantLLM, api_key: str, api_base: str, model_type: str, status: str
+) -> dict[str, Any] | None:
+    """The add_llm request an edit amounts to if its credentials change (a key given, or
+    another base URL), else None; refuses disabling a default model."""
+    stored = TenantLLM.objects.select_related("factory", "tenant").get(pk=config.pk)
+    if status != Status.VALID and stored.status == Status.VALID:
+        _refuse_if_default(stored.tenant, [stored])
+    key, fields = credential_input_from_text(factory=stored.factory.name, text=api_key)
+    if key is None and not fields and not base_url_changes(stored=stored.api_base, given=api_base):
+        return None
+    return {
+        "tenant": stored.tenant,
+        "factory": stored.factory,
+        "llm_name": stored.llm_name,
+        "model_type": model_type,
+        "api_base": api_base,
+        "api_key": key,
+        "fields": fields,
+    }
 
-    With keep_stored_key, an existing row keeps the key it has: the admin never sends the stored
-    key to the browser, so an empty key field means "unchanged".
+
+def tenant_llm_check_edit(
+    *, config: TenantLLM, api_key: str, api_base: str, model_type: str, status: str
+) -> bool:
+    """The checks of an edit made as a whole (the admin's forms), writing nothing.
+
+    Returns whether the credentials change: those are validated before they replace the
+    stored ones, exactly as add_llm does (and checked as add_llm checks them).
     """
-    if keep_stored_key and config.pk is not None:
-        config.save(
-            update_fields=[
-                f.name for f in TenantLLM._meta.concrete_fields if f.name not in {"id", "api_key"}
-            ]
-        )
-    else:
-        config.save()
-    return config
+    request = _credential_change(
+        config=config, api_key=api_key, api_base=api_base, model_type=model_type, status=status
+    )
+    if request is not None:
+        tenant_llm_check_model(**request)
+    return request is not None
+
+
+@transaction.atomic
+def tenant_llm_edit(
+    *,
+    config: TenantLLM,
+    api_key: str,
+    api_base: str,
+    model_type: str,
+    max_tokens: int,
+    token_quota: int | None,
+    quota_window: str,
+    status: str,
+    user: AbstractBaseUser | None = None,
+) -> KeyValidation | None:
+    """Edit a configuration as a whole (the admin's change form and the tenant page's inline).
+
+    Limits, quota and status are saved at once. New credentials (a key, or another base URL,
+    which needs the key again) are not: they go through add_llm's checks and validation, and
+    until they are proven the configuration shows "validating" and keeps its stored ones.
+    An empty `api_key` means "unchanged" (the stored key is never sent to the browser).
+    Returns the validation requested, if any.
+    """
+    tenant_lock(tenant_id=config.tenant_id)
+    request = _credential_change(
+        config=config, api_key=api_key, api_base=api_base, model_type=model_type, status=status
+    )
+    if request is not None:
+        tenant_llm_check_model(**request)  # before anything is written
+    TenantLLM.objects.filter(pk=config.pk).update(
+        model_type=model_type,
+        max_tokens=max_tokens,
+        token_quota=token_quota,
+        quota_window=quota_window,
+        status=status,
+        updated_at=timezone.now(),
+    )
+    transaction.on_commit(invalidate_resolutions)
+    if request is None:
+        return None
+    return tenant_llm_request_model(**request, max_tokens=max_tokens, user=user)
 
 
 def tenant_llm_add_used_tokens(*, tokens_by_config: dict[int, int]) -> int:

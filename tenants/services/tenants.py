@@ -133,17 +133,19 @@ def user_create_with_tenant(
     return user, tenant, created
 
 
-def tenant_default_models_set(*, tenant: Tenant, values: dict[str, str]) -> Tenant:
-    """Set default models by RAGFlow field name (llm_id, embd_id...). "" clears a default.
+def tenant_default_models_set(*, tenant: Tenant, values: dict[str, str | None]) -> Tenant:
+    """Set default models by RAGFlow field name (llm_id, embd_id...). "" or None clears one.
 
-    A default must name a model the tenant has enabled, of that type.
+    A new default must name a model the tenant has enabled, of that type. A value equal to the
+    current default is kept as it is: clients send every field on each change (RAGFlow's app
+    does), and one stale default must not block changing another.
     """
     by_field = {field_name: model_type for model_type, field_name in Tenant.DEFAULT_FIELDS.items()}
     changed: list[str] = []
     for field_name, value in values.items():
         model_type = by_field[field_name]
         value = (value or "").strip()
-        if value:
+        if value and value != getattr(tenant, field_name):
             config = tenant_llm_find_enabled(tenant=tenant, name=value, model_type=model_type)
             value = f"{config.llm_name}@{config.factory.name}"
         setattr(tenant, field_name, value)
@@ -151,6 +153,26 @@ def tenant_default_models_set(*, tenant: Tenant, values: dict[str, str]) -> Tena
     if changed:
         tenant.save(update_fields=[*changed, "updated_at"])
     return tenant
+
+
+def tenant_lock(*, tenant_id) -> None:
+    """Lock the tenant's row until the transaction ends (call inside `transaction.atomic`).
+
+    Writes that depend on a tenant's current configurations take this lock first (key
+    validation requests and their endings, admin edits), so they apply one at a time and
+    always lock in the same order: the tenant, then its KeyValidation and TenantLLM rows.
+    """
+    list(Tenant.objects.select_for_update().filter(pk=tenant_id).values_list("pk", flat=True))
+
+
+@transaction.atomic
+def tenant_settings_set(
+    *, tenant: Tenant, name: str | None, defaults: dict[str, str | None]
+) -> Tenant:
+    """RAGFlow's set_tenant_info: a new name (when not blank) and default models, all or none."""
+    if name and name.strip() and name.strip() != tenant.name:
+        tenant = tenant_rename(tenant=tenant, name=name.strip())
+    return tenant_default_models_set(tenant=tenant, values=defaults)
 
 
 def tenant_save(*, tenant: Tenant) -> Tenant:

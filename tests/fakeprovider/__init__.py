@@ -32,6 +32,6 @@ def _family_registrars():
             yield register
 
 
-def start_fake_provider() -> FakeProviderServer:
-    """A started server with every family's routes."""
-    return FakeProviderServer().start(families=_family_registrars())
+def start_fake_provider(host: str = "127.0.0.1") -> FakeProviderServer:
+    """A started server with every family's routes, listening on `host` (127.0.0.1, or ::1)."""
+    return FakeProviderServer().start(families=_family_registrars(), host=host)

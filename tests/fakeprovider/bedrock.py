@@ -28,13 +28,14 @@ from botocore.credentials import Credentials
 
 from .server import FakeProviderServer, RecordedRequest, Reply
 
-ACCESS_KEY = "AKIAFAKEBEDROCK00001"
-SECRET_KEY = "fake/bedrock/secret+key/0123456789abcdef"
-DENIED_KEY = "AKIAFAKEDENIED000001"  # signs correctly, lacks bedrock:InvokeModel
+ACCESS_KEY = "AKIA4Q7ZR2WM9XV3LP8T"
+# Random-looking, as real ones are: a word in a fake key would be scrubbed from every message.
+SECRET_KEY = "q8Zr/Tw3+Lm0Vx9Kp2/Hd7Fs6Yb1Nc4Gj5Ra0Ue"
+DENIED_KEY = "AKIA6HY1FB5GD0KC2NT7"  # signs correctly, lacks bedrock:InvokeModel
 ROLE_ARN = "arn:aws:iam::123456789012:role/ragllm-bedrock"
-SESSION_KEY = "ASIAFAKESESSION00001"
-SESSION_SECRET = "fake/session/secret/0123456789abcdef"
-SESSION_TOKEN = "FwoGZXIvYXdzEFAKESESSIONTOKEN0123456789"
+SESSION_KEY = "ASIA3JK8OP4AS9DF6GH1"
+SESSION_SECRET = "Wn5/Hq2Ld8+Xs0Mv7Kt3/Pb9Rc6Jy4Zf1Ga8Eu"
+SESSION_TOKEN = "FwoGZXIvYXdzEJr7Kq2Wm9Xv3Lp8Tn4Hc6Yb1Fd5Gs0"
 SECRETS = {ACCESS_KEY: SECRET_KEY, DENIED_KEY: SECRET_KEY, SESSION_KEY: SESSION_SECRET}
 
 CHAT_TEXT = "Hello from the fake Bedrock."

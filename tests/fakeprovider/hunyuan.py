@@ -19,8 +19,9 @@ from typing import Any
 
 from .server import FakeProviderServer, RecordedRequest, Reply
 
-SECRET_ID = "AKIDfakehunyuan0000000000000000"
-SECRET_KEY = "fakehunyuansecretkey000000000000"
+# Random-looking, as real ones are: a word in a fake key would be scrubbed from every message.
+SECRET_ID = "AKIDq7Rz3Wm9Xv2Lp8Tn4Kc6Hy1Fb5Gd0"
+SECRET_KEY = "Zx3Qw8Er5Ty2Ui7Op4As9Df6Gh1Jk0Lz"
 CHAT_TEXT = "Hello from the fake Hunyuan."
 CHAT_PIECES = ["Hello", " from the", " fake Hunyuan."]
 USAGE = {"PromptTokens": 12, "CompletionTokens": 6, "TotalTokens": 18}

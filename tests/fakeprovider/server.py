@@ -169,11 +169,12 @@ class FakeProviderServer:
     # --- lifecycle ---
 
     def start(
-        self, families: Iterable[Callable[[FakeProviderServer], None]] = ()
+        self, families: Iterable[Callable[[FakeProviderServer], None]] = (), host: str = "127.0.0.1"
     ) -> FakeProviderServer:
         for register in families:
             register(self)
-        httpd = _HTTPServer(("127.0.0.1", 0), _RequestHandler)
+        server_class = _HTTPServer6 if ":" in host else _HTTPServer
+        httpd = server_class((host, 0), _RequestHandler)
         httpd.fake = self
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -212,7 +213,9 @@ class FakeProviderServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        assert self._httpd is not None, "the fake provider is not started"
+        host = self._httpd.server_address[0]
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def url(self, path: str = "") -> str:
         return self.base_url + "/" + path.lstrip("/")
@@ -279,6 +282,10 @@ class _HTTPServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
             return
         super().handle_error(request, client_address)
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

@@ -60,7 +60,9 @@ def openai_error(message, type_="invalid_request_error", code=None):
             InvalidRequestError,
         ),
         (500, openai_error("The server had an error", "server_error"), ServerError),
-        (503, "<html>Service Unavailable</html>", ServerError),
+        # Not a provider's error body: no words read from it, the status decides or it is
+        # "could not reach a model server at this address".
+        (503, "<html>Service Unavailable</html>", ProviderConnectionError),
         (402, {"error": {"message": "Insufficient Balance"}}, QuotaExceededError),
         (408, b"", ProviderTimeout),
     ],
@@ -129,9 +131,9 @@ def test_it_classifies_cohere_and_plain_errors():
 
 
 def test_it_falls_back_to_keywords_without_status_or_structure():
-    assert type(classified(None, "rate limit exceeded, slow down")) is RateLimitError
-    assert type(classified(None, "request timed out")) is ProviderTimeout
-    assert type(classified(None, "something odd")) is GenericProviderError
+    assert type(classified(None, {"message": "rate limit exceeded, slow down"})) is RateLimitError
+    assert type(classified(None, {"message": "request timed out"})) is ProviderTimeout
+    assert type(classified(None, {"message": "something odd"})) is GenericProviderError
 
 
 def test_it_never_calls_a_failed_connection_an_auth_error():
@@ -143,8 +145,9 @@ def test_it_never_calls_a_failed_connection_an_auth_error():
     )
     assert type(error) is ProviderConnectionError
     assert error.code is ErrorCode.CONNECTION_ERROR
-    assert "Connection refused" in str(error)
-    assert "abc123456" not in str(error)  # only scheme, host and port are shown
+    # The same words as for a refused address or a server that is no model server.
+    assert error.detail == "could not reach a model server at this address"
+    assert "abc123456" not in str(error)
     assert error.retryable
 
 
@@ -160,7 +163,7 @@ def test_it_maps_timeouts():
                 httpx.ConnectTimeout("t", request=request), provider="p", model="m"
             )
         )
-        is ProviderTimeout
+        is ProviderConnectionError  # nothing answered: the same as a refused connection
     )
 
 
@@ -200,7 +203,7 @@ def test_it_does_not_scrub_very_short_secrets():
 def test_only_transient_errors_are_retryable():
     retryable = {
         type(classified(429, openai_error("x", code="rate_limit_exceeded"))),
-        type(classified(502, "bad gateway")),
+        type(classified(502, openai_error("bad gateway", "server_error"))),
     }
     assert retryable == {RateLimitError, ServerError}
     assert all(

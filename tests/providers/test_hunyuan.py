@@ -226,7 +226,8 @@ def test_missing_credential_fields_are_named():
     [
         ("fake-limit", RateLimitError, True),
         ("fake-internal", ServerError, True),
-        ("fake-500", ServerError, True),
+        # An HTML 502 from a gateway: no model server answered (retried, never repeated).
+        ("fake-500", ProviderConnectionError, True),
         ("fake-arrears", QuotaExceededError, False),
         ("missing-model", ModelError, False),
         ("fake-not-activated", AuthError, False),

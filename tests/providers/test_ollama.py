@@ -14,7 +14,6 @@ from providers.errors import (
     ProviderError,
 )
 from providers.media import DEFAULT_DESCRIBE_PROMPT
-from providers.netguard import guard_for
 from providers.registry import get_adapter_class
 from providers.results import Usage
 from providers.tokens import num_tokens_from_string
@@ -60,7 +59,6 @@ def ollama(fake_provider, policy):
             model_name=model_name,
             credentials=api_key,
             base_url=base_url or fake_provider.url("/ollama"),
-            guard=guard_for(factory="Ollama", model=model_name),
             **options,
         )
 

@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from ragllm.errors import ApplicationError
 from tenants.models import ValidationState
 from tenants.selectors import factory_get, tenant_find, tenant_llm_count
-from tenants.services.key_validation import key_validation_run, tenant_llm_request_key
+from tenants.services.key_requests import tenant_llm_request_key
+from tenants.services.key_validation import key_validation_run
 
 
 class Command(BaseCommand):

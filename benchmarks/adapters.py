@@ -180,10 +180,17 @@ def redis_quota(tenant_id: str) -> tuple[Callable[[int, int], None], Callable[[]
 
 def create_chat_tenant(api_base: str, llm_name: str) -> str:
     """A tenant with one OpenAI chat model aimed at `api_base` (the fake provider); its id."""
-    from providers.models import LLMFactory
-    from tenants.models import Tenant, TenantLLM
+    from tenants.models import Tenant
 
     tenant = Tenant.objects.create(name="bench-chat")
+    _add_chat_model(tenant, api_base, llm_name)
+    return str(tenant.pk)
+
+
+def _add_chat_model(tenant, api_base: str, llm_name: str) -> None:
+    from providers.models import LLMFactory
+    from tenants.models import TenantLLM
+
     TenantLLM.objects.create(
         tenant=tenant,
         factory=LLMFactory.objects.get(name=FACTORY),
@@ -192,7 +199,6 @@ def create_chat_tenant(api_base: str, llm_name: str) -> str:
         api_key=API_KEY,
         api_base=api_base,
     )
-    return str(tenant.pk)
 
 
 def bundle_chat(tenant_id: str, model: str) -> Callable[[list[dict]], object]:
@@ -200,3 +206,24 @@ def bundle_chat(tenant_id: str, model: str) -> Callable[[list[dict]], object]:
     from gateway.bundle import LLMBundle
 
     return LLMBundle(tenant_id, "chat", model).chat
+
+
+# --- the gateway -------------------------------------------------------------------------
+
+
+def create_gateway_caller(api_base: str, llm_name: str, *, token_quota: int | None) -> str:
+    """A user whose tenant has one OpenAI chat model aimed at `api_base` and, if given, a
+    token quota (so that every call reserves and settles); its API token. One per run of a
+    target: the user's name carries a counter."""
+    from django.contrib.auth import get_user_model
+
+    from tenants.selectors import tenant_owned_by
+    from tenants.services.tokens import api_token_issue
+
+    users = get_user_model().objects
+    user = users.create_user(username=f"bench-gateway-{users.count()}", password=None)
+    tenant = tenant_owned_by(user=user)
+    tenant.token_quota = token_quota
+    tenant.save()
+    _add_chat_model(tenant, api_base, llm_name)
+    return api_token_issue(user=user, name="bench")[1]

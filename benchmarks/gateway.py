@@ -37,6 +37,9 @@ def run(ctx: Context) -> None:
     direct = measure(ctx, "direct to the upstream", targets.direct, upstream)
     litellm = measure(ctx, "LiteLLM's proxy", targets.litellm_proxy, upstream, base=direct)
     ours = measure(ctx, "ragllm's gateway", targets.ragllm_gateway, upstream, base=direct)
+    bare = measure(
+        ctx, "ragllm's gateway, no quota", targets.ragllm_gateway_no_quota, upstream, base=direct
+    )
     line(
         "ragllm / LiteLLM, 16 concurrent (target >= 5x)",
         times(ours.concurrent.rate, litellm.concurrent.rate) if ours and litellm else "n/a",
@@ -46,6 +49,12 @@ def run(ctx: Context) -> None:
         "ragllm's added p50 (target <= 1 ms)",
         f"{ours.single.p50_ms - direct.single.p50_ms:+.2f} ms" if added else "n/a",
     )
+    if bare and litellm and direct and bare.single and direct.single:
+        line(
+            "  without a quota: / LiteLLM, added p50",
+            f"{times(bare.concurrent.rate, litellm.concurrent.rate)}, "
+            f"{bare.single.p50_ms - direct.single.p50_ms:+.2f} ms",
+        )
 
 
 def measure(

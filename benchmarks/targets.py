@@ -8,25 +8,34 @@ process): a target forwards to `upstream.base_url` with `upstream.api_key` for t
 `upstream.model`. `workers` is the number of server processes every proxy gets (the same for
 all, so that throughput compares like with like).
 
-Adding ragllm's gateway (issue 10): make `ragllm_gateway` a `@contextmanager` that
-1. creates a tenant whose OpenAI model points at the upstream (`adapters.create_chat_tenant(
-   upstream.base_url, upstream.model)`) and an API token of that tenant with accounting and
-   quotas on (a quota large enough never to refuse);
-2. starts the production server command (the ASGI server with `workers` workers) on
-   `common.free_port()`, with `DATABASE_URL=common.database_url()` and the run's REDIS_URL;
-3. waits for it (`common.wait_for_http`), yields `Target("ragllm gateway",
-   f"http://127.0.0.1:{port}/v1", token, f"{upstream.model}@OpenAI")`, and stops it.
-Issue 11 fills `ragllm_gateway_limited_key` the same way, with a key carrying RPM, TPM and a
-budget set high enough never to refuse, so that the benchmark measures their cost alone.
+ragllm's gateway (`ragllm_gateway`): a user whose tenant has the upstream's model as
+`<model>@OpenAI` and a token quota too large ever to refuse (so every call reserves and
+settles, accounting on), called with that user's API token through the production server
+command (`manage.py serve`: granian, `workers` workers, production settings) on the run's
+PostgreSQL and Redis. Issue 11 fills `ragllm_gateway_limited_key` the same way, with a key
+carrying RPM, TPM and a budget set high enough never to refuse, so that the benchmark
+measures their cost alone.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
-from .common import Context, NotAvailable
+from .common import (
+    ROOT,
+    VAR,
+    Context,
+    NotAvailable,
+    database_url,
+    free_port,
+    stop_process,
+    wait_for_http,
+)
 from .workload import API_KEY
 
 
@@ -63,8 +72,48 @@ def litellm_proxy(upstream: Target, workers: int) -> AbstractContextManager[Targ
 
 
 def ragllm_gateway(upstream: Target, workers: int) -> AbstractContextManager[Target]:
-    """ragllm's /v1 gateway with accounting and quotas on (issue 10 fills this in)."""
-    raise NotAvailable("the gateway is not built yet (issue 10)")
+    """ragllm's /v1 gateway with accounting and quotas on, served as in production."""
+    return _ragllm_gateway(upstream, workers, "ragllm gateway", token_quota=10**15)
+
+
+def ragllm_gateway_no_quota(upstream: Target, workers: int) -> AbstractContextManager[Target]:
+    """The same gateway and accounting (one usage record per call) for a tenant without a
+    quota: no reservation, so what the quota path costs shows by difference."""
+    return _ragllm_gateway(upstream, workers, "ragllm gateway, no quota", token_quota=None)
+
+
+@contextmanager
+def _ragllm_gateway(
+    upstream: Target, workers: int, name: str, *, token_quota: int | None
+) -> Iterator[Target]:
+    from . import adapters
+
+    token = adapters.create_gateway_caller(
+        upstream.base_url, upstream.model, token_quota=token_quota
+    )
+    port = free_port()
+    VAR.mkdir(parents=True, exist_ok=True)
+    log = VAR / "ragllm-gateway.log"
+    env = dict(
+        os.environ,
+        DEBUG="False",
+        DATABASE_URL=database_url(),
+        WEB_WORKERS=str(workers),
+        STATIC_ROOT=str(VAR / "static"),
+    )
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+        )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/admin/login/", process, 120, log)
+        yield Target(name, f"http://127.0.0.1:{port}/v1", token, f"{upstream.model}@OpenAI")
+    finally:
+        stop_process(process)
 
 
 def ragllm_gateway_limited_key(upstream: Target, workers: int) -> AbstractContextManager[Target]:

@@ -12,7 +12,14 @@
 Each call: resolve the model (cached in process), reserve quota if a quota applies (the
 provider is never called when it is exhausted), call the adapter, settle the quota with the
 real usage, and hand one usage record to the recorder (which never waits on the database).
-Streams are recorded once when they end, fail midway, are closed, or are dropped unfinished.
+Streams are recorded once when they end, fail midway, are closed, or are dropped unfinished
+(outcome `abandoned` when the caller stopped reading before the end).
+
+The async methods (`achat`, `achat_streamly`, `aencode`, `asimilarity`, `atranscription`,
+`atts`) run the same accounting on the event loop: the resolution and the quota rules come
+from the in-process caches without I/O in steady state; a cache miss and the quota's database
+reservation and settlement run in the one thread-sensitive worker thread (`run_db`), never on
+the loop and never in a thread per request.
 """
 
 from __future__ import annotations
@@ -26,22 +33,26 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from providers.errors import ErrorCode, ProviderError
 from providers.registry import build_adapter
 from providers.results import Usage
 from providers.tokens import num_tokens_from_string
 from providers.types import ModelType, normalize_model_type
-from tenants.resolution import ModelNotAuthorized, ResolvedModel, resolve_model
+from tenants.process_cache import check_remote_generation, remote_check_due
+from tenants.resolution import ModelNotAuthorized, ResolvedModel, peek_model, resolve_model
 from usage.quotas import Reservation
 from usage.recorder import record_usage
 from usage.records import UsageRecord
-from usage.selectors.quotas import quota_rules_for
+from usage.selectors.quotas import quota_rules_for, quota_rules_known
 from usage.services.quotas import quota_hold_nothing, quota_reserve, quota_settle
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LLMBundle", "ModelNotAuthorized", "ModelType", "increase_usage"]
+__all__ = ["LLMBundle", "ModelNotAuthorized", "ModelType", "increase_usage", "run_db"]
+
+ABANDONED = "abandoned"
 
 _MILLION = Decimal(1_000_000)
 
@@ -54,6 +65,60 @@ def _cost(resolved: ResolvedModel, usage: Usage) -> Decimal:
     if resolved.output_price is not None:
         cost += Decimal(usage.completion_tokens) * resolved.output_price / _MILLION
     return cost.quantize(Decimal("0.00000001"))
+
+
+def _with_connection_kept(function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    finally:
+        # The worker thread keeps its one connection between calls (taking it from the pool
+        # and giving it back each time costs more than the queries); one that broke is
+        # closed, and the next call opens another.
+        connection = connections[DEFAULT_DB_ALIAS]
+        if connection.connection is not None and connection.errors_occurred:
+            connection.close_if_unusable_or_obsolete()
+
+
+async def run_db(function, /, *args, **kwargs):
+    """`function(*args, **kwargs)`, which may use the ORM, from async code: in asgiref's one
+    thread-sensitive worker thread (one database connection for all of this process's async
+    callers), never on the event loop's thread."""
+    return await sync_to_async(_with_connection_kept, thread_sensitive=True)(
+        function, *args, **kwargs
+    )
+
+
+# Work started from the event loop and not awaited (settlements, cache checks, token
+# touches), kept until done: the loop holds tasks weakly.
+_background: set[asyncio.Task] = set()
+
+
+def in_background(coroutine) -> None:
+    """Run `coroutine` on this event loop without making anyone wait for it."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+_refreshing = False
+
+
+def refresh_caches_soon() -> None:
+    """Catch up with other processes' cache invalidations, at most once a second, in run_db's
+    thread and off the request's path (the shared cache is a network round trip)."""
+    global _refreshing
+    if _refreshing or not remote_check_due():
+        return
+    _refreshing = True
+
+    async def check() -> None:
+        global _refreshing
+        try:
+            await run_db(check_remote_generation)
+        finally:
+            _refreshing = False
+
+    in_background(check())
 
 
 class _Call:
@@ -73,18 +138,23 @@ class _Call:
 
         `reserve_tokens` is a number or a function giving it (counted only under a quota).
         """
+        return cls(resolved, _reserve(resolved, quota_rules_for(resolved=resolved), reserve_tokens))
+
+    @classmethod
+    async def astart(cls, resolved: ResolvedModel, reserve_tokens) -> _Call:
+        """start() on the event loop: no I/O unless a quota applies (or the rules of this
+        resolution were never read); the database work runs in run_db's thread."""
+        rules = quota_rules_known(resolved=resolved)
+        if rules is None:
+            rules = await run_db(quota_rules_for, resolved=resolved)
         reservation = None
-        rules = quota_rules_for(resolved=resolved)
         if rules:
-            reservation = quota_reserve(
-                rules=rules,
-                tokens=reserve_tokens() if callable(reserve_tokens) else reserve_tokens,
-                provider=resolved.factory,
-                model=resolved.llm_name,
-            )
+            reservation = await run_db(_reserve, resolved, rules, reserve_tokens)
         return cls(resolved, reservation)
 
-    def finish(self, usage: Usage | None, error: BaseException | None = None) -> None:
+    def finish(
+        self, usage: Usage | None, error: BaseException | None = None, outcome: str = ""
+    ) -> None:
         with self._lock:
             if self._done:
                 return
@@ -92,11 +162,7 @@ class _Call:
         usage = usage or Usage()
         resolved = self.resolved
         if self.reservation is not None:
-            if _in_event_loop():
-                # The ORM may not run on an event loop's thread; settle beside it.
-                threading.Thread(target=self._settle, args=(usage.total_tokens,)).start()
-            else:
-                self._settle(usage.total_tokens)
+            self._settle_soon(usage.total_tokens)
         code = ""
         if error is not None:
             code = str(error.code) if isinstance(error, ProviderError) else ErrorCode.GENERIC_ERROR
@@ -114,16 +180,35 @@ class _Call:
                 estimated=usage.estimated,
                 cost=str(_cost(resolved, usage)),
                 latency_ms=int((time.perf_counter() - self.started) * 1000),
-                outcome="error" if error is not None else "ok",
+                outcome=outcome or ("error" if error is not None else "ok"),
                 error_code=code,
             )
         )
+
+    def _settle_soon(self, tokens: int) -> None:
+        if not _in_event_loop():
+            self._settle(tokens)
+            return
+        # The ORM may not run on an event loop's thread: settle in run_db's thread, without
+        # making the caller wait for it.
+        in_background(run_db(self._settle, tokens))
 
     def _settle(self, tokens: int) -> None:
         try:
             quota_settle(reservation=self.reservation, actual_tokens=tokens)
         except Exception:
             logger.exception("quota settlement failed for %s", self.resolved.full_name)
+
+
+def _reserve(resolved: ResolvedModel, rules, reserve_tokens) -> Reservation | None:
+    if not rules:
+        return None
+    return quota_reserve(
+        rules=rules,
+        tokens=reserve_tokens() if callable(reserve_tokens) else reserve_tokens,
+        provider=resolved.factory,
+        model=resolved.llm_name,
+    )
 
 
 def _in_event_loop() -> bool:
@@ -138,7 +223,13 @@ def _recorded(stream, accounting: _Call):
     """`stream`, recording its usage once when it closes: at its end, on a failure midway, on
     close(), or when it is dropped unclosed (the stream's own safety net closes it then)."""
     # The callback holds the accounting, never the stream, so a dropped stream can be collected.
-    stream.on_close(lambda state: accounting.finish(state.usage, state.error))
+    stream.on_close(
+        lambda state: accounting.finish(
+            state.usage,
+            state.error,
+            "" if state.done or state.error is not None else ABANDONED,
+        )
+    )
     return stream
 
 
@@ -168,7 +259,20 @@ class LLMBundle:
         return resolve_model(self.tenant_id, self.model_type, self.llm_name)
 
     def adapter(self):
-        resolved = self.resolved
+        return self._adapter_of(self.resolved)
+
+    async def aresolved(self) -> ResolvedModel:
+        """The resolution, from the cache without I/O, else read in run_db's thread."""
+        refresh_caches_soon()
+        resolved = peek_model(self.tenant_id, self.model_type, self.llm_name)
+        if resolved is None:
+            resolved = await run_db(resolve_model, self.tenant_id, self.model_type, self.llm_name)
+        return resolved
+
+    async def aadapter(self):
+        return self._adapter_of(await self.aresolved())
+
+    def _adapter_of(self, resolved: ResolvedModel):
         if self._adapter is None or self._adapter_for is not resolved:
             self._adapter = build_adapter(
                 model_type=self.model_type,
@@ -182,14 +286,19 @@ class LLMBundle:
         return self._adapter
 
     @property
+    def model_id(self) -> str:
+        """`name@factory` of the model this bundle last called (its name before any call)."""
+        resolved = self._adapter_for
+        return resolved.full_name if resolved is not None else self.llm_name or ""
+
+    @property
     def max_length(self) -> int:
         return self.resolved.max_tokens
 
     # --- accounting around one call ---
 
     def _run(self, reserve_tokens, call, usage_of=lambda result: result.usage):
-        adapter = self.adapter()
-        accounting = _Call.start(self._adapter_for, reserve_tokens)
+        adapter, accounting = self._start(reserve_tokens)
         try:
             result = call(adapter)
         except BaseException as exc:
@@ -202,9 +311,21 @@ class LLMBundle:
         adapter = self.adapter()
         return adapter, _Call.start(self._adapter_for, reserve_tokens)
 
+    def _stream(self, reserve_tokens, open_stream):
+        adapter, accounting = self._start(reserve_tokens)
+        try:
+            stream = open_stream(adapter)
+        except BaseException as exc:
+            accounting.finish(None, exc)
+            raise
+        return _recorded(stream, accounting)
+
+    async def _astart(self, reserve_tokens):
+        adapter = await self.aadapter()
+        return adapter, await _Call.astart(self._adapter_for, reserve_tokens)
+
     async def _arun(self, reserve_tokens, call):
-        # Resolution and quota reservation may touch the database: not on the loop's thread.
-        adapter, accounting = await sync_to_async(self._start)(reserve_tokens)
+        adapter, accounting = await self._astart(reserve_tokens)
         try:
             result = await call(adapter)
         except BaseException as exc:
@@ -213,11 +334,25 @@ class LLMBundle:
         accounting.finish(result.usage)
         return result
 
+    async def _astream(self, reserve_tokens, open_stream):
+        adapter, accounting = await self._astart(reserve_tokens)
+        try:
+            stream = await open_stream(adapter)
+        except BaseException as exc:
+            accounting.finish(None, exc)
+            raise
+        return _recorded(stream, accounting)
+
     def _chat_reserve(self, history, system, gen_conf) -> int:
         from django.conf import settings
 
         text = (system or "") + "".join(str(m.get("content", "")) for m in history)
-        completion = (gen_conf or {}).get("max_tokens") or settings.QUOTA_COMPLETION_RESERVE
+        gen_conf = gen_conf or {}
+        completion = (
+            gen_conf.get("max_tokens")
+            or gen_conf.get("max_completion_tokens")
+            or settings.QUOTA_COMPLETION_RESERVE
+        )
         return num_tokens_from_string(text) + int(completion) + 8 * (len(history) + 1)
 
     # --- chat ---
@@ -229,16 +364,10 @@ class LLMBundle:
         )
 
     def chat_streamly(self, history, *, system=None, gen_conf=None, tools=None):
-        adapter = self.adapter()
-        accounting = _Call.start(
-            self._adapter_for, lambda: self._chat_reserve(history, system, gen_conf)
+        return self._stream(
+            lambda: self._chat_reserve(history, system, gen_conf),
+            lambda a: a.chat_streamly(history, system=system, gen_conf=gen_conf, tools=tools),
         )
-        try:
-            stream = adapter.chat_streamly(history, system=system, gen_conf=gen_conf, tools=tools)
-        except BaseException as exc:
-            accounting.finish(None, exc)
-            raise
-        return _recorded(stream, accounting)
 
     async def achat(self, history, *, system=None, gen_conf=None, tools=None):
         return await self._arun(
@@ -247,34 +376,29 @@ class LLMBundle:
         )
 
     async def achat_streamly(self, history, *, system=None, gen_conf=None, tools=None):
-        adapter, accounting = await sync_to_async(self._start)(
-            lambda: self._chat_reserve(history, system, gen_conf)
+        return await self._astream(
+            lambda: self._chat_reserve(history, system, gen_conf),
+            lambda a: a.achat_streamly(history, system=system, gen_conf=gen_conf, tools=tools),
         )
-        try:
-            stream = await adapter.achat_streamly(
-                history, system=system, gen_conf=gen_conf, tools=tools
-            )
-        except BaseException as exc:
-            accounting.finish(None, exc)
-            raise
-        return _recorded(stream, accounting)
 
     # --- embedding, rerank ---
 
     def encode(self, texts: list[str]):
-        return self._run(
-            lambda: sum(num_tokens_from_string(t) for t in texts), lambda a: a.encode(texts)
-        )
+        return self._run(lambda: _count(texts), lambda a: a.encode(texts))
+
+    async def aencode(self, texts: list[str]):
+        return await self._arun(lambda: _count(texts), lambda a: a.aencode(texts))
 
     def encode_queries(self, text: str):
         return self._run(lambda: num_tokens_from_string(text), lambda a: a.encode_queries(text))
 
     def similarity(self, query: str, texts: list[str]):
-        def reserve() -> int:
-            query_tokens = num_tokens_from_string(query)
-            return sum(query_tokens + num_tokens_from_string(t) for t in texts)
+        return self._run(lambda: _count_pairs(query, texts), lambda a: a.similarity(query, texts))
 
-        return self._run(reserve, lambda a: a.similarity(query, texts))
+    async def asimilarity(self, query: str, texts: list[str]):
+        return await self._arun(
+            lambda: _count_pairs(query, texts), lambda a: a.asimilarity(query, texts)
+        )
 
     # --- vision, audio, OCR ---
 
@@ -296,15 +420,22 @@ class LLMBundle:
             settings.QUOTA_COMPLETION_RESERVE, lambda a: a.transcription(audio, **kwargs)
         )
 
+    async def atranscription(self, audio: bytes, **kwargs: Any):
+        from django.conf import settings
+
+        return await self._arun(
+            settings.QUOTA_COMPLETION_RESERVE, lambda a: a.atranscription(audio, **kwargs)
+        )
+
     def tts(self, text: str, *, voice: str | None = None):
-        adapter = self.adapter()
-        accounting = _Call.start(self._adapter_for, lambda: num_tokens_from_string(text))
-        try:
-            stream = adapter.tts(text, voice=voice)
-        except BaseException as exc:
-            accounting.finish(None, exc)
-            raise
-        return _recorded(stream, accounting)
+        return self._stream(
+            lambda: num_tokens_from_string(text), lambda a: a.tts(text, voice=voice)
+        )
+
+    async def atts(self, text: str, *, voice: str | None = None):
+        return await self._astream(
+            lambda: num_tokens_from_string(text), lambda a: a.atts(text, voice=voice)
+        )
 
     def ocr(self, document: bytes, *, mime_type: str = "application/pdf"):
         from django.conf import settings
@@ -312,6 +443,15 @@ class LLMBundle:
         return self._run(
             settings.QUOTA_COMPLETION_RESERVE * 4, lambda a: a.ocr(document, mime_type=mime_type)
         )
+
+
+def _count(texts: list[str]) -> int:
+    return sum(num_tokens_from_string(t) for t in texts)
+
+
+def _count_pairs(query: str, texts: list[str]) -> int:
+    """A reranker reads the query with each text."""
+    return num_tokens_from_string(query) * len(texts) + _count(texts)
 
 
 def increase_usage(

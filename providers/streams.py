@@ -80,6 +80,10 @@ class StreamState:
         if isinstance(exc, StopIteration | StopAsyncIteration):
             self.done = True
             return exc
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            # The caller stopped reading (a task cancelled when its client hung up): the
+            # stream is abandoned, not failed.
+            return exc
         if isinstance(exc, ProviderError | httpx.HTTPError):
             exc = self.context.from_transport(exc)  # a ProviderError is kept as it is
         self.error = exc
@@ -137,6 +141,11 @@ class ChatState(StreamState):
         for call in self._tool_calls.values():
             completion += num_tokens_from_string(call["function"]["arguments"], self._encoding)
         return Usage(self._prompt_tokens, completion, estimated=True)
+
+    def take_delta(self, delta: StreamDelta) -> StreamDelta:
+        """Apply `delta` and give it back whole (for callers forwarding every delta)."""
+        self.take(delta)
+        return delta
 
     def take(self, delta: StreamDelta) -> str | None:
         if delta.text:
@@ -236,6 +245,9 @@ class SyncStream(Stream[S]):
         return self
 
     def __next__(self) -> Any:
+        return self._next(self.state.take)
+
+    def _next(self, take: Callable[[Any], Any]) -> Any:
         state = self.state
         while not state.closed:
             try:
@@ -244,7 +256,7 @@ class SyncStream(Stream[S]):
                 error = state.stopped(exc)
                 self.close()
                 raise error from (None if error is exc else exc)
-            out = state.take(item)
+            out = take(item)
             if out is not None:
                 return out
         raise StopIteration
@@ -292,6 +304,9 @@ class AsyncStream(Stream[S]):
         return self
 
     async def __anext__(self) -> Any:
+        return await self._next(self.state.take)
+
+    async def _next(self, take: Callable[[Any], Any]) -> Any:
         state = self.state
         while not state.closed:
             try:
@@ -300,7 +315,7 @@ class AsyncStream(Stream[S]):
                 error = state.stopped(exc)
                 await self.aclose()
                 raise error from (None if error is exc else exc)
-            out = state.take(item)
+            out = take(item)
             if out is not None:
                 return out
         raise StopAsyncIteration
@@ -371,6 +386,17 @@ class ChatStream(ChatView, SyncStream[ChatState]):
     """Iterate to get text deltas. Afterwards, or after close() or a failure midway, `.usage`,
     `.text`, `.tool_calls`, `.finish_reason`, `.done` and `.error` tell what happened."""
 
+    def deltas(self) -> Iterator[StreamDelta]:
+        """Every StreamDelta as the provider sent it (text, tool-call fragments, finish reason,
+        usage), for a caller that forwards the stream in a wire shape of its own. The state
+        keeps track exactly as when iterating text."""
+        take = self.state.take_delta
+        while True:
+            try:
+                yield self._next(take)
+            except StopIteration:
+                return
+
     def result(self) -> ChatResult:
         """Read the rest of the stream and return it as one ChatResult."""
         for _ in self:
@@ -381,17 +407,34 @@ class ChatStream(ChatView, SyncStream[ChatState]):
 class AsyncChatStream(ChatView, AsyncStream[ChatState]):
     """The async ChatStream: `async for text in stream`, `await stream.aclose()`."""
 
+    async def deltas(self) -> AsyncIterator[StreamDelta]:
+        """ChatStream.deltas(), on the event loop."""
+        take = self.state.take_delta
+        while True:
+            try:
+                yield await self._next(take)
+            except StopAsyncIteration:
+                return
+
     async def result(self) -> ChatResult:
         async for _ in self:
             pass
         return self.state.result()
 
 
-class AudioStream(SyncStream[AudioState]):
-    """Iterate to get audio bytes as the provider streams them; `.usage` counts the input
-    text (estimated unless the provider reported it)."""
+class AudioView:
+    state: AudioState
 
     content_type: _State[str | None] = _State("The audio's MIME type, as the provider said.")
 
+
+class AudioStream(AudioView, SyncStream[AudioState]):
+    """Iterate to get audio bytes as the provider streams them; `.usage` counts the input
+    text (estimated unless the provider reported it)."""
+
     def read(self) -> bytes:
         return b"".join(self)
+
+
+class AsyncAudioStream(AudioView, AsyncStream[AudioState]):
+    """The async AudioStream: `async for chunk in stream`, `await stream.aclose()`."""

@@ -1,4 +1,11 @@
-"""The ASGI application: admin, API and gateway, served by `manage.py serve` (granian)."""
+"""The ASGI application: admin, API and gateway, served by `manage.py serve` (granian).
+
+The OpenAI-compatible gateway's paths (gateway.app.handles) go to the gateway's own lean ASGI
+application; everything else (the admin, the management API, RAGFlow's routes) to Django's.
+Both run in the same process with the same settings, ORM, cache and services; the gateway
+skips only Django's request stack (middleware, URL resolver, request objects), which costs
+more per call than the rest of a gateway call together (README, "The gateway").
+"""
 
 from __future__ import annotations
 
@@ -34,10 +41,25 @@ class BoundedConcurrency:
             await self.app(scope, receive, send)
 
 
+def routed(gateway, django, is_gateway_path):
+    """Requests for `is_gateway_path(path)` to `gateway`, every other one to `django`."""
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "http" and is_gateway_path(scope["path"]):
+            await gateway(scope, receive, send)
+        else:
+            await django(scope, receive, send)
+
+    return app
+
+
 def _build():
     from django.conf import settings
 
-    return BoundedConcurrency(django_application, settings.WEB_MAX_CONCURRENCY)
+    from gateway import app as gateway
+
+    app = routed(gateway.application, django_application, gateway.handles)
+    return BoundedConcurrency(app, settings.WEB_MAX_CONCURRENCY)
 
 
 application = _build()

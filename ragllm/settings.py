@@ -259,6 +259,9 @@ QUOTA_TIME_ZONE = env.str("QUOTA_TIME_ZONE", default=env.str("TIME_ZONE", defaul
 CONFIG_CACHE_SECONDS = env.int("CONFIG_CACHE_SECONDS", default=60)
 
 # --- LLM calls ------------------------------------------------------------------------------
+# The largest request body the /v1 gateway reads (JSON with images, audio uploads), in MB;
+# larger ones get 413 before they are read.
+GATEWAY_MAX_REQUEST_MB = env.int("GATEWAY_MAX_REQUEST_MB", default=16)
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=60.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
 LLM_BASE_DELAY = env.float("LLM_BASE_DELAY", default=1.0)

@@ -4,23 +4,19 @@
 `name@factory`, a bare name, or the tenant's default of the type, else the configured system
 default; otherwise it raises ModelNotAuthorized ("Model(NAME@FACTORY) not authorized").
 
-Results are cached per process. Any change to a config, tenant, catalog model or user clears
-this process's cache at once (signals) and bumps a generation number in the shared cache
-(Redis when configured) that other processes look at no more than once a second; entries also
-expire after CONFIG_CACHE_SECONDS. In steady state resolving therefore makes no database query
-(a call under a quota still makes its reservation and settlement: see usage.services.quotas).
+Results are cached per process (tenants.process_cache): any change to a config, tenant,
+catalog model or user clears every process's cache (this one at once, the others within a
+second); entries also expire after CONFIG_CACHE_SECONDS. In steady state resolving therefore
+makes no database query (a call under a quota still makes its reservation and settlement: see
+usage.services.quotas). `peek_model` answers from the cache only, never doing I/O.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-
-from django.conf import settings
-from django.core.cache import cache
 
 from providers.errors import ModelError
 from providers.factories import split_full_name
@@ -29,11 +25,11 @@ from providers.types import normalize_model_type
 
 from .defaults import load_system_defaults
 from .models import Status, Tenant, TenantLLM
+from .process_cache import MISS, ProcessCache, invalidate
 
 logger = logging.getLogger(__name__)
 
-GENERATION_KEY = "ragllm:llm-config-generation"
-REMOTE_CHECK_SECONDS = 1.0
+__all__ = ["ModelNotAuthorized", "ResolvedModel", "invalidate", "peek_model", "resolve_model"]
 
 
 class ModelNotAuthorized(ModelError):
@@ -63,52 +59,16 @@ class ResolvedModel:
         return f"{self.llm_name}@{self.factory}"
 
 
-_cache: dict[tuple[str, str, str], ResolvedModel] = {}
-_factory_names: frozenset[str] | None = None
-_lock = threading.Lock()
-_seen_generation: object = None
-_checked_at = 0.0
-
-
-def invalidate(*, broadcast: bool = True) -> None:
-    """Forget every resolution in this process and, with broadcast, in the others too."""
-    global _factory_names
-    with _lock:
-        _cache.clear()
-        _factory_names = None
-    if broadcast:
-        try:
-            cache.incr(GENERATION_KEY)
-        except ValueError:
-            cache.set(GENERATION_KEY, 1, timeout=None)
-        except Exception:  # the shared cache being down must not break a config change
-            logger.warning(
-                "cannot broadcast the config change; other processes catch up "
-                "within CONFIG_CACHE_SECONDS"
-            )
-
-
-def _check_remote_generation() -> None:
-    global _seen_generation, _checked_at
-    now = time.monotonic()
-    if now - _checked_at < REMOTE_CHECK_SECONDS:
-        return
-    _checked_at = now
-    try:
-        generation = cache.get(GENERATION_KEY)
-    except Exception:
-        return
-    if generation != _seen_generation:
-        if _seen_generation is not None:
-            invalidate(broadcast=False)
-        _seen_generation = generation
+_factory_names: ProcessCache[None, frozenset[str]] = ProcessCache(
+    lambda _: frozenset(LLMFactory.objects.values_list("name", flat=True))
+)
+_resolutions: ProcessCache[tuple[str, str, str], ResolvedModel] = ProcessCache(
+    lambda key: _resolve_from_db(key[0], key[1], key[2] or None)
+)
 
 
 def _factories() -> frozenset[str]:
-    global _factory_names
-    if _factory_names is None:
-        _factory_names = frozenset(LLMFactory.objects.values_list("name", flat=True))
-    return _factory_names
+    return _factory_names.get(None)
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -117,17 +77,17 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def resolve_model(tenant_id, model_type: str, llm_name: str | None = None) -> ResolvedModel:
-    model_type = normalize_model_type(model_type).value
-    key = (str(tenant_id), model_type, llm_name or "")
-    _check_remote_generation()
-    resolved = _cache.get(key)
-    ttl = getattr(settings, "CONFIG_CACHE_SECONDS", 60)
-    if resolved is not None and time.monotonic() - resolved.resolved_at < ttl:
-        return resolved
-    resolved = _resolve_from_db(str(tenant_id), model_type, llm_name)
-    with _lock:
-        _cache[key] = resolved
-    return resolved
+    return _resolutions.get(_key(tenant_id, model_type, llm_name))
+
+
+def peek_model(tenant_id, model_type: str, llm_name: str | None = None) -> ResolvedModel | None:
+    """The cached resolution, or None when resolving would need I/O (resolve_model then)."""
+    resolved = _resolutions.peek(_key(tenant_id, model_type, llm_name))
+    return None if resolved is MISS else resolved
+
+
+def _key(tenant_id, model_type: str, llm_name: str | None) -> tuple[str, str, str]:
+    return (str(tenant_id), normalize_model_type(model_type).value, llm_name or "")
 
 
 def _not_authorized(name: str, factory: str) -> ModelNotAuthorized:

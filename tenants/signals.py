@@ -17,7 +17,7 @@ def create_user_tenant(sender, instance, created: bool, raw: bool = False, **kwa
 
 
 def _invalidate_resolutions(**kwargs) -> None:
-    from .resolution import invalidate
+    from .process_cache import invalidate
 
     invalidate()
 
@@ -29,9 +29,9 @@ def _connect_invalidation() -> None:
     from providers.models import LLM, LLMFactory
     from providers.signals import catalog_changed
 
-    from .models import Tenant, TenantLLM, TenantMember
+    from .models import APIToken, Tenant, TenantLLM, TenantMember
 
-    for model in (Tenant, TenantLLM, TenantMember, LLM, LLMFactory, get_user_model()):
+    for model in (Tenant, TenantLLM, TenantMember, APIToken, LLM, LLMFactory, get_user_model()):
         uid = f"tenants.invalidate.{model._meta.label_lower}"
         post_save.connect(_invalidate_resolutions, sender=model, dispatch_uid=uid + ".save")
         post_delete.connect(_invalidate_resolutions, sender=model, dispatch_uid=uid + ".delete")

@@ -11,6 +11,8 @@ from tenants.models import Tenant, TenantLLM
 class Outcome(models.TextChoices):
     OK = "ok", "OK"
     ERROR = "error", "Error"
+    # A stream its caller stopped reading before the end (e.g. a gateway client hung up).
+    ABANDONED = "abandoned", "Abandoned"
 
 
 # The counters of every rollup row, in the order reports show them; the ledger adds to them,

@@ -253,12 +253,15 @@ class OpenAIImage2Text(OpenAIChatWire, Image2TextModel, factories=IMAGE2TEXT_FAC
 
 class OpenAIEmbedding(OpenAIWire, EmbeddingModel, factories=EMBEDDING_FACTORIES):
     batch_sizes = {"Tongyi-Qianwen": 10}  # DashScope's compatible mode takes 10 inputs at most
+    supports_dimensions = True
 
     def embedding_options(self, *, query: bool) -> dict[str, Any]:
         return {}
 
     def embed_request(self, texts: list[str], *, query: bool) -> Request:
         body = self.with_model({"input": texts}) | self.embedding_options(query=query)
+        if self.options.get("dimensions") is not None:
+            body["dimensions"] = self.options["dimensions"]
         return self.post("embeddings", json=body)
 
     def parse_embeddings(self, data: Any, texts: list[str]) -> EmbeddingResult:
@@ -307,6 +310,6 @@ class OpenAITTS(OpenAIWire, TTSModel, factories=TTS_FACTORIES):
             "model": self.wire_model_name,
             "input": text,
             "voice": voice or self.options.get("voice") or self.default_voice,
-            "response_format": self.response_format,
+            "response_format": self.options.get("response_format") or self.response_format,
         }
         return self.post("audio/speech", json=body)

@@ -2,8 +2,10 @@
 
 A speech-to-text family describes `transcription_request(audio, filename=..., language=...)`
 and `parse_transcription(data)`; a TTS family `speech_request(text, voice=...)`, whose answer
-is the audio itself, streamed: `tts()` returns an AudioStream of its bytes. TTS providers
-report no usage, so the input text is counted (estimated).
+is the audio itself, streamed: `tts()` returns an AudioStream of its bytes, `atts()` an
+AsyncAudioStream read on the event loop. TTS providers report no usage, so the input text is
+counted (estimated). The `response_format` option (mp3, wav, opus...) picks the audio format
+where the family lets the caller choose.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import httpx
 from ..base import BaseAdapter
 from ..http import Request
 from ..results import TranscriptionResult, Usage
-from ..runner import Flow, iter_body, run
-from ..streams import AudioState, AudioStream
+from ..runner import Flow, aiter_body, arun, iter_body, run
+from ..streams import AsyncAudioStream, AudioState, AudioStream
 from ..types import ModelType
 
 
@@ -28,6 +30,11 @@ class Speech2TextModel(BaseAdapter):
         self, audio: bytes, *, filename: str = "audio.wav", language: str | None = None
     ) -> TranscriptionResult:
         return run(self.transcription_flow(audio, filename=filename, language=language))
+
+    async def atranscription(
+        self, audio: bytes, *, filename: str = "audio.wav", language: str | None = None
+    ) -> TranscriptionResult:
+        return await arun(self.transcription_flow(audio, filename=filename, language=language))
 
     def transcription_request(
         self, audio: bytes, *, filename: str, language: str | None
@@ -62,9 +69,18 @@ class TTSModel(BaseAdapter):
 
     def tts(self, text: str, *, voice: str | None = None) -> AudioStream:
         response = run(self.speech_flow(text, voice=voice))
-        usage = Usage(prompt_tokens=self.count_tokens(text), estimated=True)
-        state = AudioState(self.context, usage, response.headers.get("content-type"))
+        state = self.audio_state(text, response)
         return AudioStream(iter_body(response, AudioChunks()), state, release=response.close)
+
+    async def atts(self, text: str, *, voice: str | None = None) -> AsyncAudioStream:
+        """The audio read on this event loop as it arrives; `aclose()` hangs up at once."""
+        response = await arun(self.speech_flow(text, voice=voice))
+        state = self.audio_state(text, response)
+        return AsyncAudioStream(aiter_body(response, AudioChunks()), state, release=response.aclose)
+
+    def audio_state(self, text: str, response: httpx.Response) -> AudioState:
+        usage = Usage(prompt_tokens=self.count_tokens(text), estimated=True)
+        return AudioState(self.context, usage, response.headers.get("content-type"))
 
     def speech_request(self, text: str, *, voice: str | None) -> Request:
         raise NotImplementedError

@@ -3,8 +3,13 @@
 An embedding family describes `embed_request(texts, query=...)` and `parse_embeddings(data,
 texts)`; a rerank family `rerank_request(query, texts)` and `parse_rerank(data, query,
 texts)`. `encode()` batches texts by the provider's limit and sums the usage; `similarity()`
-returns one score per text, in input order. Families whose exchange is not one request per
-batch override `embed_flow` / `rerank_flow`.
+returns one score per text, in input order. Each call is one flow (`encode_flow`,
+`rerank_all_flow`) that providers.runner performs in the calling thread or, for `aencode()` /
+`asimilarity()`, on the event loop. Families whose exchange is not one request per batch
+override `embed_flow` / `rerank_flow`.
+
+`dimensions` (an adapter option, as OpenAI's API names it) asks for shorter vectors from the
+families that can give them (`supports_dimensions`); the others refuse it before any request.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..base import BaseAdapter
+from ..errors import InvalidRequestError
 from ..http import Request
 from ..results import EmbeddingResult, RerankResult, Usage
-from ..runner import Flow, run
+from ..runner import Flow, arun, run
 from ..types import ModelType
 
 
@@ -25,24 +31,36 @@ class EmbeddingModel(BaseAdapter):
     batch_size: ClassVar[int] = 16
     batch_sizes: ClassVar[Mapping[str, int]] = {}
 
+    # Families whose API can shorten vectors take the `dimensions` option.
+    supports_dimensions: ClassVar[bool] = False
+
     def encode(self, texts: list[str]) -> EmbeddingResult:
+        return run(self.encode_flow(texts))
+
+    async def aencode(self, texts: list[str]) -> EmbeddingResult:
+        return await arun(self.encode_flow(texts))
+
+    def encode_queries(self, text: str) -> EmbeddingResult:
+        return run(self.encode_flow([text], query=True))
+
+    def encode_flow(self, texts: list[str], *, query: bool = False) -> Flow[EmbeddingResult]:
+        """The texts' vectors, in batches of the provider's size, usage summed."""
         if isinstance(texts, str):
             raise TypeError("encode() takes a list of texts; use encode_queries() for one query")
+        if self.options.get("dimensions") is not None and not self.supports_dimensions:
+            raise self.context.error(
+                InvalidRequestError, f"{self.factory} embeddings do not take `dimensions`"
+            )
         texts = list(texts)
         size = self.batch_sizes.get(self.factory, self.batch_size)
         vectors: list[list[float]] = []
         usage = Usage.zero()
         for start in range(0, len(texts), size):
-            batch = run(self.embed_flow(texts[start : start + size], query=False))
+            batch = yield from self.embed_flow(texts[start : start + size], query=query)
             vectors.extend(batch.vectors)
             usage += batch.usage
         self._check_count(len(vectors), len(texts))
         return EmbeddingResult(vectors, usage)
-
-    def encode_queries(self, text: str) -> EmbeddingResult:
-        result = run(self.embed_flow([text], query=True))
-        self._check_count(len(result.vectors), 1)
-        return result
 
     # --- the description ---
 
@@ -88,10 +106,17 @@ class RerankModel(BaseAdapter):
     model_type = ModelType.RERANK
 
     def similarity(self, query: str, texts: list[str]) -> RerankResult:
+        return run(self.rerank_all_flow(query, texts))
+
+    async def asimilarity(self, query: str, texts: list[str]) -> RerankResult:
+        return await arun(self.rerank_all_flow(query, texts))
+
+    def rerank_all_flow(self, query: str, texts: list[str]) -> Flow[RerankResult]:
+        """One score per text, in input order (none asked: no request)."""
         texts = list(texts)
         if not texts:
             return RerankResult([], Usage.zero())
-        result = run(self.rerank_flow(query, texts))
+        result = yield from self.rerank_flow(query, texts)
         if len(result.scores) != len(texts):
             raise self.malformed(f"{len(result.scores)} scores for {len(texts)} texts")
         return result

@@ -6,9 +6,11 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
 from django.utils import timezone
 
 from ..models import APIToken
+from ..process_cache import invalidate
 from ..selectors import TOKEN_PREFIX, token_hash
 
 
@@ -30,4 +32,7 @@ def api_token_touch(*, token: APIToken) -> None:
 
 
 def api_token_revoke(*, token: APIToken) -> None:
+    """Revoke `token`; every process stops accepting it (its cached identity is dropped here
+    at once, in the other processes within a second)."""
     APIToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    transaction.on_commit(invalidate)

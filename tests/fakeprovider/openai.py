@@ -145,6 +145,9 @@ MODELS: dict[str, Callable[[], Reply]] = {
     "fake-malformed": lambda: Reply.raw(b'{"id": "chatcmpl-fake", "choices": [{"mess'),
 }
 SLOW_MODEL = "fake-slow"
+SLOW_STREAM_MODEL = "fake-slow-stream"
+SLOW_STREAM_CHUNK_SECONDS = 0.05
+SLOW_STREAM_FILLER = 100
 SLOW_SECONDS = 2.0
 
 
@@ -337,14 +340,24 @@ def chat_stream(model: str, text: str, tools: bool, usage: dict[str, int] | None
         events.append({**chunk(model, {}), "choices": [], "usage": usage})
     if model == "fake-drop":
         return Reply.sse(events, drop_after=3)
+    if model == SLOW_STREAM_MODEL:
+        # Long enough (a few seconds) that a client hanging up after the first chunks is
+        # always seen by the server as a hang-up, however loaded the machine.
+        filler = [chunk(model, {"content": "."}, **extra)] * SLOW_STREAM_FILLER
+        events = [*events[:2], *filler, *events[2:]]
+        return Reply.sse(events, chunk_delay=SLOW_STREAM_CHUNK_SECONDS)
     return Reply.sse(events)
 
 
 # --- embeddings ----------------------------------------------------------------------------------
 
 
-def vector(text: str, index: int) -> list[float]:
-    return [len(text) / 10, 0.5, float(index)]
+def vector(text: str, index: int, dimensions: int | None = None) -> list[float]:
+    """Three numbers, or `dimensions` of them (OpenAI's shortened embeddings)."""
+    values = [len(text) / 10, 0.5, float(index)]
+    if dimensions is not None:
+        values = (values * dimensions)[:dimensions]
+    return values
 
 
 def embeddings(request: RecordedRequest, body: dict[str, Any], model: str) -> Reply:
@@ -355,9 +368,12 @@ def embeddings(request: RecordedRequest, body: dict[str, Any], model: str) -> Re
         return bad_request("'input' must be a string or a non-empty array of strings.", "input")
     if body.get("input_type") not in (None, "query", "passage"):
         return bad_request("'input_type' must be 'query' or 'passage'.", "input_type")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (not isinstance(dimensions, int) or dimensions < 1):
+        return bad_request("'dimensions' must be a positive integer.", "dimensions")
     # Items come back in reverse order: clients must place them by `index`.
     data = [
-        {"object": "embedding", "index": i, "embedding": vector(text, i)}
+        {"object": "embedding", "index": i, "embedding": vector(text, i, dimensions)}
         for i, text in reversed(list(enumerate(inputs)))
     ]
     reply: dict[str, Any] = {"object": "list", "data": data, "model": model}

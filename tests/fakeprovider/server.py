@@ -272,6 +272,9 @@ class FakeProviderServer:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connections that a burst of clients (a
+    # gateway under load) opens at once; they would wait for a SYN retry.
+    request_queue_size = 128
     fake: FakeProviderServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -130,7 +130,7 @@ def test_an_async_stream_closes_the_upstream_when_its_reader_is_cancelled(
     assert states == [stream.state]
     assert stream.closed
     assert not stream.done
-    assert isinstance(stream.error, asyncio.CancelledError)
+    assert stream.error is None  # abandoned by its reader, not failed
     assert stream.text == "".join(received)
 
 

@@ -72,6 +72,12 @@ def quota_rules_for(*, resolved: ResolvedModel) -> tuple[QuotaRule, ...]:
     return rules
 
 
+def quota_rules_known(*, resolved: ResolvedModel) -> tuple[QuotaRule, ...] | None:
+    """The rules of `resolved` if they were read already, else None (no I/O: async callers
+    read them with quota_rules_for in a worker thread on None)."""
+    return _rules_of.get(resolved)
+
+
 def _read_rules(resolved: ResolvedModel) -> tuple[QuotaRule, ...]:
     tenant = Tenant.objects.filter(pk=resolved.tenant_id).first()
     if tenant is None or tenant_is_unlimited(tenant=tenant):

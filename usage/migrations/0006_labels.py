@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('usage', '0004_prune_key_validations_schedule'),
+        ('usage', '0005_usageevent_outcome_abandoned'),
     ]
 
     operations = [

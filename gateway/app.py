@@ -21,6 +21,9 @@ from urllib.parse import unquote
 
 from django.conf import settings
 
+from usage.quotas import acting_key
+from usage.selectors.quotas import key_limits
+
 from . import endpoints
 from .auth import authenticate
 from .errors import GatewayError, error_for
@@ -99,7 +102,12 @@ async def _serve(request: Request, receive, send) -> None:
     limit = settings.GATEWAY_MAX_REQUEST_MB * 1024 * 1024
     await read_body(request, receive, limit)
     caller = await authenticate(request)
-    if model_id is not None:
-        await endpoint(request, caller, receive, send, model_id)
-    else:
-        await endpoint(request, caller, receive, send)
+    # An application key's own quota and budget count beside the tenant's (usage.quotas).
+    key = acting_key.set(key_limits(caller.token))
+    try:
+        if model_id is not None:
+            await endpoint(request, caller, receive, send, model_id)
+        else:
+            await endpoint(request, caller, receive, send)
+    finally:
+        acting_key.reset(key)

@@ -42,7 +42,7 @@ from providers.tokens import num_tokens_from_string
 from providers.types import ModelType, normalize_model_type
 from tenants.process_cache import check_remote_generation, remote_check_due
 from tenants.resolution import ModelNotAuthorized, ResolvedModel, peek_model, resolve_model
-from usage.quotas import Reservation
+from usage.quotas import COST, Reservation, acting_key, key_rules, to_units
 from usage.recorder import record_usage
 from usage.records import UsageRecord
 from usage.selectors.quotas import quota_rules_for, quota_rules_known
@@ -138,7 +138,8 @@ class _Call:
 
         `reserve_tokens` is a number or a function giving it (counted only under a quota).
         """
-        return cls(resolved, _reserve(resolved, quota_rules_for(resolved=resolved), reserve_tokens))
+        rules = quota_rules_for(resolved=resolved) + _key_rules(resolved)
+        return cls(resolved, _reserve(resolved, rules, reserve_tokens))
 
     @classmethod
     async def astart(cls, resolved: ResolvedModel, reserve_tokens) -> _Call:
@@ -147,6 +148,7 @@ class _Call:
         rules = quota_rules_known(resolved=resolved)
         if rules is None:
             rules = await run_db(quota_rules_for, resolved=resolved)
+        rules += _key_rules(resolved)
         reservation = None
         if rules:
             reservation = await run_db(_reserve, resolved, rules, reserve_tokens)
@@ -161,8 +163,9 @@ class _Call:
             self._done = True
         usage = usage or Usage()
         resolved = self.resolved
+        cost = _cost(resolved, usage)
         if self.reservation is not None:
-            self._settle_soon(usage.total_tokens)
+            self._settle_soon(usage.total_tokens, to_units(cost))
         code = ""
         if error is not None:
             code = str(error.code) if isinstance(error, ProviderError) else ErrorCode.GENERIC_ERROR
@@ -178,34 +181,51 @@ class _Call:
                 completion_tokens=usage.completion_tokens,
                 total_tokens=usage.total_tokens,
                 estimated=usage.estimated,
-                cost=str(_cost(resolved, usage)),
+                cost=str(cost),
                 latency_ms=int((time.perf_counter() - self.started) * 1000),
                 outcome=outcome or ("error" if error is not None else "ok"),
                 error_code=code,
             )
         )
 
-    def _settle_soon(self, tokens: int) -> None:
+    def _settle_soon(self, tokens: int, cost_units: int) -> None:
         if not _in_event_loop():
-            self._settle(tokens)
+            self._settle(tokens, cost_units)
             return
         # The ORM may not run on an event loop's thread: settle in run_db's thread, without
         # making the caller wait for it.
-        in_background(run_db(self._settle, tokens))
+        in_background(run_db(self._settle, tokens, cost_units))
 
-    def _settle(self, tokens: int) -> None:
+    def _settle(self, tokens: int, cost_units: int) -> None:
         try:
-            quota_settle(reservation=self.reservation, actual_tokens=tokens)
+            quota_settle(
+                reservation=self.reservation, actual_tokens=tokens, actual_cost_units=cost_units
+            )
         except Exception:
             logger.exception("quota settlement failed for %s", self.resolved.full_name)
+
+
+def _key_rules(resolved: ResolvedModel) -> tuple:
+    """The quota and budget of the application key the call is made with (the gateway sets
+    usage.quotas.acting_key), checked beside the tenant's and the model's."""
+    key = acting_key.get()
+    return key_rules(key, resolved.tenant_id) if key is not None else ()
 
 
 def _reserve(resolved: ResolvedModel, rules, reserve_tokens) -> Reservation | None:
     if not rules:
         return None
+    tokens = reserve_tokens() if callable(reserve_tokens) else reserve_tokens
+    cost_units = 0
+    if any(rule.kind == COST for rule in rules):
+        # The estimate at the higher of the model's two prices: never below the real cost of
+        # a call within its token allowance.
+        price = max(resolved.input_price or 0, resolved.output_price or 0)
+        cost_units = to_units(Decimal(int(tokens)) * Decimal(price) / _MILLION)
     return quota_reserve(
         rules=rules,
-        tokens=reserve_tokens() if callable(reserve_tokens) else reserve_tokens,
+        tokens=tokens,
+        cost_units=cost_units,
         provider=resolved.factory,
         model=resolved.llm_name,
     )

@@ -9,7 +9,11 @@ from django.core.checks import Error, Warning, register
 
 from .netguard import NETWORK_NAMES, parse_networks
 
-NETWORK_SETTINGS = ("LLM_HOSTED_ALLOWED_NETWORKS", "LLM_SELF_HOSTED_ALLOWED_NETWORKS")
+NETWORK_SETTINGS = (
+    "LLM_HOSTED_ALLOWED_NETWORKS",
+    "LLM_SELF_HOSTED_ALLOWED_NETWORKS",
+    "ALERT_WEBHOOK_ALLOWED_NETWORKS",
+)
 
 
 @register()

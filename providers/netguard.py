@@ -66,7 +66,13 @@ NETWORK_NAMES: dict[str, tuple[str, ...]] = {
 
 HOSTED = "hosted"
 SELF_HOSTED = "self-hosted"
-_SETTINGS = {HOSTED: "LLM_HOSTED_ALLOWED_NETWORKS", SELF_HOSTED: "LLM_SELF_HOSTED_ALLOWED_NETWORKS"}
+WEBHOOK = "webhook"
+_SETTINGS = {
+    HOSTED: "LLM_HOSTED_ALLOWED_NETWORKS",
+    SELF_HOSTED: "LLM_SELF_HOSTED_ALLOWED_NETWORKS",
+    # Tenants' alert webhooks (usage.services.alerts): public addresses and these.
+    WEBHOOK: "ALERT_WEBHOOK_ALLOWED_NETWORKS",
+}
 _IPV4_LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
 
 
@@ -206,7 +212,7 @@ def _setting(name: str, default):
 
 
 def policy_named(name: str) -> NetworkPolicy:
-    """The current policy `name` (HOSTED or SELF_HOSTED), read from the settings."""
+    """The current policy `name` (HOSTED, SELF_HOSTED or WEBHOOK), read from the settings."""
     networks = parse_networks(tuple(_setting(_SETTINGS[name], ())))
     return _policy(name, networks, bool(_setting("LLM_PROXY_FROM_ENV", False)))
 

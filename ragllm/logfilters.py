@@ -5,7 +5,13 @@ from __future__ import annotations
 import logging
 
 # Beat sends these every few seconds; their own code logs a line when they did something.
-QUIET_TASKS = frozenset({"usage.tasks.drain_usage_buffer", "tenants.tasks.expire_key_validations"})
+QUIET_TASKS = frozenset(
+    {
+        "usage.tasks.drain_usage_buffer",
+        "usage.tasks.reconcile_quotas",
+        "tenants.tasks.expire_key_validations",
+    }
+)
 
 
 class QuietPeriodicTasks(logging.Filter):

@@ -251,6 +251,12 @@ USAGE_WRITER_THREAD = env.bool("USAGE_WRITER_THREAD", default=True)
 USAGE_RETENTION_DAYS = env.int("USAGE_RETENTION_DAYS", default=90)
 # Tokens reserved for a completion whose max_tokens the caller did not set (quota checks).
 QUOTA_COMPLETION_RESERVE = env.int("QUOTA_COMPLETION_RESERVE", default=1024)
+# Quota and budget counters (usage.services.quota_redis): in Redis when set, one script per
+# call; empty: the database. Either way seeded from the ledger and reconciled every minute.
+QUOTA_REDIS_URL = env.str("QUOTA_REDIS_URL", default=REDIS_URL)
+# A Redis counter unchanged this long, with no usage waiting to be written, is set to the
+# ledger exactly by the reconciliation (dropping reservations of calls that died).
+QUOTA_RECONCILE_IDLE_SECONDS = env.int("QUOTA_RECONCILE_IDLE_SECONDS", default=600)
 # Quota windows (daily, monthly) follow the calendar of this time zone.
 QUOTA_TIME_ZONE = env.str("QUOTA_TIME_ZONE", default=env.str("TIME_ZONE", default="UTC"))
 
@@ -309,6 +315,10 @@ USER_DEFAULT_LLM_FILE = env.str("USER_DEFAULT_LLM_FILE", default="")
 LLM_HOSTED_ALLOWED_NETWORKS = env.list("LLM_HOSTED_ALLOWED_NETWORKS", default=[])
 LLM_SELF_HOSTED_ALLOWED_NETWORKS = env.list(
     "LLM_SELF_HOSTED_ALLOWED_NETWORKS", default=["loopback", "private"] if DEBUG else []
+)
+# Where tenants' alert webhooks may be sent besides public addresses (same words and CIDRs).
+ALERT_WEBHOOK_ALLOWED_NETWORKS = env.list(
+    "ALERT_WEBHOOK_ALLOWED_NETWORKS", default=["loopback", "private"] if DEBUG else []
 )
 # Provider calls ignore HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY unless this is True.
 LLM_PROXY_FROM_ENV = env.bool("LLM_PROXY_FROM_ENV", default=False)

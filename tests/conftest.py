@@ -300,3 +300,32 @@ def fake_provider_process():
     server = FakeProviderProcess()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stale_quota_counters():
+    """Quota counters in Redis outlive the test database: drop the ones of earlier runs
+    (their ids come back when the test database is created again)."""
+    from django.conf import settings
+
+    url = getattr(settings, "QUOTA_REDIS_URL", "")
+    if url:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            for key in client.scan_iter(match="rq:*", count=1000):
+                client.delete(key)
+        except redis.RedisError:
+            pass
+        client.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_quota_store():
+    """No test inherits another's quota client or a Redis outage it noted."""
+    from usage.services.quota_redis import reset_store
+
+    reset_store()
+    yield
+    reset_store()

@@ -10,7 +10,8 @@ from providers.errors import QuotaExceededError
 from tenants.models import Tenant, TenantLLM
 from tenants.resolution import invalidate
 from usage.models import QuotaCounter
-from usage.quotas import window_start
+from usage.quotas import config_rule, window_start
+from usage.selectors.quotas import quota_used
 
 HISTORY = [{"role": "user", "content": "Hi"}]
 SMALL = {"max_tokens": 10}
@@ -41,8 +42,8 @@ def test_a_model_quota_stops_calls_before_the_provider(chat_config, tenant, fake
     with pytest.raises(QuotaExceededError, match="token quota of model gpt-4o-mini@OpenAI"):
         bundle.chat(HISTORY, gen_conf=SMALL)
     assert len(fake_provider.requests) == sent
-    counter = QuotaCounter.objects.get(scope="config")
-    assert counter.used == 36  # settled with the real usage, 18 tokens a call
+    config = TenantLLM.objects.get(pk=chat_config.pk)
+    assert quota_used(rule=config_rule(config)) == 36  # settled with the real usage, 18 a call
 
 
 def test_last_windows_usage_does_not_count(chat_config, tenant):
@@ -51,6 +52,7 @@ def test_last_windows_usage_does_not_count(chat_config, tenant):
     QuotaCounter.objects.create(
         scope="tenant",
         scope_id=str(tenant.pk),
+        limit=50,
         window_start=datetime(2020, 1, 1, tzinfo=UTC),
         used=10_000,
     )
@@ -74,9 +76,9 @@ def test_a_warning_is_logged_once_at_80_percent(chat_config, tenant, caplog):
     Tenant.objects.filter(pk=tenant.pk).update(token_quota=100, quota_window="monthly")
     invalidate()
     bundle = LLMBundle(tenant.pk, "chat")
-    with caplog.at_level(logging.WARNING, logger="usage.services.quotas"):
+    with caplog.at_level(logging.WARNING, logger="usage.services.alerts"):
         for _ in range(5):  # 5 x 18 = 90 tokens: crosses 80 once
             bundle.chat(HISTORY, gen_conf=SMALL)
-    warnings = [r for r in caplog.records if "80% or more" in r.getMessage()]
+    warnings = [r for r in caplog.records if "used 80 %" in r.getMessage()]
     assert len(warnings) == 1
     assert "tenant" in warnings[0].getMessage()

@@ -260,6 +260,7 @@ def test_racing_calls_at_the_quota_edge_overspend_by_at_most_one_call(
     assert spent <= quota + CALL_TOKENS
     # Refused calls never reached the provider.
     assert len(fake_provider.requests_to("/v1/chat/completions")) == outcomes["ok"]
-    from usage.models import QuotaCounter
+    from usage.quotas import tenant_rule
+    from usage.selectors.quotas import quota_used
 
-    assert QuotaCounter.objects.get(scope="tenant").used == spent
+    assert quota_used(rule=tenant_rule(Tenant.objects.get(pk=tenant.pk))) == spent

@@ -20,7 +20,15 @@ from ragllm.admin import name_and_id, number, short_id, usd
 from tenants.models import Tenant
 from tenants.selectors import tenant_find
 
-from .models import ROLLUP_SUMS, QuotaCounter, UsageDaily, UsageEvent, UsageHourly
+from .models import (
+    ROLLUP_SUMS,
+    Alert,
+    QuotaCounter,
+    UsageDaily,
+    UsageEvent,
+    UsageHourly,
+    WebhookDelivery,
+)
 from .reporting import Period, parse_period
 from .selectors.quotas import quota_status
 from .selectors.sums import top_tenants, usage_series, usage_summary
@@ -117,8 +125,16 @@ class UsageHourlyAdmin(RollupAdmin):
 
 @admin.register(QuotaCounter)
 class QuotaCounterAdmin(ReadOnlyAdmin):
-    list_display = ("scope", "scope_short", "window_start", "used_tokens", "warned", "updated_at")
-    list_filter = ("scope", "warned")
+    list_display = (
+        "scope",
+        "scope_short",
+        "window_start",
+        "limit_shown",
+        "used_tokens",
+        "alerted",
+        "updated_at",
+    )
+    list_filter = ("scope", "alerted")
     search_fields = ("=scope_id",)
 
     @admin.display(description="scope ID", ordering="scope_id")
@@ -128,6 +144,47 @@ class QuotaCounterAdmin(ReadOnlyAdmin):
     @admin.display(description="used", ordering="used")
     def used_tokens(self, obj: QuotaCounter) -> str:
         return number(obj.used)
+
+    @admin.display(description="limit", ordering="limit")
+    def limit_shown(self, obj: QuotaCounter) -> str:
+        return number(obj.limit)
+
+
+class DeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    fields = ("created_at", "attempt", "url", "status_code", "ok", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    """Quota and budget alerts (50, 80, 100 %), one per threshold and window."""
+
+    list_display = ("created_at", tenant_column, "scope", "percent", "message", "delivered")
+    list_filter = ("scope", "percent")
+    list_select_related = ("tenant",)
+    inlines = [DeliveryInline]
+
+    @admin.display(description="webhook")
+    def delivered(self, obj: Alert) -> str:
+        last = obj.deliveries.order_by("-created_at").first()
+        if last is None:
+            return "-"
+        return "delivered" if last.ok else f"failed ({last.status_code or last.error[:40]})"
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """Every attempt to POST an alert to a tenant's webhook."""
+
+    list_display = ("created_at", "alert", "attempt", "url", "status_code", "ok", "error")
+    list_filter = ("ok",)
+    list_select_related = ("alert",)
 
 
 @admin.register(UsageDaily)
@@ -229,6 +286,7 @@ class UsageDailyAdmin(RollupAdmin):
             "tenant": tenant,
             "tenant_change_url": reverse("admin:tenants_tenant_change", args=[tenant.pk]),
             "quota": quota_status(tenant=tenant),
+            "alerts": list(Alert.objects.filter(tenant=tenant).order_by("-created_at")[:20]),
             "rows": [(day, row, usd(row.cost)) for day, row in series.rows],
             "by_model": [(row, usd(row.cost)) for row in by_model.rows],
             "totals": by_model.totals,

@@ -136,28 +136,85 @@ class UsageDaily(_Rollup):
 class QuotaScope(models.TextChoices):
     TENANT = "tenant", "Tenant (all models)"
     CONFIG = "config", "Model configuration"
+    KEY = "key", "Application key"
+    TENANT_BUDGET = "tenant_budget", "Tenant budget"
+    KEY_BUDGET = "key_budget", "Application key budget"
 
 
 class QuotaCounter(models.Model):
-    """Tokens spent (settled plus reserved) in one quota window of one scope.
+    """Spent (settled plus reserved) in one window of one rule: tokens, or for a budget units of
+    10^-8 dollars. The database path of quotas (no QUOTA_REDIS_URL, or Redis down).
 
     Reservations and settlements are single conditional UPDATEs on this row, so concurrent
-    calls cannot both take the last tokens of a window.
+    calls cannot both take the last of a window. A row is created seeded from the ledger; the
+    limit is part of its key, so a changed quota starts from the ledger again.
     """
 
     scope = models.CharField(max_length=16, choices=QuotaScope.choices)
     scope_id = models.CharField("scope ID", max_length=64)
+    limit = models.BigIntegerField(default=0)
     window_start = models.DateTimeField()
     used = models.BigIntegerField(default=0)
-    warned = models.BooleanField(default=False)
+    # How many of the 50/80/100 % alerts this window has fired (usage.quotas.ALERT_PERCENTS).
+    alerted = models.PositiveSmallIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["scope", "scope_id", "window_start"], name="quotacounter_unique_window"
+                fields=["scope", "scope_id", "limit", "window_start"],
+                name="quotacounter_unique_window",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.scope_id} since {self.window_start:%Y-%m-%d}: {self.used}"
+
+
+class Alert(models.Model):
+    """A quota or budget passed 50, 80 or 100 % in one window: at most one row per threshold
+    (the unique constraint makes firing idempotent across processes)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=16, choices=QuotaScope.choices)
+    scope_id = models.CharField("scope ID", max_length=64)
+    label = models.CharField(max_length=300)
+    window = models.CharField(max_length=16)
+    window_start = models.DateTimeField()
+    percent = models.PositiveSmallIntegerField()
+    limit = models.BigIntegerField()
+    used = models.BigIntegerField()
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "scope_id", "limit", "window_start", "percent"],
+                name="alert_unique_threshold",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "created_at"], name="alert_tenant_time_idx")]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to POST an alert to its tenant's webhook."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    attempt = models.PositiveSmallIntegerField()
+    url = models.CharField("URL", max_length=512)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} attempt {self.attempt}: {self.status_code or self.error}"

@@ -13,14 +13,20 @@ from django.conf import settings
 
 from ragllm.beat import BeatJob
 
+from .services.alerts import alert_webhook_deliver
 from .services.events import usage_drain, usage_prune_events
+from .services.quotas import quota_reconcile
 from .services.rollups import usage_rollup_daily
 
 BEAT_JOBS = (
     BeatJob("Drain the usage buffer", "usage.tasks.drain_usage_buffer", every=(5, "seconds")),
     BeatJob("Roll hourly usage into days", "usage.tasks.rollup_usage_daily", every=(10, "minutes")),
     BeatJob("Prune old usage events", "usage.tasks.prune_usage_events", cron=("30", "3")),
+    BeatJob("Reconcile quota counters", "usage.tasks.reconcile_quotas", every=(1, "minutes")),
 )
+
+# Retry delays of a failed webhook delivery (s): 6 attempts over about 40 minutes.
+WEBHOOK_BACKOFF = (30, 120, 300, 600, 1800)
 
 logger = logging.getLogger(__name__)
 
@@ -48,3 +54,21 @@ def rollup_usage_daily() -> int:
 def prune_usage_events() -> int:
     """Delete raw events older than USAGE_RETENTION_DAYS; rollups stay."""
     return usage_prune_events(older_than_days=settings.USAGE_RETENTION_DAYS)
+
+
+@shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
+def reconcile_quotas() -> int:
+    """Every minute: bring quota counters back to the ledger (usage.services.quotas).
+
+    Quiet like the drain (ragllm.logfilters): it logs only when Redis is down or on errors.
+    """
+    return quota_reconcile(idle_seconds=settings.QUOTA_RECONCILE_IDLE_SECONDS)
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=len(WEBHOOK_BACKOFF), time_limit=60)
+def deliver_alert_webhook(self, alert_id: int) -> None:
+    """POST one alert (by id) to its tenant's webhook; retried with backoff on failure."""
+    attempt = self.request.retries + 1
+    delivered = alert_webhook_deliver(alert_id=alert_id, attempt=attempt)
+    if delivered is False and self.request.retries < len(WEBHOOK_BACKOFF):
+        raise self.retry(countdown=WEBHOOK_BACKOFF[self.request.retries])

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import threading
 
-from django.db.models import Sum
 from openai import OpenAI
 
 from tests.fakeprovider.openai import CHAT_TEXT, CHAT_USAGE, EMBEDDING_TOKENS_PER_INPUT
-from usage.models import QuotaCounter
-from usage.quotas import tenant_rule, window_start
+from usage.quotas import tenant_rule
+from usage.selectors.quotas import quota_used
 
 from .conftest import configure
 
@@ -90,13 +89,10 @@ def test_concurrent_mixed_calls_are_each_recorded_once_and_exactly(cast, fake_pr
     assert all(r.hung_up.wait(timeout=10) for r in slow)
     # The quota counter holds exactly what was used once every reservation is settled.
     rule = tenant_rule(cast.tenant)
-    counter = QuotaCounter.objects.filter(
-        scope=rule.scope, scope_id=rule.scope_id, window_start=window_start(rule.window)
-    )
     ledger_total = sum(event.total_tokens for event in events)
     import time
 
     deadline = time.monotonic() + 30
-    while counter.aggregate(used=Sum("used"))["used"] != ledger_total:
+    while quota_used(rule=rule) != ledger_total:
         assert time.monotonic() < deadline, "reservations were not all settled"
         time.sleep(0.1)

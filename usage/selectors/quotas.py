@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import weakref
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from uuid import UUID
 
-from django.db.models import Q
+from django.db.models import Q, Sum
 
 from tenants.models import Role, Tenant, TenantLLM
 from tenants.resolution import ResolvedModel
 
-from ..models import QuotaCounter
-from ..quotas import WARN_AT, QuotaRule, config_rule, tenant_rule, window_start
+from ..models import QuotaCounter, QuotaScope, UsageEvent, UsageHourly
+from ..quotas import (
+    COST,
+    WARN_AT,
+    KeyLimits,
+    QuotaRule,
+    config_rule,
+    key_rules,
+    tenant_budget_rule,
+    tenant_rule,
+    to_units,
+    window_start,
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +94,7 @@ def _read_rules(resolved: ResolvedModel) -> tuple[QuotaRule, ...]:
     tenant = Tenant.objects.filter(pk=resolved.tenant_id).first()
     if tenant is None or tenant_is_unlimited(tenant=tenant):
         return ()
-    rules = [tenant_rule(tenant)]
+    rules = [tenant_rule(tenant), tenant_budget_rule(tenant)]
     if resolved.config_id is not None:
         config = TenantLLM.objects.select_related("factory").filter(pk=resolved.config_id).first()
         if config is not None:
@@ -90,30 +102,30 @@ def _read_rules(resolved: ResolvedModel) -> tuple[QuotaRule, ...]:
     return tuple(rule for rule in rules if rule is not None)
 
 
-def _entry(rule: QuotaRule | None, window: str, used: dict, starts: dict, *, enforced: bool):
+def _entry(rule: QuotaRule | None, window: str, used: dict, now, *, enforced: bool):
     if rule is None:
         return QuotaEntry(quota=None, window=window)
-    start = starts[rule.window]
-    spent = used.get((rule.scope, rule.scope_id, start), 0)
+    spent = used[(rule.scope, rule.scope_id, rule.quota)]
     quota = rule.quota
     return QuotaEntry(
         quota=quota,
         window=rule.window,
-        window_start=start,
+        window_start=window_start(rule.window, now),
         used=spent,
         remaining=max(quota - spent, 0),
         percent=round(spent * 100 / quota, 1) if quota else 100.0,
-        # The same threshold as the warning logged when a call is settled (usage.quotas).
+        # The same threshold as the 80 % alert fired when a call is settled.
         warning=enforced and spent >= int(quota * WARN_AT),
     )
 
 
 def quota_status(*, tenant: Tenant, now: datetime | None = None) -> QuotaStatus:
-    """The tenant's quota and each of its model configurations with a quota. Three queries.
+    """The tenant's quota and each of its model configurations with a quota.
 
-    `used` is the quota counter of the current window, the number calls are checked against.
-    An unlimited tenant (flagged, or owned by a superuser) bypasses quotas: its counters do
-    not move and nothing warns.
+    `used` is the quota counter of the current window, the number calls are checked against
+    (Redis's when it serves quotas, else the database's); a quota no call has met yet in this
+    window reads the ledger, as its counter will be seeded. An unlimited tenant (flagged, or
+    owned by a superuser) bypasses quotas: its counters do not move and nothing warns.
     """
     configs = list(
         TenantLLM.objects.filter(tenant=tenant, token_quota__isnull=False)
@@ -124,34 +136,143 @@ def quota_status(*, tenant: Tenant, now: datetime | None = None) -> QuotaStatus:
     rules: list[QuotaRule] = [r for r in [tenant_rule(tenant)] if r is not None]
     config_rules = [(config, config_rule(config)) for config in configs]
     rules += [rule for _, rule in config_rules if rule is not None]
-    starts = {w: window_start(w, now) for w in {rule.window for rule in rules}}
-
-    used: dict[tuple[str, str, datetime], int] = {}
-    if rules:
-        # One condition per scope and window (at most six), not one per configuration.
-        ids: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for rule in rules:
-            ids[(rule.scope, rule.window)].append(rule.scope_id)
-        wanted = Q()
-        for (scope, window), scope_ids in ids.items():
-            wanted |= Q(scope=scope, window_start=starts[window], scope_id__in=scope_ids)
-        for scope, scope_id, start, spent in QuotaCounter.objects.filter(wanted).values_list(
-            "scope", "scope_id", "window_start", "used"
-        ):
-            used[(scope, scope_id, start)] = spent
-
+    used = _counters(rules, now)
     enforced = not unlimited
     return QuotaStatus(
         unlimited=unlimited,
-        tenant=_entry(tenant_rule(tenant), tenant.quota_window, used, starts, enforced=enforced),
+        tenant=_entry(tenant_rule(tenant), tenant.quota_window, used, now, enforced=enforced),
         models=[
             ModelQuota(
                 config_id=config.pk,
                 model=f"{config.llm_name}@{config.factory.name}",
                 model_type=config.model_type,
                 used_tokens=config.used_tokens,
-                quota=_entry(rule, config.quota_window, used, starts, enforced=enforced),
+                quota=_entry(rule, config.quota_window, used, now, enforced=enforced),
             )
             for config, rule in config_rules
         ],
     )
+
+
+def _ledger_filter(rule: QuotaRule) -> dict | None:
+    """What of the ledger counts against `rule` (None: the ledger cannot tell)."""
+    if rule.scope in (QuotaScope.TENANT, QuotaScope.TENANT_BUDGET):
+        return {"tenant_id": UUID(rule.scope_id)}
+    if rule.scope == QuotaScope.CONFIG:
+        config = (
+            TenantLLM.objects.filter(pk=rule.scope_id)
+            .values_list("tenant_id", "factory__name", "llm_name")
+            .first()
+        )
+        if config is None:
+            return None
+        return {"tenant_id": config[0], "factory": config[1], "llm_name": config[2]}
+    # An application key: once the ledger records the key of each call (issue 11's usage per
+    # key), its rows say which; until then a key's counter starts at zero.
+    if any(f.name == "token" for f in UsageHourly._meta.get_fields()):
+        return {"token_id": int(rule.scope_id)}
+    return None
+
+
+def quota_ledger_used(*, rule: QuotaRule, start: datetime) -> int:
+    """What the ledger holds for `rule` since `start`, in the rule's units: whole UTC hours
+    from the hourly rollup, the part of an hour before the first one from the events."""
+    filters = _ledger_filter(rule)
+    if filters is None:
+        return 0
+    field = "cost" if rule.kind == COST else "total_tokens"
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    if hour < start:
+        hour += timedelta(hours=1)
+    total = (
+        UsageHourly.objects.filter(bucket__gte=hour, **filters).aggregate(n=Sum(field))["n"] or 0
+    )
+    if hour > start:
+        total += (
+            UsageEvent.objects.filter(
+                created_at__gte=start, created_at__lt=hour, **filters
+            ).aggregate(n=Sum(field))["n"]
+            or 0
+        )
+    return to_units(total) if rule.kind == COST else int(total)
+
+
+def quota_used(*, rule: QuotaRule, now: datetime | None = None) -> int:
+    """The counter calls are checked against in the current window (0 when none exists)."""
+    return _counters([rule], now)[(rule.scope, rule.scope_id, rule.quota)]
+
+
+def _counters(rules: list[QuotaRule], now: datetime | None = None) -> dict:
+    """(scope, scope_id, limit) -> the current window's counter of each rule, from Redis when
+    it serves quotas, else the database; a rule without a counter yet reads the ledger."""
+    from ..services.quota_redis import QuotaStoreDown, counter_key, quota_store
+
+    starts = [window_start(rule.window, now) for rule in rules]
+    found: dict[tuple[str, str, int], int | None] = {}
+    store = quota_store()
+    if store is not None and rules:
+        try:
+            values = store.used([counter_key(r, s) for r, s in zip(rules, starts, strict=True)])
+            found = {(r.scope, r.scope_id, r.quota): v for r, v in zip(rules, values, strict=True)}
+        except QuotaStoreDown:
+            found = {}
+    if rules and not found:
+        wanted = Q()
+        for rule, start in zip(rules, starts, strict=True):
+            wanted |= Q(
+                scope=rule.scope, scope_id=rule.scope_id, limit=rule.quota, window_start=start
+            )
+        for scope, scope_id, limit, used in QuotaCounter.objects.filter(wanted).values_list(
+            "scope", "scope_id", "limit", "used"
+        ):
+            found[(scope, scope_id, limit)] = used
+    out = {}
+    for rule, start in zip(rules, starts, strict=True):
+        value = found.get((rule.scope, rule.scope_id, rule.quota))
+        if value is None:
+            value = quota_ledger_used(rule=rule, start=start)
+        out[(rule.scope, rule.scope_id, rule.quota)] = value
+    return out
+
+
+def rule_of_counter(*, scope: str, scope_id: str, limit: int) -> QuotaRule | None:
+    """The rule a counter belongs to, as it stands now; None if it changed or is gone."""
+    from tenants.models import APIToken
+
+    rule = None
+    if scope in (QuotaScope.TENANT, QuotaScope.TENANT_BUDGET):
+        tenant = Tenant.objects.filter(pk=scope_id).first()
+        if tenant is not None:
+            rule = (tenant_rule if scope == QuotaScope.TENANT else tenant_budget_rule)(tenant)
+    elif scope == QuotaScope.CONFIG:
+        config = TenantLLM.objects.select_related("factory").filter(pk=scope_id).first()
+        rule = config_rule(config) if config is not None else None
+    elif scope in (QuotaScope.KEY, QuotaScope.KEY_BUDGET):
+        token = APIToken.objects.filter(pk=scope_id, tenant__isnull=False).first()
+        if token is not None:
+            rules = key_rules(key_limits_of(token), token.tenant_id)
+            rule = next((r for r in rules if r.scope == scope), None)
+    return rule if rule is not None and rule.quota == limit else None
+
+
+def key_limits_of(token) -> KeyLimits:
+    """An application key's limits (APIToken, or tenants.identity.TokenIdentity)."""
+    token_id = getattr(token, "token_id", None) or token.pk
+    return KeyLimits(
+        token_id=token_id,
+        label=f"key {token_id}",
+        token_quota=token.token_quota,
+        budget=token.budget,
+        window=token.quota_window,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def key_limits(identity) -> KeyLimits | None:
+    """The quota and budget of the application key `identity` (tenants.identity's
+    TokenIdentity) is, or None: a personal token, or a key without either. No I/O."""
+    if identity is None or getattr(identity, "tenant_id", None) is None:
+        return None
+    if identity.token_quota is None and identity.budget is None:
+        return None
+    return key_limits_of(identity)

@@ -1,92 +1,274 @@
-"""Quota counters: reserve before a call, settle with the real usage after it.
+"""Quota and budget counters: reserve before a call, settle with the real usage after it.
 
-Reserving is one conditional UPDATE (`used = used + n WHERE used + n <= quota`): concurrent
-calls cannot both take the last tokens, and at most the reservations in flight are outstanding.
-A call reserves its prompt estimate plus its completion allowance, then settles the difference
-with the provider's real count.
+With QUOTA_REDIS_URL set (the default: REDIS_URL), a call's reservation is one atomic Redis
+script over all its rules and its settlement one more (`quota_redis`): no database query in
+steady state. Without it, or while Redis does not answer, the database path: one conditional
+UPDATE per rule (`used = used + n WHERE used + n <= limit`), so concurrent calls cannot both
+take the last of a window, then one UPDATE to settle. Either way a counter starts from the
+ledger's sum for its window (a quota set or changed mid-window counts what was already used),
+and at most the reservations in flight are outstanding. A call reserves its prompt estimate
+plus its completion allowance (and their cost at the model's prices), then settles the
+difference with the provider's real count; settling fires the 50/80/100 % alerts.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Greatest
+from django.utils import timezone
 
 from providers.errors import QuotaExceededError
 
 from ..models import QuotaCounter
-from ..quotas import WARN_AT, QuotaRule, Reservation, window_name, window_start
+from ..quotas import COST, EPOCH, QuotaRule, Reservation, alert_level, amount_text, window_name
+from ..quotas import window_start as _window_start
+from ..selectors.quotas import quota_ledger_used
+from .alerts import alerts_fire
+from .quota_redis import (
+    MissingCounter,
+    OverLimit,
+    QuotaStoreDown,
+    counter_key,
+    expire_at,
+    mark_down,
+    quota_store,
+)
 
 logger = logging.getLogger(__name__)
 
+CATCH_UP_SECONDS = 60.0
+_caught_up: dict[tuple, float] = {}
 
-def _counter(rule: QuotaRule, start: datetime) -> QuerySet[QuotaCounter]:
-    """The rule's counter row of the window starting at `start`, created at zero if missing."""
-    QuotaCounter.objects.bulk_create(
-        [QuotaCounter(scope=rule.scope, scope_id=rule.scope_id, window_start=start)],
-        ignore_conflicts=True,
+
+def _amounts(rules: tuple[QuotaRule, ...], tokens: int, cost_units: int) -> list[int]:
+    return [max(int(cost_units if rule.kind == COST else tokens), 0) for rule in rules]
+
+
+def _refused(rule: QuotaRule, used: int, amount: int, provider: str, model: str):
+    what = "budget" if rule.kind == COST else "token quota"
+    verb = "spent" if rule.kind == COST else "used"
+    return QuotaExceededError(
+        f"{what} of {rule.label} exceeded: {amount_text(rule, used)} of "
+        f"{amount_text(rule, rule.quota)} {verb} {window_name(rule.window)}, "
+        f"this call needs up to {amount_text(rule, amount)}",
+        provider=provider,
+        model=model,
     )
-    return QuotaCounter.objects.filter(scope=rule.scope, scope_id=rule.scope_id, window_start=start)
 
 
 def quota_reserve(
-    *, rules: tuple[QuotaRule, ...], tokens: int, provider: str = "", model: str = ""
+    *,
+    rules: tuple[QuotaRule, ...],
+    tokens: int,
+    cost_units: int = 0,
+    provider: str = "",
+    model: str = "",
 ) -> Reservation:
-    """Hold `tokens` under every rule, or hold nothing and raise QuotaExceededError."""
-    reservation = Reservation()
-    tokens = max(int(tokens), 0)
-    for rule in rules:
-        start = window_start(rule.window)
+    """Hold `tokens` under every quota and `cost_units` under every budget, or hold nothing
+    and raise QuotaExceededError."""
+    amounts = _amounts(rules, tokens, cost_units)
+    starts = [_window_start(rule.window) for rule in rules]
+    store = quota_store()
+    if store is not None:
+        try:
+            return _reserve_redis(store, rules, starts, amounts, provider, model)
+        except QuotaStoreDown as exc:
+            mark_down(exc)
+    return _reserve_db(rules, starts, amounts, provider, model)
+
+
+def _reserve_redis(store, rules, starts, amounts, provider, model) -> Reservation:
+    keys = [counter_key(rule, start) for rule, start in zip(rules, starts, strict=True)]
+    limits = [rule.quota for rule in rules]
+    for _ in range(len(rules) + 1):
+        try:
+            store.reserve(keys, limits, amounts)
+        except MissingCounter as missing:
+            rule, start = rules[missing.index], starts[missing.index]
+            seed = quota_ledger_used(rule=rule, start=start)
+            store.seed(keys[missing.index], seed, expire_at(rule, start))
+            continue
+        except OverLimit as over:
+            raise _refused(
+                rules[over.index], over.used, amounts[over.index], provider, model
+            ) from None
+        return Reservation(held=list(zip(rules, starts, amounts, strict=True)), backend="redis")
+    raise QuotaStoreDown("quota counters vanished while being seeded")
+
+
+def _counter(rule: QuotaRule, start: datetime) -> QuerySet[QuotaCounter]:
+    return QuotaCounter.objects.filter(
+        scope=rule.scope, scope_id=rule.scope_id, limit=rule.quota, window_start=start
+    )
+
+
+def _ensure_counter(rule: QuotaRule, start: datetime) -> None:
+    """Create the rule's counter for the window, seeded from the ledger, if missing."""
+    if not _counter(rule, start).exists():
+        _create(rule, start, quota_ledger_used(rule=rule, start=start))
+
+
+def _catch_up(rule: QuotaRule, start: datetime) -> None:
+    """Redis is configured but down: Redis counted the window until now, this row did not.
+    Raise the row to the ledger first (once a minute per process and counter)."""
+    key = (rule.scope, rule.scope_id, rule.quota, start)
+    now = time.monotonic()
+    if now - _caught_up.get(key, -CATCH_UP_SECONDS) < CATCH_UP_SECONDS:
+        return
+    _caught_up[key] = now
+    ledger = quota_ledger_used(rule=rule, start=start)
+    if not _counter(rule, start).update(used=Greatest(F("used"), ledger)):
+        _create(rule, start, ledger)
+
+
+def _create(rule: QuotaRule, start: datetime, used: int) -> None:
+    QuotaCounter.objects.bulk_create(
+        [
+            QuotaCounter(
+                scope=rule.scope,
+                scope_id=rule.scope_id,
+                limit=rule.quota,
+                window_start=start,
+                used=used,
+                alerted=alert_level(used, rule.quota),
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _redis_configured() -> bool:
+    from django.conf import settings
+
+    return bool(getattr(settings, "QUOTA_REDIS_URL", ""))
+
+
+def _reserve_db(rules, starts, amounts, provider, model) -> Reservation:
+    reservation = Reservation(backend="db")
+    fallback = _redis_configured()
+    for rule, start, amount in zip(rules, starts, amounts, strict=True):
         counter = _counter(rule, start)
-        taken = counter.filter(used__lte=rule.quota - tokens).update(used=F("used") + tokens)
+        if fallback:
+            _catch_up(rule, start)
+        taken = counter.filter(used__lte=rule.quota - amount).update(used=F("used") + amount)
+        if not taken:
+            _ensure_counter(rule, start)
+            taken = counter.filter(used__lte=rule.quota - amount).update(used=F("used") + amount)
         if not taken:
             quota_release(reservation=reservation)
             used = counter.values_list("used", flat=True).first() or 0
-            raise QuotaExceededError(
-                f"token quota of {rule.label} exceeded: {used} of {rule.quota} tokens used "
-                f"{window_name(rule.window)}, this call needs up to {tokens}",
-                provider=provider,
-                model=model,
-            )
-        reservation.held.append((rule, start, tokens))
+            raise _refused(rule, used, amount, provider, model)
+        reservation.held.append((rule, start, amount))
     return reservation
 
 
 def quota_hold_nothing(*, rules: tuple[QuotaRule, ...]) -> Reservation:
-    """A zero reservation under `rules`, for usage that is recorded after the fact."""
-    held = []
-    for rule in rules:
-        start = window_start(rule.window)
-        _counter(rule, start)
-        held.append((rule, start, 0))
-    return Reservation(held=held)
+    """A zero reservation under `rules`, for usage that is recorded after the fact: settling
+    adds it to counters that exist (a counter created later is seeded from the ledger)."""
+    backend = "redis" if quota_store() is not None else "db"
+    return Reservation(
+        held=[(rule, _window_start(rule.window), 0) for rule in rules], backend=backend
+    )
 
 
 def quota_release(*, reservation: Reservation) -> None:
-    for rule, start, tokens in reservation.held:
-        QuotaCounter.objects.filter(
-            scope=rule.scope, scope_id=rule.scope_id, window_start=start
-        ).update(used=F("used") - tokens)
-    reservation.held.clear()
+    """Give back what `reservation` holds (the call was never made)."""
+    quota_settle(reservation=reservation, actual_tokens=0, alerts=False)
 
 
-def quota_settle(*, reservation: Reservation, actual_tokens: int) -> None:
-    """Replace the reservation by the real usage; warn once per window past 80 %."""
-    for rule, start, tokens in reservation.held:
-        counter = QuotaCounter.objects.filter(
-            scope=rule.scope, scope_id=rule.scope_id, window_start=start
-        )
-        delta = int(actual_tokens) - tokens
-        if delta:
-            counter.update(used=F("used") + delta)
-        threshold = int(rule.quota * WARN_AT)
-        if counter.filter(used__gte=threshold, warned=False).update(warned=True):
-            logger.warning(
-                "%s has used %d%% or more of its token quota (%d tokens %s)",
-                rule.label,
-                int(WARN_AT * 100),
-                rule.quota,
-                window_name(rule.window),
-            )
+def quota_settle(
+    *,
+    reservation: Reservation,
+    actual_tokens: int,
+    actual_cost_units: int = 0,
+    alerts: bool = True,
+) -> None:
+    """Replace the reservation by the real usage; fire the alerts it crosses (once each)."""
+    held = list(reservation.held)
     reservation.held.clear()
+    if not held:
+        return
+    rows = []
+    for rule, start, reserved in held:
+        actual = max(int(actual_cost_units if rule.kind == COST else actual_tokens), 0)
+        rows.append((rule, start, reserved, actual))
+    if reservation.backend == "redis":
+        store = quota_store()
+        if store is not None:
+            try:
+                answers = store.settle(
+                    [counter_key(rule, start) for rule, start, _, _ in rows],
+                    [(reserved, actual, rule.quota) for rule, _, reserved, actual in rows],
+                )
+            except QuotaStoreDown as exc:
+                # The reservation stays counted in Redis (conservative) until reconciled.
+                mark_down(exc)
+                logger.warning("quota settlement not applied (Redis down): %s", exc)
+                return
+            if alerts:
+                for (rule, start, _, _), (used, before, after) in zip(rows, answers, strict=True):
+                    if after > before:
+                        alerts_fire(
+                            rule=rule, start=start, used=used, levels=range(before + 1, after + 1)
+                        )
+            return
+        logger.warning("quota settlement not applied: Redis is marked down")
+        return
+    for rule, start, reserved, actual in rows:
+        counter = _counter(rule, start)
+        if actual != reserved:
+            counter.update(used=F("used") + (actual - reserved))
+        if not alerts:
+            continue
+        row = counter.values_list("used", "alerted").first()
+        if row is None:
+            continue
+        used, before = row
+        level = alert_level(used, rule.quota)
+        if level > before and counter.filter(alerted__lt=level).update(alerted=level):
+            alerts_fire(rule=rule, start=start, used=used, levels=range(before + 1, level + 1))
+
+
+def quota_reconcile(*, idle_seconds: int = 600) -> int:
+    """Bring quota counters back to the ledger (a beat job); returns how many were read.
+
+    Redis counters whose settled part is below the ledger's sum (usage recorded while Redis
+    was down or before a restart) are raised to it; a counter idle for `idle_seconds` with no
+    usage waiting to be written is set to the ledger exactly, which drops reservations of
+    calls that died before settling. Database counters of current windows are raised to the
+    ledger too (the path Redis's outages fall back to).
+    """
+    from ..buffer import redis_buffer
+    from ..quotas import window_start as start_of
+    from ..selectors.quotas import rule_of_counter
+    from .quota_redis import parse_key
+
+    seen = 0
+    store = quota_store()
+    if store is not None:
+        try:
+            buffer = redis_buffer()
+            exact = buffer is not None and buffer.backlog() == 0
+            for key in store.counter_keys():
+                scope, scope_id, limit, start = parse_key(key)
+                rule = rule_of_counter(scope=scope, scope_id=scope_id, limit=limit)
+                if rule is None or start_of(rule.window) != start:
+                    continue  # a rule since changed, or a past window: left to expire
+                ledger = quota_ledger_used(rule=rule, start=start)
+                store.reconcile(key, ledger, idle_ms=idle_seconds * 1000, exact=exact)
+                seen += 1
+        except QuotaStoreDown as exc:
+            mark_down(exc)
+    recent = Q(window_start__gte=timezone.now() - timedelta(days=32)) | Q(window_start=EPOCH)
+    for counter in QuotaCounter.objects.filter(recent).iterator():
+        rule = rule_of_counter(scope=counter.scope, scope_id=counter.scope_id, limit=counter.limit)
+        if rule is None or _window_start(rule.window) != counter.window_start:
+            continue
+        ledger = quota_ledger_used(rule=rule, start=counter.window_start)
+        _counter(rule, counter.window_start).update(used=Greatest(F("used"), ledger))
+        seen += 1
+    return seen

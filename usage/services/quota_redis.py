@@ -1,0 +1,253 @@
+"""Quota counters in Redis: one atomic script reserves under every rule of a call, one settles.
+
+Each counter is a hash `rq:{scope}:{scope_id}:{limit}:{window start}` with `u` (spent: settled
+plus reserved), `h` (reserved by calls in flight), `a` (alerts fired, 0-3) and `t` (last
+change, ms). A counter that does not exist yet is seeded from the ledger (the reserve script
+says which) and expires a day after its window ends. `quota_reconcile` brings counters back
+to the ledger (beat job). Any Redis error is raised as QuotaStoreDown: the caller falls back to
+the database path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from ..quotas import QuotaRule, window_end
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "rq:"
+
+# KEYS: counters. ARGV: now (ms), then limit and amount per key. Checks every counter first
+# and changes nothing unless all pass: {0} taken, {-1, i} counter i missing (seed it),
+# {-2, i, used} counter i would pass its limit.
+_RESERVE = """
+local n = #KEYS
+for i = 1, n do
+  local used = redis.call('HGET', KEYS[i], 'u')
+  if not used then return {-1, i} end
+  if tonumber(used) + tonumber(ARGV[2 * i + 1]) > tonumber(ARGV[2 * i]) then
+    return {-2, i, tonumber(used)}
+  end
+end
+for i = 1, n do
+  local amount = ARGV[2 * i + 1]
+  redis.call('HINCRBY', KEYS[i], 'u', amount)
+  redis.call('HINCRBY', KEYS[i], 'h', amount)
+  redis.call('HSET', KEYS[i], 't', ARGV[1])
+end
+return {0}
+"""
+
+# KEYS: counters. ARGV: now (ms), then reserved, actual, limit per key. Returns per key
+# {used after, alerts fired before, alerts fired now}; a counter gone (its window expired)
+# is left alone and answers {-1, 0, 0}.
+_SETTLE = """
+local out = {}
+for i = 1, #KEYS do
+  local reserved = tonumber(ARGV[3 * i - 1])
+  local actual = tonumber(ARGV[3 * i])
+  local limit = tonumber(ARGV[3 * i + 1])
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local used = redis.call('HINCRBY', KEYS[i], 'u', actual - reserved)
+    redis.call('HINCRBY', KEYS[i], 'h', -reserved)
+    redis.call('HSET', KEYS[i], 't', ARGV[1])
+    local level = 0
+    if limit <= 0 then
+      if used > 0 then level = 3 end
+    else
+      if used * 100 >= 50 * limit then level = 1 end
+      if used * 100 >= 80 * limit then level = 2 end
+      if used >= limit then level = 3 end
+    end
+    local before = tonumber(redis.call('HGET', KEYS[i], 'a') or '0')
+    if level > before then redis.call('HSET', KEYS[i], 'a', level) else level = before end
+    out[i] = {used, before, level}
+  else
+    out[i] = {-1, 0, 0}
+  end
+end
+return out
+"""
+
+# KEYS[1]: a counter. ARGV: seed, now (ms), expire-at (s, 0: never). Creates it if missing.
+_SEED = """
+if redis.call('HSETNX', KEYS[1], 'u', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'h', 0, 'a', 0, 't', ARGV[2])
+  if tonumber(ARGV[3]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end
+end
+return redis.call('HGET', KEYS[1], 'u')
+"""
+
+# KEYS[1]: a counter. ARGV: the ledger's sum, now (ms), idle (ms), exact (1: nothing waits to
+# be written to the ledger). Raises the settled part to the ledger; a counter idle that long
+# with nothing waiting is set to the ledger exactly (dropping reservations of dead calls).
+_RECONCILE = """
+local u = redis.call('HGET', KEYS[1], 'u')
+if not u then return -1 end
+u = tonumber(u)
+local h = tonumber(redis.call('HGET', KEYS[1], 'h') or '0')
+local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+local ledger = tonumber(ARGV[1])
+if ARGV[4] == '1' and tonumber(ARGV[2]) - t >= tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'u', ledger, 'h', 0)
+  return ledger
+end
+if u - h < ledger then
+  redis.call('HSET', KEYS[1], 'u', ledger + h)
+  return ledger + h
+end
+return u
+"""
+
+
+class QuotaStoreDown(Exception):
+    """Redis did not answer: use the database path."""
+
+
+class MissingCounter(Exception):
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class OverLimit(Exception):
+    def __init__(self, index: int, used: int) -> None:
+        self.index = index
+        self.used = used
+
+
+def counter_key(rule: QuotaRule, start: datetime) -> str:
+    return f"{PREFIX}{rule.scope}:{rule.scope_id}:{rule.quota}:{int(start.timestamp())}"
+
+
+def parse_key(key: str) -> tuple[str, str, int, datetime]:
+    scope, scope_id, limit, start = key[len(PREFIX) :].rsplit(":", 3)
+    from datetime import UTC
+
+    return scope, scope_id, int(limit), datetime.fromtimestamp(int(start), tz=UTC)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RedisQuotaStore:
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=0.5, health_check_interval=30
+        )
+        self._reserve = self.client.register_script(_RESERVE)
+        self._settle = self.client.register_script(_SETTLE)
+        self._seed = self.client.register_script(_SEED)
+        self._reconcile = self.client.register_script(_RECONCILE)
+
+    def _run(self, script, keys, args):
+        import redis
+
+        try:
+            return script(keys=keys, args=args)
+        except redis.RedisError as exc:
+            raise QuotaStoreDown(str(exc)) from exc
+
+    def reserve(self, keys: list[str], limits: list[int], amounts: list[int]) -> None:
+        """Take `amounts` under every counter, or nothing (MissingCounter, OverLimit)."""
+        args: list[int] = [_now_ms()]
+        for limit, amount in zip(limits, amounts, strict=True):
+            args += [limit, amount]
+        answer = self._run(self._reserve, keys, args)
+        if answer[0] == -1:
+            raise MissingCounter(int(answer[1]) - 1)
+        if answer[0] == -2:
+            raise OverLimit(int(answer[1]) - 1, int(answer[2]))
+
+    def seed(self, key: str, value: int, expire_at: datetime | None) -> int:
+        expire = int(expire_at.timestamp()) if expire_at else 0
+        return int(self._run(self._seed, [key], [value, _now_ms(), expire]))
+
+    def settle(self, keys: list[str], rows: list[tuple[int, int, int]]) -> list[tuple[int, ...]]:
+        """rows: (reserved, actual, limit) per key; per key (used, alerts before, after)."""
+        args: list[int] = [_now_ms()]
+        for row in rows:
+            args += list(row)
+        return [tuple(int(v) for v in item) for item in self._run(self._settle, keys, args)]
+
+    def used(self, keys: list[str]) -> list[int | None]:
+        import redis
+
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hget(key, "u")
+            return [None if v is None else int(v) for v in pipe.execute()]
+        except redis.RedisError as exc:
+            raise QuotaStoreDown(str(exc)) from exc
+
+    def reconcile(self, key: str, ledger: int, *, idle_ms: int, exact: bool) -> int:
+        return int(self._run(self._reconcile, [key], [ledger, _now_ms(), idle_ms, int(exact)]))
+
+    def counter_keys(self) -> list[str]:
+        import redis
+
+        try:
+            return [k.decode() for k in self.client.scan_iter(match=f"{PREFIX}*", count=1000)]
+        except redis.RedisError as exc:
+            raise QuotaStoreDown(str(exc)) from exc
+
+    def delete(self, keys: list[str]) -> None:
+        if keys:
+            self._run_plain(lambda: self.client.delete(*keys))
+
+    def _run_plain(self, function):
+        import redis
+
+        try:
+            return function()
+        except redis.RedisError as exc:
+            raise QuotaStoreDown(str(exc)) from exc
+
+
+def expire_at(rule: QuotaRule, start: datetime) -> datetime | None:
+    end = window_end(rule.window, start)
+    return end + timedelta(days=1) if end else None
+
+
+_store: RedisQuotaStore | None = None
+_store_url = ""
+_lock = threading.Lock()
+_down_until = 0.0
+RETRY_AFTER_SECONDS = 2.0  # after Redis failed, how long calls go straight to the database
+
+
+def quota_store() -> RedisQuotaStore | None:
+    """The Redis store when QUOTA_REDIS_URL is set and Redis was not just found down."""
+    global _store, _store_url
+    url = getattr(settings, "QUOTA_REDIS_URL", "") or ""
+    if not url or time.monotonic() < _down_until:
+        return None
+    if _store is None or _store_url != url:
+        with _lock:
+            if _store is None or _store_url != url:
+                _store, _store_url = RedisQuotaStore(url), url
+    return _store
+
+
+def mark_down(exc: Exception) -> None:
+    """Redis failed: the database path serves quotas for the next RETRY_AFTER_SECONDS."""
+    global _down_until
+    if time.monotonic() >= _down_until:
+        logger.warning("quota store (Redis) unavailable, using the database: %s", exc)
+    _down_until = time.monotonic() + RETRY_AFTER_SECONDS
+
+
+def reset_store() -> None:
+    """Forget the client and any outage (tests, settings changes)."""
+    global _store, _store_url, _down_until
+    with _lock:
+        _store, _store_url, _down_until = None, "", 0.0

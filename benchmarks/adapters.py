@@ -149,30 +149,39 @@ def create_tenant_with_quota(tokens: int) -> str:
     return str(Tenant.objects.create(name="bench-quota", token_quota=tokens).pk)
 
 
-def database_quota(tenant_id: str) -> tuple[Callable[[int, int], None], Callable[[], int]]:
-    """Today's quota path for a tenant: (reserve-then-settle one call, tokens used now)."""
+def _quota_path(tenant_id: str, redis_url: str):
+    from django.conf import settings
+
     from tenants.models import Tenant
-    from usage.models import QuotaCounter
-    from usage.quotas import tenant_rule, window_start
+    from usage.quotas import tenant_rule
+    from usage.selectors.quotas import quota_used
+    from usage.services.quota_redis import reset_store
     from usage.services.quotas import quota_reserve, quota_settle
 
+    settings.QUOTA_REDIS_URL = redis_url
+    reset_store()
     rule = tenant_rule(Tenant.objects.get(pk=tenant_id))
 
     def reserve_and_settle(reserve: int, actual: int) -> None:
         quota_settle(reservation=quota_reserve(rules=(rule,), tokens=reserve), actual_tokens=actual)
 
-    def used() -> int:
-        counter = QuotaCounter.objects.filter(
-            scope=rule.scope, scope_id=rule.scope_id, window_start=window_start(rule.window)
-        )
-        return counter.values_list("used", flat=True).first() or 0
+    return reserve_and_settle, lambda: quota_used(rule=rule)
 
-    return reserve_and_settle, used
+
+def database_quota(tenant_id: str) -> tuple[Callable[[int, int], None], Callable[[], int]]:
+    """The database path for a tenant (QUOTA_REDIS_URL empty, as without Redis or while it is
+    down): a conditional UPDATE of the counter row before the call, settled after it."""
+    return _quota_path(tenant_id, "")
 
 
 def redis_quota(tenant_id: str) -> tuple[Callable[[int, int], None], Callable[[], int]]:
-    """The Redis path for the same tenant: one atomic script per reservation (issue 12)."""
-    raise NotAvailable("not built yet (issue 12 Must 5)")
+    """The Redis path for the same tenant: one atomic script to reserve, one to settle."""
+    from django.conf import settings
+
+    url = settings.REDIS_URL
+    if not url:
+        raise NotAvailable("no REDIS_URL")
+    return _quota_path(tenant_id, url)
 
 
 # --- LLMBundle ---------------------------------------------------------------------------

@@ -65,7 +65,13 @@ def reconcile_quotas() -> int:
     return quota_reconcile(idle_seconds=settings.QUOTA_RECONCILE_IDLE_SECONDS)
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=len(WEBHOOK_BACKOFF), time_limit=60)
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    max_retries=len(WEBHOOK_BACKOFF),
+    soft_time_limit=50,
+    time_limit=60,
+)
 def deliver_alert_webhook(self, alert_id: int) -> None:
     """POST one alert (by id) to its tenant's webhook; retried with backoff on failure."""
     attempt = self.request.retries + 1

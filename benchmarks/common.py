@@ -36,6 +36,9 @@ ENV_DEFAULTS = {
     # The writer runs as a process of its own, as beat's drain task on a worker would.
     "USAGE_WRITER_THREAD": "False",
     "LOG_LEVEL": "WARNING",
+    # 16 threads of one benchmark process each use a connection of their own (quota's
+    # database path): a pool smaller than that would make them wait for one another.
+    "DB_POOL_MAX_SIZE": "20",
 }
 
 T = TypeVar("T")

@@ -3,10 +3,10 @@
 Each call reserves its allowance before the provider call and settles with the real usage
 after it, as LLMBundle does. Today's path is the database: a conditional UPDATE of the
 tenant's counter row before the call and two after it, so the tenant's calls serialize on that
-row. Issue 12 adds a Redis path (one atomic script per call): fill `adapters.redis_quota` (a
-function of the tenant id returning reserve_and_settle(reserve, actual) and used_tokens());
-if both paths end up behind one API, the two adapters pick theirs (Redis on, or off so that
-the fallback runs). Ratios are printed against the database path measured in the same run.
+row. The Redis path (issue 12 Must 5) is one atomic script to reserve and one to settle, no
+database query. Both run behind the same quota_reserve / quota_settle: the adapters pick the
+path with QUOTA_REDIS_URL (empty for the database path, as without Redis or while it is down).
+Ratios are printed against the database path measured in the same run.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class QuotaPath:
 
 
 PATHS = [
-    QuotaPath("database path (today)", adapters.database_quota),
+    QuotaPath("database path", adapters.database_quota),
     QuotaPath("Redis path", adapters.redis_quota),
 ]
 

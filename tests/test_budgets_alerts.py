@@ -180,3 +180,22 @@ def test_a_webhook_address_the_policy_refuses_is_never_called(tenant, receiver, 
     delivery = WebhookDelivery.objects.get()
     assert delivery.error.startswith("refused by the network policy") and not delivery.ok
     assert receiver.requests == []
+
+
+def test_alerts_and_their_deliveries_show_in_the_admin(tenant, client, superuser, receiver):
+    from django.urls import reverse
+
+    client.force_login(superuser)
+    tenant = with_webhook(tenant, receiver.url, token_quota=10)
+    quota_settle(reservation=quota_reserve(rules=(tenant_rule(tenant),), tokens=6), actual_tokens=6)
+    alert = Alert.objects.get()
+    alert_webhook_deliver(alert_id=alert.pk, attempt=1)
+    message = "has used 50 % of its token quota: 6 tokens of 10 tokens this month"
+    page = client.get(reverse("admin:usage_tenant", args=[tenant.pk])).content.decode()
+    assert message in page
+    listing = client.get(reverse("admin:usage_alert_changelist")).content.decode()
+    assert message in listing and "delivered" in listing
+    detail = client.get(reverse("admin:usage_alert_change", args=[alert.pk])).content.decode()
+    assert receiver.url in detail and ">200<" in detail
+    deliveries = client.get(reverse("admin:usage_webhookdelivery_changelist"))
+    assert deliveries.status_code == 200 and receiver.url in deliveries.content.decode()

@@ -47,6 +47,9 @@ def alerts_fire(
             f"{rule.label} has used {percent} % of its {what}: {amount_text(rule, used)} of "
             f"{amount_text(rule, rule.quota)} {window_name(rule.window)}"
         )
+        if not rule.tenant_id:
+            logger.warning("quota alert: %s", message)
+            continue
         try:
             with transaction.atomic():
                 alert = Alert.objects.create(

@@ -244,11 +244,12 @@ _down_until = 0.0
 RETRY_AFTER_SECONDS = 2.0  # after Redis failed, how long calls go straight to the database
 
 
-def quota_store() -> RedisQuotaStore | None:
-    """The Redis store when QUOTA_REDIS_URL is set and Redis was not just found down."""
+def quota_store(*, even_if_down: bool = False) -> RedisQuotaStore | None:
+    """The Redis store when QUOTA_REDIS_URL is set and Redis was not just found down (a
+    settlement of a Redis reservation asks `even_if_down`: it has nowhere else to go)."""
     global _store, _store_url
     url = getattr(settings, "QUOTA_REDIS_URL", "") or ""
-    if not url or time.monotonic() < _down_until:
+    if not url or (time.monotonic() < _down_until and not even_if_down):
         return None
     if _store is None or _store_url != url:
         with _lock:

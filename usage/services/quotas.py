@@ -197,7 +197,7 @@ def quota_settle(
         actual = max(int(actual_cost_units if rule.kind == COST else actual_tokens), 0)
         rows.append((rule, start, reserved, actual))
     if reservation.backend == "redis":
-        store = quota_store()
+        store = quota_store(even_if_down=True)
         if store is not None:
             try:
                 answers = store.settle(
@@ -216,7 +216,7 @@ def quota_settle(
                             rule=rule, start=start, used=used, levels=range(before + 1, after + 1)
                         )
             return
-        logger.warning("quota settlement not applied: Redis is marked down")
+        logger.warning("quota settlement not applied: QUOTA_REDIS_URL is no longer set")
         return
     for rule, start, reserved, actual in rows:
         counter = _counter(rule, start)

@@ -134,7 +134,9 @@ def _create(rule: QuotaRule, start: datetime, used: int) -> None:
                 limit=rule.quota,
                 window_start=start,
                 used=used,
-                alerted=alert_level(used, rule.quota),
+                # As in Redis: the first settlement fires what the seed already passed (the
+                # Alert rows' uniqueness keeps an alert Redis fired from firing again).
+                alerted=0,
             )
         ],
         ignore_conflicts=True,

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from django.conf import settings
 
-from . import endpoints
+from . import endpoints, limiting
 from .auth import authenticate
 from .errors import GatewayError, error_for
 from .http import ClientGone, Request, read_body, send_error
@@ -67,6 +67,7 @@ def handles(path: str) -> bool:
 
 async def application(scope, receive, send) -> None:
     request = Request.of(scope)
+    limiting.begin()
     try:
         await _serve(request, receive, send)
     except ClientGone:
@@ -74,7 +75,7 @@ async def application(scope, receive, send) -> None:
     except Exception as exc:
         error = error_for(exc)
         try:
-            await send_error(send, error)
+            await send_error(limiting.with_headers(send), error)
         except Exception:  # the client is gone, or the response had begun (a stream)
             logger.debug("gateway: could not send %s", error.status)
 
@@ -99,6 +100,7 @@ async def _serve(request: Request, receive, send) -> None:
     limit = settings.GATEWAY_MAX_REQUEST_MB * 1024 * 1024
     await read_body(request, receive, limit)
     caller = await authenticate(request)
+    send = limiting.limit(caller, send)
     if model_id is not None:
         await endpoint(request, caller, receive, send, model_id)
     else:

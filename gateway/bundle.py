@@ -42,10 +42,12 @@ from providers.tokens import num_tokens_from_string
 from providers.types import ModelType, normalize_model_type
 from tenants.process_cache import check_remote_generation, remote_check_due
 from tenants.resolution import ModelNotAuthorized, ResolvedModel, peek_model, resolve_model
+from usage import ratelimits
 from usage.quotas import Reservation
 from usage.recorder import record_usage
 from usage.records import UsageRecord
 from usage.selectors.quotas import quota_rules_for, quota_rules_known
+from usage.selectors.ratelimits import MISS, call_limits, peek_call_limits
 from usage.services.quotas import quota_hold_nothing, quota_reserve, quota_settle
 
 logger = logging.getLogger(__name__)
@@ -124,9 +126,15 @@ def refresh_caches_soon() -> None:
 class _Call:
     """One call's accounting: reservation, timing, and exactly one usage record."""
 
-    def __init__(self, resolved: ResolvedModel, reservation: Reservation | None) -> None:
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        reservation: Reservation | None,
+        grant: ratelimits.Grant | None = None,
+    ) -> None:
         self.resolved = resolved
         self.reservation = reservation
+        self.grant = grant  # what the rate limits were charged
         self.request_id = uuid.uuid4().hex
         self.started = time.perf_counter()
         self._done = False
@@ -136,21 +144,48 @@ class _Call:
     def start(cls, resolved: ResolvedModel, reserve_tokens) -> _Call:
         """Reserve quota first: over quota, this raises and the provider is never called.
 
-        `reserve_tokens` is a number or a function giving it (counted only under a quota).
+        `reserve_tokens` is a number or a function giving it (counted only under a quota or
+        a tokens-per-minute limit). Rate limits are charged first: over one, this raises
+        RateLimitExceeded; a quota refusal then gives the charge back.
         """
-        return cls(resolved, _reserve(resolved, quota_rules_for(resolved=resolved), reserve_tokens))
+        limits = call_limits(tenant_id=resolved.tenant_id)
+        grant = None
+        if limits is not None:
+            if limits.counts_tokens:
+                reserve_tokens = _tokens(reserve_tokens)  # counted once, for both
+            grant = ratelimits.acquire(limits, reserve_tokens if limits.counts_tokens else 0)
+        try:
+            reservation = _reserve(resolved, quota_rules_for(resolved=resolved), reserve_tokens)
+        except BaseException:
+            if grant is not None:
+                ratelimits.settle(grant, None)
+            raise
+        return cls(resolved, reservation, grant)
 
     @classmethod
     async def astart(cls, resolved: ResolvedModel, reserve_tokens) -> _Call:
         """start() on the event loop: no I/O unless a quota applies (or the rules of this
         resolution were never read); the database work runs in run_db's thread."""
+        limits = peek_call_limits(tenant_id=resolved.tenant_id)
+        if limits is MISS:
+            limits = await run_db(call_limits, tenant_id=resolved.tenant_id)
+        grant = None
+        if limits is not None:
+            if limits.counts_tokens:
+                reserve_tokens = _tokens(reserve_tokens)  # counted once, for both
+            grant = await ratelimits.aacquire(limits, reserve_tokens if limits.counts_tokens else 0)
         rules = quota_rules_known(resolved=resolved)
-        if rules is None:
-            rules = await run_db(quota_rules_for, resolved=resolved)
-        reservation = None
-        if rules:
-            reservation = await run_db(_reserve, resolved, rules, reserve_tokens)
-        return cls(resolved, reservation)
+        try:
+            if rules is None:
+                rules = await run_db(quota_rules_for, resolved=resolved)
+            reservation = None
+            if rules:
+                reservation = await run_db(_reserve, resolved, rules, reserve_tokens)
+        except BaseException:
+            if grant is not None:
+                await ratelimits.asettle(grant, None)
+            raise
+        return cls(resolved, reservation, grant)
 
     def finish(
         self, usage: Usage | None, error: BaseException | None = None, outcome: str = ""
@@ -163,6 +198,12 @@ class _Call:
         resolved = self.resolved
         if self.reservation is not None:
             self._settle_soon(usage.total_tokens)
+        grant = self.grant
+        if grant is not None and grant.limits.counts_tokens and grant.tokens != usage.total_tokens:
+            if _in_event_loop():
+                in_background(ratelimits.asettle(grant, usage.total_tokens))
+            else:
+                ratelimits.settle(grant, usage.total_tokens)
         code = ""
         if error is not None:
             code = str(error.code) if isinstance(error, ProviderError) else ErrorCode.GENERIC_ERROR
@@ -200,12 +241,16 @@ class _Call:
             logger.exception("quota settlement failed for %s", self.resolved.full_name)
 
 
+def _tokens(reserve_tokens) -> int:
+    return reserve_tokens() if callable(reserve_tokens) else reserve_tokens
+
+
 def _reserve(resolved: ResolvedModel, rules, reserve_tokens) -> Reservation | None:
     if not rules:
         return None
     return quota_reserve(
         rules=rules,
-        tokens=reserve_tokens() if callable(reserve_tokens) else reserve_tokens,
+        tokens=_tokens(reserve_tokens),
         provider=resolved.factory,
         model=resolved.llm_name,
     )

@@ -251,6 +251,8 @@ USAGE_WRITER_THREAD = env.bool("USAGE_WRITER_THREAD", default=True)
 USAGE_RETENTION_DAYS = env.int("USAGE_RETENTION_DAYS", default=90)
 # Tokens reserved for a completion whose max_tokens the caller did not set (quota checks).
 QUOTA_COMPLETION_RESERVE = env.int("QUOTA_COMPLETION_RESERVE", default=1024)
+# Rate limit counters (RPM, TPM): Redis, shared by every process; empty: in each process.
+RATELIMIT_REDIS_URL = env.str("RATELIMIT_REDIS_URL", default=REDIS_URL)
 # Quota windows (daily, monthly) follow the calendar of this time zone.
 QUOTA_TIME_ZONE = env.str("QUOTA_TIME_ZONE", default=env.str("TIME_ZONE", default="UTC"))
 

@@ -211,10 +211,13 @@ def bundle_chat(tenant_id: str, model: str) -> Callable[[list[dict]], object]:
 # --- the gateway -------------------------------------------------------------------------
 
 
-def create_gateway_caller(api_base: str, llm_name: str, *, token_quota: int | None) -> str:
+def create_gateway_caller(
+    api_base: str, llm_name: str, *, token_quota: int | None, key_limits: dict | None = None
+) -> str:
     """A user whose tenant has one OpenAI chat model aimed at `api_base` and, if given, a
-    token quota (so that every call reserves and settles); its API token. One per run of a
-    target: the user's name carries a counter."""
+    token quota (so that every call reserves and settles); its API token, carrying
+    `key_limits` (APIToken fields: rpm, tpm, budget) if given. One per run of a target: the
+    user's name carries a counter."""
     from django.contrib.auth import get_user_model
 
     from tenants.selectors import tenant_owned_by
@@ -226,4 +229,9 @@ def create_gateway_caller(api_base: str, llm_name: str, *, token_quota: int | No
     tenant.token_quota = token_quota
     tenant.save()
     _add_chat_model(tenant, api_base, llm_name)
-    return api_token_issue(user=user, name="bench")[1]
+    token, raw = api_token_issue(user=user, name="bench")
+    if key_limits:
+        for name, value in key_limits.items():
+            setattr(token, name, value)
+        token.save()
+    return raw

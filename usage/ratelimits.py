@@ -33,6 +33,7 @@ import time
 import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from django.conf import settings
 from limits import RateLimitItemPerMinute
@@ -170,6 +171,7 @@ def limits_for(
     return Limits(tuple(scopes)) if scopes else None
 
 
+@lru_cache(maxsize=16384)
 def storage_key(scope: Scope, kind: str, limit: int) -> str:
     """The counter's key as the library names it: LIMITER/ragllm/<scope>/<kind>/<limit>/1/minute."""
     return RateLimitItemPerMinute(limit).key_for("ragllm", scope.name, kind)

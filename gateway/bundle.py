@@ -9,9 +9,11 @@
     for delta in LLMBundle(tenant_id, "chat", "gpt-4o@OpenAI").chat_streamly(history):
         ...
 
-Each call: resolve the model (cached in process), reserve quota if a quota applies (the
-provider is never called when it is exhausted), call the adapter, settle the quota with the
-real usage, and hand one usage record to the recorder (which never waits on the database).
+Each call: resolve the model (cached in process), charge the rate limits that apply (the
+tenant's, and through the gateway the key's: usage.ratelimits), reserve quota if a quota
+applies (the provider is never called when either refuses), call the adapter, settle the
+quota and the tokens-per-minute charge with the real usage, and hand one usage record to the
+recorder (which never waits on the database).
 Streams are recorded once when they end, fail midway, are closed, or are dropped unfinished
 (outcome `abandoned` when the caller stopped reading before the end).
 

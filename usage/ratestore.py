@@ -1,0 +1,287 @@
+"""Rate limit counters (usage.ratelimits' storage): sliding window counters of the `limits`
+library, in Redis (one script run checks and charges every counter of a call, on the
+library's key layout) or in the library's in-process MemoryStorage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from functools import lru_cache
+
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+
+WINDOW_SECONDS = 60
+KEY_PREFIX = "ragllm-ratelimit"
+REQUESTS, TOKENS = "requests", "tokens"
+
+# KEYS: (previous, current) window keys per counter; ARGV: window in ms, then (limit, cost)
+# per counter. The library's acquire_sliding_window.lua, for all counters at once: shift
+# each window if due, refuse if any would pass its limit, else charge all. Returns the
+# verdict, then (previous count, its ttl, current count, its ttl) per counter after it.
+_ACQUIRE = """
+local expiry = tonumber(ARGV[1])
+local n = #KEYS / 2
+local out = {1}
+local state = {}
+for i = 1, n do
+  local pk, ck = KEYS[2 * i - 1], KEYS[2 * i]
+  local limit, cost = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local cttl = tonumber(redis.call('pttl', ck))
+  if cttl > 0 and cttl < expiry then
+    redis.call('rename', ck, pk)
+    redis.call('set', ck, 0, 'PX', cttl + expiry)
+  end
+  local pc = tonumber(redis.call('get', pk)) or 0
+  local pttl = math.max(tonumber(redis.call('pttl', pk)), 0)
+  local cc = tonumber(redis.call('get', ck)) or 0
+  cttl = math.max(tonumber(redis.call('pttl', ck)), 0)
+  if math.floor(pc * pttl / expiry) + cc + cost > limit then out[1] = 0 end
+  state[i] = {pc, pttl, cc, cttl}
+end
+for i = 1, n do
+  local ck, cost = KEYS[2 * i], tonumber(ARGV[2 * i + 1])
+  if out[1] == 1 and cost > 0 then
+    if redis.call('exists', ck) == 1 then
+      redis.call('incrby', ck, cost)
+    else
+      redis.call('set', ck, cost, 'PX', expiry * 2)
+      state[i][4] = expiry * 2
+    end
+    state[i][3] = state[i][3] + cost
+  end
+  for _, v in ipairs(state[i]) do out[#out + 1] = v end
+end
+return out
+"""
+
+# KEYS: (previous, current) per counter; ARGV: window in ms, then a delta per counter. A
+# positive delta is added to the current window; a negative one is taken from the current
+# window, then the previous one, never below zero.
+_SETTLE = """
+local expiry = tonumber(ARGV[1])
+for i = 1, #KEYS / 2 do
+  local pk, ck = KEYS[2 * i - 1], KEYS[2 * i]
+  local delta = tonumber(ARGV[i + 1])
+  if delta > 0 then
+    if redis.call('exists', ck) == 1 then
+      redis.call('incrby', ck, delta)
+    else
+      redis.call('set', ck, delta, 'PX', expiry * 2)
+    end
+  else
+    local owed = -delta
+    for _, key in ipairs({ck, pk}) do
+      local have = tonumber(redis.call('get', key)) or 0
+      local take = math.min(have, owed)
+      if take > 0 then redis.call('decrby', key, take) end
+      owed = owed - take
+    end
+  end
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who a limit belongs to: `tenant:<hex>` or `key:<id>`, with its RPM and TPM."""
+
+    name: str
+    label: str  # for messages: "tenant", "API key"
+    rpm: int | None
+    tpm: int | None
+
+
+@lru_cache(maxsize=16384)
+def storage_key(scope: Scope, kind: str, limit: int) -> str:
+    """The counter's key as the library names it: LIMITER/ragllm/<scope>/<kind>/<limit>/1/minute."""
+    return RateLimitItemPerMinute(limit).key_for("ragllm", scope.name, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class CounterState:
+    scope: Scope
+    kind: str
+    limit: int
+    cost: int
+    previous: int
+    previous_ttl_ms: float
+    current: int
+    current_ttl_ms: float
+
+    @property
+    def used(self) -> int:
+        window = WINDOW_SECONDS * 1000
+        return math.floor(self.previous * self.previous_ttl_ms / window) + self.current
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+    @property
+    def reset_seconds(self) -> float:
+        """Until the counter is back to its full limit."""
+        if self.current:
+            return self.current_ttl_ms / 1000
+        return self.previous_ttl_ms / 1000 if self.previous else 0.0
+
+    def fits(self) -> bool:
+        return self.used + self.cost <= self.limit
+
+    def retry_after(self) -> float | None:
+        """Seconds until `cost` fits (None: never, the cost is over the limit itself)."""
+        if self.cost > self.limit:
+            return None
+        window = WINDOW_SECONDS * 1000
+        room = self.limit - self.cost - self.current
+        if room >= 0:  # the previous window's share has to fall to `room`
+            wait = self.previous_ttl_ms - room * window / self.previous if self.previous else 0
+        else:  # the current window has to become the previous one and fade
+            shift = max(0.0, self.current_ttl_ms - window)
+            wait = shift + window - (self.limit - self.cost) * window / self.current
+        return max(0.0, wait) / 1000
+
+
+def _window(raw: list[int], offset: int) -> tuple[int, float, int, float]:
+    return int(raw[offset]), float(raw[offset + 1]), int(raw[offset + 2]), float(raw[offset + 3])
+
+
+class RedisBackend:
+    """The counters in Redis, through the `limits` library's storages and key layout."""
+
+    def __init__(self, url: str) -> None:
+        from limits.storage import RedisStorage
+
+        self.url = url
+        self.sync = RedisStorage(url, key_prefix=KEY_PREFIX)
+        connection = self.sync.get_connection()
+        self._acquire = connection.register_script(_ACQUIRE)
+        self._settle = connection.register_script(_SETTLE)
+        self._async: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._keys: dict[str, tuple[str, str]] = {}
+
+    def _redis_keys(self, key: str) -> tuple[str, str]:
+        keys = self._keys.get(key)
+        if keys is None:
+            if len(self._keys) > 100_000:
+                self._keys.clear()
+            current = self.sync.prefixed_key(self.sync._current_window_key(key))
+            keys = self._keys[key] = (f"{current}/-1", current)
+        return keys
+
+    def _scripts_for_loop(self):
+        loop = asyncio.get_running_loop()
+        scripts = self._async.get(loop)
+        if scripts is None:
+            from limits.aio.storage import RedisStorage
+
+            storage = RedisStorage(
+                f"async+{self.url}", implementation="redispy", key_prefix=KEY_PREFIX
+            )
+            connection = storage.bridge.get_connection()
+            scripts = (connection.register_script(_ACQUIRE), connection.register_script(_SETTLE))
+            self._async[loop] = scripts
+        return scripts
+
+    def _args(self, charges):
+        keys, args = [], [WINDOW_SECONDS * 1000]
+        for scope, kind, limit, cost in charges:
+            keys.extend(self._redis_keys(storage_key(scope, kind, limit)))
+            args.extend((limit, cost))
+        return keys, args
+
+    @staticmethod
+    def _states(charges, raw) -> tuple[bool, list[CounterState]]:
+        states = [
+            CounterState(scope, kind, limit, cost, *_window(raw, 1 + 4 * i))
+            for i, (scope, kind, limit, cost) in enumerate(charges)
+        ]
+        return bool(raw[0]), states
+
+    def acquire(self, charges) -> tuple[bool, list[CounterState]]:
+        keys, args = self._args(charges)
+        return self._states(charges, self._acquire(keys=keys, args=args))
+
+    async def aacquire(self, charges) -> tuple[bool, list[CounterState]]:
+        keys, args = self._args(charges)
+        return self._states(charges, await self._scripts_for_loop()[0](keys=keys, args=args))
+
+    def _settle_args(self, deltas):
+        keys, args = [], [WINDOW_SECONDS * 1000]
+        for state, delta in deltas:
+            keys.extend(self._redis_keys(storage_key(state.scope, state.kind, state.limit)))
+            args.append(delta)
+        return keys, args
+
+    def adjust(self, deltas) -> None:
+        keys, args = self._settle_args(deltas)
+        self._settle(keys=keys, args=args)
+
+    async def aadjust(self, deltas) -> None:
+        keys, args = self._settle_args(deltas)
+        await self._scripts_for_loop()[1](keys=keys, args=args)
+
+
+class MemoryBackend:
+    """The counters in this process (the library's MemoryStorage): per process only."""
+
+    def __init__(self) -> None:
+        self.storage = MemoryStorage()
+        self._lock = threading.Lock()
+
+    def _window(self, key: str) -> tuple[int, float, int, float]:
+        previous, previous_ttl, current, current_ttl = self.storage.get_sliding_window(
+            key, WINDOW_SECONDS
+        )
+        return previous, previous_ttl * 1000, current, current_ttl * 1000
+
+    def acquire(self, charges) -> tuple[bool, list[CounterState]]:
+        with self._lock:
+            states = [
+                CounterState(*charge, *self._window(storage_key(*charge[:3]))) for charge in charges
+            ]
+            allowed = all(s.fits() for s in states)
+            if allowed:
+                for s in states:
+                    if s.cost:
+                        key = storage_key(s.scope, s.kind, s.limit)
+                        self.storage.acquire_sliding_window_entry(
+                            key, s.limit, WINDOW_SECONDS, s.cost
+                        )
+                states = [
+                    CounterState(
+                        s.scope, s.kind, s.limit, s.cost,
+                        *self._window(storage_key(s.scope, s.kind, s.limit)),
+                    )
+                    for s in states
+                ]  # fmt: skip
+        return allowed, states
+
+    async def aacquire(self, charges) -> tuple[bool, list[CounterState]]:
+        return self.acquire(charges)
+
+    def adjust(self, deltas) -> None:
+        with self._lock:
+            for state, delta in deltas:
+                key = storage_key(state.scope, state.kind, state.limit)
+                previous, current = self.storage.sliding_window_keys(
+                    key, WINDOW_SECONDS, time.time()
+                )
+                if delta > 0:
+                    self.storage.incr(current, 2 * WINDOW_SECONDS, delta)
+                    continue
+                owed = -delta
+                for window in (current, previous):
+                    take = min(self.storage.get(window), owed)
+                    if take > 0:
+                        self.storage.decr(window, take)
+                    owed -= take
+
+    async def aadjust(self, deltas) -> None:
+        self.adjust(deltas)

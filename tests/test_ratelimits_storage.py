@@ -14,7 +14,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from usage import ratelimits
+from usage import ratelimits, ratestore
 from usage.ratelimits import MemoryBackend, RateLimitExceeded, RedisBackend, duration
 
 needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
@@ -92,6 +92,28 @@ def test_async_checks_use_the_same_counters(use_backend):
     grant = asyncio.run(run())
     assert grant.verdict.headers()["x-ratelimit-remaining-requests"] == "0"
     assert ratelimits.peek(limits).states[0].used == 2
+
+
+@needs_redis
+def test_settlements_on_the_event_loop_ride_with_the_next_check_or_go_alone(monkeypatch):
+    backend = RedisBackend(settings.REDIS_URL)
+    monkeypatch.setattr(ratelimits, "_backend", backend)
+    limits = _limits(tpm=1000)
+
+    async def run():
+        first = await ratelimits.aacquire(limits, 300)
+        await ratelimits.asettle(first, 20)  # waits for the next check
+        second = await ratelimits.aacquire(limits, 100)
+        await ratelimits.asettle(second, 50)  # no check follows: sent alone
+        for _ in range(200):
+            if not backend._pending and not ratestore._flushes:
+                break
+            await asyncio.sleep(0.01)
+        return second
+
+    second = asyncio.run(run())
+    assert second.verdict.states[0].used == 120  # 20 settled + 100 charged
+    assert ratelimits.peek(limits).states[0].used == 70
 
 
 @needs_redis

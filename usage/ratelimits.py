@@ -15,9 +15,10 @@ see the same counts. Either every counter is charged or none is.
 TPM is charged before the call with the estimate the quota uses (prompt tokens plus the
 completion allowance, `max_tokens` or QUOTA_COMPLETION_RESERVE) and settled after it with the
 real usage: the difference is added, or given back (the library cannot decrement a sliding
-window in Redis, so `_SETTLE` does it; what the previous minute's counter holds, the window
-having moved on meanwhile, is given back from it too). A request refused later for its quota
-gives back its request and its tokens.
+window in Redis, so the same script does it; what the previous minute's counter holds, the
+window having moved on meanwhile, is given back from it too). On the event loop a settlement
+rides along with the next check (no round trip of its own under load), or is sent alone
+within 50 ms. A request refused later for its quota gives back its request and its tokens.
 
 If Redis cannot be reached the call goes ahead unlimited (a warning is logged): rate limits
 protect the providers' capacity, not money; quotas and budgets keep their own checks.

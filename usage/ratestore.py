@@ -6,6 +6,7 @@ library's key layout) or in the library's in-process MemoryStorage.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
@@ -16,58 +17,27 @@ from functools import lru_cache
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 
+logger = logging.getLogger(__name__)
+
 WINDOW_SECONDS = 60
 KEY_PREFIX = "ragllm-ratelimit"
 REQUESTS, TOKENS = "requests", "tokens"
 
-# KEYS: (previous, current) window keys per counter; ARGV: window in ms, then (limit, cost)
-# per counter. The library's acquire_sliding_window.lua, for all counters at once: shift
-# each window if due, refuse if any would pass its limit, else charge all. Returns the
-# verdict, then (previous count, its ttl, current count, its ttl) per counter after it.
-_ACQUIRE = """
+# One script for checking and settling. KEYS: (previous, current) window keys of n counters
+# to check, then of the counters to settle; ARGV: the window in ms, n, (limit, cost) per
+# counter to check, then a delta per counter to settle.
+#
+# Settling first: a positive delta is added to the current window; a negative one is taken
+# from the current window, then the previous one, never below zero (the library has no
+# decrement for a sliding window). Then the library's acquire_sliding_window.lua for all n
+# counters at once: shift each window if due, refuse if any would pass its limit, else charge
+# all. Returns the verdict, then (previous count, its ttl, current count, its ttl) per counter.
+_SCRIPT = """
 local expiry = tonumber(ARGV[1])
-local n = #KEYS / 2
-local out = {1}
-local state = {}
-for i = 1, n do
-  local pk, ck = KEYS[2 * i - 1], KEYS[2 * i]
-  local limit, cost = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-  local cttl = tonumber(redis.call('pttl', ck))
-  if cttl > 0 and cttl < expiry then
-    redis.call('rename', ck, pk)
-    redis.call('set', ck, 0, 'PX', cttl + expiry)
-  end
-  local pc = tonumber(redis.call('get', pk)) or 0
-  local pttl = math.max(tonumber(redis.call('pttl', pk)), 0)
-  local cc = tonumber(redis.call('get', ck)) or 0
-  cttl = math.max(tonumber(redis.call('pttl', ck)), 0)
-  if math.floor(pc * pttl / expiry) + cc + cost > limit then out[1] = 0 end
-  state[i] = {pc, pttl, cc, cttl}
-end
-for i = 1, n do
-  local ck, cost = KEYS[2 * i], tonumber(ARGV[2 * i + 1])
-  if out[1] == 1 and cost > 0 then
-    if redis.call('exists', ck) == 1 then
-      redis.call('incrby', ck, cost)
-    else
-      redis.call('set', ck, cost, 'PX', expiry * 2)
-      state[i][4] = expiry * 2
-    end
-    state[i][3] = state[i][3] + cost
-  end
-  for _, v in ipairs(state[i]) do out[#out + 1] = v end
-end
-return out
-"""
-
-# KEYS: (previous, current) per counter; ARGV: window in ms, then a delta per counter. A
-# positive delta is added to the current window; a negative one is taken from the current
-# window, then the previous one, never below zero.
-_SETTLE = """
-local expiry = tonumber(ARGV[1])
-for i = 1, #KEYS / 2 do
-  local pk, ck = KEYS[2 * i - 1], KEYS[2 * i]
-  local delta = tonumber(ARGV[i + 1])
+local n = tonumber(ARGV[2])
+for j = 1, (#KEYS - 2 * n) / 2 do
+  local pk, ck = KEYS[2 * n + 2 * j - 1], KEYS[2 * n + 2 * j]
+  local delta = tonumber(ARGV[2 * n + 2 + j])
   if delta > 0 then
     if redis.call('exists', ck) == 1 then
       redis.call('incrby', ck, delta)
@@ -84,8 +54,42 @@ for i = 1, #KEYS / 2 do
     end
   end
 end
-return 1
+local out = {1}
+local state = {}
+for i = 1, n do
+  local pk, ck = KEYS[2 * i - 1], KEYS[2 * i]
+  local limit, cost = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  local cttl = tonumber(redis.call('pttl', ck))
+  if cttl > 0 and cttl < expiry then
+    redis.call('rename', ck, pk)
+    redis.call('set', ck, 0, 'PX', cttl + expiry)
+  end
+  local pc = tonumber(redis.call('get', pk)) or 0
+  local pttl = math.max(tonumber(redis.call('pttl', pk)), 0)
+  local cc = tonumber(redis.call('get', ck)) or 0
+  cttl = math.max(tonumber(redis.call('pttl', ck)), 0)
+  if math.floor(pc * pttl / expiry) + cc + cost > limit then out[1] = 0 end
+  state[i] = {pc, pttl, cc, cttl}
+end
+for i = 1, n do
+  local ck, cost = KEYS[2 * i], tonumber(ARGV[2 * i + 2])
+  if out[1] == 1 and cost > 0 then
+    if redis.call('exists', ck) == 1 then
+      redis.call('incrby', ck, cost)
+    else
+      redis.call('set', ck, cost, 'PX', expiry * 2)
+      state[i][4] = expiry * 2
+    end
+    state[i][3] = state[i][3] + cost
+  end
+  for _, v in ipairs(state[i]) do out[#out + 1] = v end
+end
+return out
 """
+
+# Settlements made on an event loop wait this long for the next check to carry them (no
+# round trip of their own under load), else are sent by themselves.
+SETTLE_DELAY_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,13 +164,15 @@ class RedisBackend:
 
         self.url = url
         self.sync = RedisStorage(url, key_prefix=KEY_PREFIX)
-        connection = self.sync.get_connection()
-        self._acquire = connection.register_script(_ACQUIRE)
-        self._settle = connection.register_script(_SETTLE)
+        self._script = self.sync.get_connection().register_script(_SCRIPT)
         self._async: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._keys: dict[str, tuple[str, str]] = {}
+        # Settlements waiting for the next check of this event loop: window keys -> delta.
+        self._pending: dict[tuple[str, str], int] = {}
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # one flush scheduled there
 
-    def _redis_keys(self, key: str) -> tuple[str, str]:
+    def _redis_keys(self, scope: Scope, kind: str, limit: int) -> tuple[str, str]:
+        key = storage_key(scope, kind, limit)
         keys = self._keys.get(key)
         if keys is None:
             if len(self._keys) > 100_000:
@@ -175,25 +181,26 @@ class RedisBackend:
             keys = self._keys[key] = (f"{current}/-1", current)
         return keys
 
-    def _scripts_for_loop(self):
+    def _async_script(self):
         loop = asyncio.get_running_loop()
-        scripts = self._async.get(loop)
-        if scripts is None:
+        script = self._async.get(loop)
+        if script is None:
             from limits.aio.storage import RedisStorage
 
             storage = RedisStorage(
                 f"async+{self.url}", implementation="redispy", key_prefix=KEY_PREFIX
             )
-            connection = storage.bridge.get_connection()
-            scripts = (connection.register_script(_ACQUIRE), connection.register_script(_SETTLE))
-            self._async[loop] = scripts
-        return scripts
+            script = self._async[loop] = storage.bridge.get_connection().register_script(_SCRIPT)
+        return script
 
-    def _args(self, charges):
-        keys, args = [], [WINDOW_SECONDS * 1000]
+    def _args(self, charges, settlements=None):
+        keys, args = [], [WINDOW_SECONDS * 1000, len(charges)]
         for scope, kind, limit, cost in charges:
-            keys.extend(self._redis_keys(storage_key(scope, kind, limit)))
+            keys.extend(self._redis_keys(scope, kind, limit))
             args.extend((limit, cost))
+        for window_keys, delta in (settlements or {}).items():
+            keys.extend(window_keys)
+            args.append(delta)
         return keys, args
 
     @staticmethod
@@ -206,26 +213,53 @@ class RedisBackend:
 
     def acquire(self, charges) -> tuple[bool, list[CounterState]]:
         keys, args = self._args(charges)
-        return self._states(charges, self._acquire(keys=keys, args=args))
+        return self._states(charges, self._script(keys=keys, args=args))
 
     async def aacquire(self, charges) -> tuple[bool, list[CounterState]]:
-        keys, args = self._args(charges)
-        return self._states(charges, await self._scripts_for_loop()[0](keys=keys, args=args))
+        pending, self._pending = self._pending, {}
+        keys, args = self._args(charges, pending)
+        return self._states(charges, await self._async_script()(keys=keys, args=args))
 
-    def _settle_args(self, deltas):
-        keys, args = [], [WINDOW_SECONDS * 1000]
+    def _deltas(self, deltas) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
         for state, delta in deltas:
-            keys.extend(self._redis_keys(storage_key(state.scope, state.kind, state.limit)))
-            args.append(delta)
-        return keys, args
+            window_keys = self._redis_keys(state.scope, state.kind, state.limit)
+            out[window_keys] = out.get(window_keys, 0) + delta
+        return out
 
     def adjust(self, deltas) -> None:
-        keys, args = self._settle_args(deltas)
-        self._settle(keys=keys, args=args)
+        keys, args = self._args([], self._deltas(deltas))
+        self._script(keys=keys, args=args)
 
     async def aadjust(self, deltas) -> None:
-        keys, args = self._settle_args(deltas)
-        await self._scripts_for_loop()[1](keys=keys, args=args)
+        """Queue the settlement for the next check on this loop (sent alone if none comes
+        within SETTLE_DELAY_SECONDS)."""
+        for window_keys, delta in self._deltas(deltas).items():
+            self._pending[window_keys] = self._pending.get(window_keys, 0) + delta
+        loop = asyncio.get_running_loop()
+        if self._flush_loop is not loop:
+            self._flush_loop = loop
+            loop.call_later(SETTLE_DELAY_SECONDS, self._flush_soon, loop)
+
+    def _flush_soon(self, loop) -> None:
+        self._flush_loop = None
+        if self._pending:
+            task = loop.create_task(self.aflush())
+            _flushes.add(task)
+            task.add_done_callback(_flushes.discard)
+
+    async def aflush(self) -> None:
+        """Send the settlements waiting on this loop now."""
+        pending, self._pending = self._pending, {}
+        if pending:
+            try:
+                keys, args = self._args([], pending)
+                await self._async_script()(keys=keys, args=args)
+            except Exception:
+                logger.warning("rate limit settlements lost: their storage failed", exc_info=True)
+
+
+_flushes: set[asyncio.Task] = set()
 
 
 class MemoryBackend:

@@ -2,20 +2,27 @@
 against the same gateway with a key without limits, 16 concurrent, in one run.
 
 The limits are set high enough never to refuse, so the difference is what checking them
-costs: one Redis script run per call charging the key's RPM and TPM, and one more settling
-the TPM estimate with the real usage, off the request's path. Measured twice: for a tenant
-under a token quota (the issue's "accounting and quotas on", whose database reservation
-bounds the throughput) and for one without (where the limits' cost shows most). Each pair
-runs baseline, limited, limited, baseline, and compares the sums, so that a drift of this
-shared machine's load during the run weighs on both sides alike.
+costs: one Redis script run per call charging the key's RPM and TPM (the settlement of the
+TPM estimate rides along with the next call's). Measured twice: for a tenant under a token
+quota (the issue's "accounting and quotas on", whose database reservation bounds the
+throughput) and for one without (where the limits' cost shows most). Each pair runs
+without, with, with, without, and compares the sums, so that a drift of this shared
+machine's load during the run weighs on both sides alike. Beside requests/s, the server's
+own CPU time per request (its processes' user + system time over the load, from /proc):
+on a machine whose cores other work also takes, that is the steadier figure, and the
+throughput the limits cost a saturated server is 1 - (CPU without / CPU with).
 Target: less than 10 % of throughput.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from . import targets
-from .common import Context, heading, line
-from .gateway import measure
+from .common import Context, NotAvailable, heading, line
+from .gateway import CONCURRENT, WARM_UP, check
+from .loadgen import load, wrk
 
 PAIRS = (
     ("with a token quota", targets.ragllm_gateway, targets.ragllm_gateway_limited_key),
@@ -27,27 +34,74 @@ PAIRS = (
 )
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and every process under it (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # After the name: state, ppid, ... utime and stime are the 12th and 13th.
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    tree, total = {pid}, 0.0
+    for _ in range(4):  # granian's main process, its workers, their threads' helpers
+        tree |= {p for p, (parent, _) in stats.items() if parent in tree}
+    for p in tree:
+        if p in stats:
+            total += stats[p][1]
+    return total
+
+
+def _measure(ctx: Context, label: str, factory) -> tuple[float, float] | None:
+    """(requests/s, server CPU ms per request) at 16 concurrent, printed."""
+    upstream = targets.upstream(ctx)
+    try:
+        wrk()
+        with factory(upstream, ctx.args.workers) as target:
+            check(target)
+            load(target, connections=CONCURRENT, seconds=WARM_UP)
+            before = _cpu_seconds(target.pid)
+            measured = load(target, connections=CONCURRENT, seconds=ctx.args.seconds)
+            cpu = (_cpu_seconds(target.pid) - before) * 1000 / max(1, measured.requests)
+    except NotAvailable as exc:
+        line(label, "not available", str(exc))
+        return None
+    line(
+        f"{target.name}, {CONCURRENT} concurrent",
+        f"{measured.rate:,.0f} req/s",
+        measured.failures or f"server CPU {cpu:.2f} ms/request",
+    )
+    return measured.rate, cpu
+
+
 def run(ctx: Context) -> None:
     heading(
         f"Gateway with key limits (issue 11): RPM, TPM and a budget vs none; wrk, "
         f"{ctx.args.seconds} s a figure"
     )
-    upstream = targets.upstream(ctx)
     for name, plain_target, limited_target in PAIRS:
-        figures = {}
-        for label, factory in (
-            ("key without limits", plain_target),
-            ("key with limits", limited_target),
-            ("key with limits", limited_target),
-            ("key without limits", plain_target),
+        plain, limited = [], []
+        for factory, into in (
+            (plain_target, plain),
+            (limited_target, limited),
+            (limited_target, limited),
+            (plain_target, plain),
         ):
-            measured = measure(ctx, label, factory, upstream, single=False)
-            if measured is not None:
-                figures.setdefault(label, []).append(measured.concurrent.rate)
-        plain = figures.get("key without limits", [])
-        limited = figures.get("key with limits", [])
-        label = f"{name}: throughput lost to limits (target < 10 %)"
+            figures = _measure(ctx, name, factory)
+            if figures is not None:
+                into.append(figures)
         if len(plain) == len(limited) == 2:
-            line(label, f"{1 - sum(limited) / sum(plain):.1%}")
+            rate = 1 - sum(r for r, _ in limited) / sum(r for r, _ in plain)
+            cpu_plain = sum(c for _, c in plain) / 2
+            cpu_limited = sum(c for _, c in limited) / 2
+            line(f"{name}: throughput lost to limits (target < 10 %)", f"{rate:.1%}")
+            line(
+                f"  server CPU per request: {cpu_plain:.2f} -> {cpu_limited:.2f} ms",
+                f"{1 - cpu_plain / cpu_limited:.1%}",
+                "throughput lost when the server is CPU-bound",
+            )
         else:
-            line(label, "n/a")
+            line(f"{name}: throughput lost to limits (target < 10 %)", "n/a")

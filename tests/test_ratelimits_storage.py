@@ -106,7 +106,7 @@ def test_settlements_on_the_event_loop_ride_with_the_next_check_or_go_alone(monk
         second = await ratelimits.aacquire(limits, 100)
         await ratelimits.asettle(second, 50)  # no check follows: sent alone
         for _ in range(200):
-            if not backend._pending and not ratestore._flushes:
+            if not backend._pending and not ratestore._tasks:
                 break
             await asyncio.sleep(0.01)
         return second
@@ -114,6 +114,42 @@ def test_settlements_on_the_event_loop_ride_with_the_next_check_or_go_alone(monk
     second = asyncio.run(run())
     assert second.verdict.states[0].used == 120  # 20 settled + 100 charged
     assert ratelimits.peek(limits).states[0].used == 70
+
+
+@needs_redis
+def test_concurrent_checks_of_a_process_share_script_runs_and_stay_exact(monkeypatch):
+    backend = RedisBackend(settings.REDIS_URL)
+    monkeypatch.setattr(ratelimits, "_backend", backend)
+    limits = _limits(rpm=10, tpm=10_000, key_rpm=1000)
+    runs = []
+
+    async def run():
+        state = backend._loop_state()
+        script = state.script
+
+        async def counted(**kwargs):
+            runs.append(kwargs)
+            return await script(**kwargs)
+
+        state.script = counted
+
+        async def one():
+            try:
+                return await ratelimits.aacquire(limits, 7)
+            except RateLimitExceeded:
+                return None
+
+        return await asyncio.gather(*(one() for _ in range(30)))
+
+    grants = asyncio.run(run())
+    assert sum(g is not None for g in grants) == 10  # the tenant's 10 requests, no more
+    assert len(runs) < 30  # batched: checks made while one is out go together
+    used = {(s.scope.label, s.kind): s.used for s in ratelimits.peek(limits).states}
+    assert used == {
+        ("tenant", "requests"): 10,
+        ("tenant", "tokens"): 70,
+        ("API key", "requests"): 10,
+    }
 
 
 @needs_redis

@@ -23,21 +23,30 @@ WINDOW_SECONDS = 60
 KEY_PREFIX = "ragllm-ratelimit"
 REQUESTS, TOKENS = "requests", "tokens"
 
-# One script for checking and settling. KEYS: (previous, current) window keys of n counters
-# to check, then of the counters to settle; ARGV: the window in ms, n, (limit, cost) per
-# counter to check, then a delta per counter to settle.
+# One script for checking and settling, for several calls at once. KEYS: the (previous,
+# current) window keys of every counter to check, call after call, then of the counters to
+# settle. ARGV: the window in ms, the number of calls, then per call its number of counters
+# and (limit, cost) per counter, then a delta per counter to settle.
 #
 # Settling first: a positive delta is added to the current window; a negative one is taken
 # from the current window, then the previous one, never below zero (the library has no
-# decrement for a sliding window). Then the library's acquire_sliding_window.lua for all n
-# counters at once: shift each window if due, refuse if any would pass its limit, else charge
-# all. Returns the verdict, then (previous count, its ttl, current count, its ttl) per counter.
+# decrement for a sliding window). Then each call in turn, as the library's
+# acquire_sliding_window.lua for all of the call's counters at once: shift each window if
+# due, refuse if any would pass its limit, else charge all. Returns per call its verdict,
+# then (previous count, its ttl, current count, its ttl) per counter.
 _SCRIPT = """
 local expiry = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-for j = 1, (#KEYS - 2 * n) / 2 do
-  local pk, ck = KEYS[2 * n + 2 * j - 1], KEYS[2 * n + 2 * j]
-  local delta = tonumber(ARGV[2 * n + 2 + j])
+local calls = tonumber(ARGV[2])
+local a, k = 3, 1
+local checks = {}
+for c = 1, calls do
+  local n = tonumber(ARGV[a])
+  checks[c] = {a + 1, k, n}
+  a = a + 1 + 2 * n
+  k = k + 2 * n
+end
+while k < #KEYS do
+  local pk, ck, delta = KEYS[k], KEYS[k + 1], tonumber(ARGV[a])
   if delta > 0 then
     if redis.call('exists', ck) == 1 then
       redis.call('incrby', ck, delta)
@@ -53,36 +62,43 @@ for j = 1, (#KEYS - 2 * n) / 2 do
       owed = owed - take
     end
   end
+  k, a = k + 2, a + 1
 end
-local out = {1}
-local state = {}
-for i = 1, n do
-  local pk, ck = KEYS[2 * i - 1], KEYS[2 * i]
-  local limit, cost = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
-  local cttl = tonumber(redis.call('pttl', ck))
-  if cttl > 0 and cttl < expiry then
-    redis.call('rename', ck, pk)
-    redis.call('set', ck, 0, 'PX', cttl + expiry)
-  end
-  local pc = tonumber(redis.call('get', pk)) or 0
-  local pttl = math.max(tonumber(redis.call('pttl', pk)), 0)
-  local cc = tonumber(redis.call('get', ck)) or 0
-  cttl = math.max(tonumber(redis.call('pttl', ck)), 0)
-  if math.floor(pc * pttl / expiry) + cc + cost > limit then out[1] = 0 end
-  state[i] = {pc, pttl, cc, cttl}
-end
-for i = 1, n do
-  local ck, cost = KEYS[2 * i], tonumber(ARGV[2 * i + 2])
-  if out[1] == 1 and cost > 0 then
-    if redis.call('exists', ck) == 1 then
-      redis.call('incrby', ck, cost)
-    else
-      redis.call('set', ck, cost, 'PX', expiry * 2)
-      state[i][4] = expiry * 2
+local out = {}
+for c = 1, calls do
+  local first_arg, first_key, n = checks[c][1], checks[c][2], checks[c][3]
+  local allowed = 1
+  local state = {}
+  for i = 1, n do
+    local pk, ck = KEYS[first_key + 2 * i - 2], KEYS[first_key + 2 * i - 1]
+    local limit = tonumber(ARGV[first_arg + 2 * i - 2])
+    local cost = tonumber(ARGV[first_arg + 2 * i - 1])
+    local cttl = tonumber(redis.call('pttl', ck))
+    if cttl > 0 and cttl < expiry then
+      redis.call('rename', ck, pk)
+      redis.call('set', ck, 0, 'PX', cttl + expiry)
     end
-    state[i][3] = state[i][3] + cost
+    local pc = tonumber(redis.call('get', pk)) or 0
+    local pttl = math.max(tonumber(redis.call('pttl', pk)), 0)
+    local cc = tonumber(redis.call('get', ck)) or 0
+    cttl = math.max(tonumber(redis.call('pttl', ck)), 0)
+    if math.floor(pc * pttl / expiry) + cc + cost > limit then allowed = 0 end
+    state[i] = {pc, pttl, cc, cttl, cost}
   end
-  for _, v in ipairs(state[i]) do out[#out + 1] = v end
+  out[#out + 1] = allowed
+  for i = 1, n do
+    local ck, cost = KEYS[first_key + 2 * i - 1], state[i][5]
+    if allowed == 1 and cost > 0 then
+      if redis.call('exists', ck) == 1 then
+        redis.call('incrby', ck, cost)
+      else
+        redis.call('set', ck, cost, 'PX', expiry * 2)
+        state[i][4] = expiry * 2
+      end
+      state[i][3] = state[i][3] + cost
+    end
+    for j = 1, 4 do out[#out + 1] = state[i][j] end
+  end
 end
 return out
 """
@@ -156,8 +172,23 @@ def _window(raw: list[int], offset: int) -> tuple[int, float, int, float]:
     return int(raw[offset]), float(raw[offset + 1]), int(raw[offset + 2]), float(raw[offset + 3])
 
 
+class _LoopState:
+    """An event loop's script, the checks waiting to be sent and whether a batch is out."""
+
+    def __init__(self, script) -> None:
+        self.script = script
+        self.queue: list[tuple[list, asyncio.Future]] = []
+        self.sending = False
+        self.flush_scheduled = False
+
+
 class RedisBackend:
-    """The counters in Redis, through the `limits` library's storages and key layout."""
+    """The counters in Redis, through the `limits` library's storages and key layout.
+
+    On an event loop, one script run is out at a time: checks made while it is (other
+    requests of this process) wait for it and go together in the next one, with the
+    settlements made meanwhile; under load a process sends one run for many calls, and
+    without load each call is sent at once."""
 
     def __init__(self, url: str) -> None:
         from limits.storage import RedisStorage
@@ -165,11 +196,10 @@ class RedisBackend:
         self.url = url
         self.sync = RedisStorage(url, key_prefix=KEY_PREFIX)
         self._script = self.sync.get_connection().register_script(_SCRIPT)
-        self._async: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._loops: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._keys: dict[str, tuple[str, str]] = {}
-        # Settlements waiting for the next check of this event loop: window keys -> delta.
+        # Settlements waiting for the next script run on an event loop: window keys -> delta.
         self._pending: dict[tuple[str, str], int] = {}
-        self._flush_loop: asyncio.AbstractEventLoop | None = None  # one flush scheduled there
 
     def _redis_keys(self, scope: Scope, kind: str, limit: int) -> tuple[str, str]:
         key = storage_key(scope, kind, limit)
@@ -181,44 +211,83 @@ class RedisBackend:
             keys = self._keys[key] = (f"{current}/-1", current)
         return keys
 
-    def _async_script(self):
+    def _loop_state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
-        script = self._async.get(loop)
-        if script is None:
+        state = self._loops.get(loop)
+        if state is None:
             from limits.aio.storage import RedisStorage
 
             storage = RedisStorage(
                 f"async+{self.url}", implementation="redispy", key_prefix=KEY_PREFIX
             )
-            script = self._async[loop] = storage.bridge.get_connection().register_script(_SCRIPT)
-        return script
+            script = storage.bridge.get_connection().register_script(_SCRIPT)
+            state = self._loops[loop] = _LoopState(script)
+        return state
 
-    def _args(self, charges, settlements=None):
-        keys, args = [], [WINDOW_SECONDS * 1000, len(charges)]
-        for scope, kind, limit, cost in charges:
-            keys.extend(self._redis_keys(scope, kind, limit))
-            args.extend((limit, cost))
+    def _args(self, calls, settlements=None):
+        keys, args = [], [WINDOW_SECONDS * 1000, len(calls)]
+        for charges in calls:
+            args.append(len(charges))
+            for scope, kind, limit, cost in charges:
+                keys.extend(self._redis_keys(scope, kind, limit))
+                args.extend((limit, cost))
         for window_keys, delta in (settlements or {}).items():
             keys.extend(window_keys)
             args.append(delta)
         return keys, args
 
     @staticmethod
-    def _states(charges, raw) -> tuple[bool, list[CounterState]]:
-        states = [
-            CounterState(scope, kind, limit, cost, *_window(raw, 1 + 4 * i))
-            for i, (scope, kind, limit, cost) in enumerate(charges)
-        ]
-        return bool(raw[0]), states
+    def _results(calls, raw) -> list[tuple[bool, list[CounterState]]]:
+        results, at = [], 0
+        for charges in calls:
+            states = [
+                CounterState(scope, kind, limit, cost, *_window(raw, at + 1 + 4 * i))
+                for i, (scope, kind, limit, cost) in enumerate(charges)
+            ]
+            results.append((bool(raw[at]), states))
+            at += 1 + 4 * len(charges)
+        return results
 
     def acquire(self, charges) -> tuple[bool, list[CounterState]]:
-        keys, args = self._args(charges)
-        return self._states(charges, self._script(keys=keys, args=args))
+        keys, args = self._args([charges])
+        return self._results([charges], self._script(keys=keys, args=args))[0]
 
     async def aacquire(self, charges) -> tuple[bool, list[CounterState]]:
-        pending, self._pending = self._pending, {}
-        keys, args = self._args(charges, pending)
-        return self._states(charges, await self._async_script()(keys=keys, args=args))
+        state = self._loop_state()
+        future = asyncio.get_running_loop().create_future()
+        state.queue.append((charges, future))
+        if not state.sending:
+            self._send_soon(state)
+        return await future
+
+    def _send_soon(self, state: _LoopState) -> None:
+        state.sending = True
+        task = asyncio.get_running_loop().create_task(self._send(state))
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+
+    async def _send(self, state: _LoopState) -> None:
+        """Send what waits, batch after batch, until nothing does."""
+        try:
+            while state.queue or self._pending:
+                batch, state.queue = state.queue, []
+                pending, self._pending = self._pending, {}
+                calls = [charges for charges, _ in batch]
+                try:
+                    keys, args = self._args(calls, pending)
+                    results = self._results(calls, await state.script(keys=keys, args=args))
+                except Exception as exc:
+                    if not batch:
+                        logger.warning("rate limit settlements lost: %s", exc)
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            state.sending = False
 
     def _deltas(self, deltas) -> dict[tuple[str, str], int]:
         out: dict[tuple[str, str], int] = {}
@@ -232,34 +301,30 @@ class RedisBackend:
         self._script(keys=keys, args=args)
 
     async def aadjust(self, deltas) -> None:
-        """Queue the settlement for the next check on this loop (sent alone if none comes
-        within SETTLE_DELAY_SECONDS)."""
+        """Queue the settlement for the next script run on this loop (sent alone if none
+        comes within SETTLE_DELAY_SECONDS)."""
         for window_keys, delta in self._deltas(deltas).items():
             self._pending[window_keys] = self._pending.get(window_keys, 0) + delta
-        loop = asyncio.get_running_loop()
-        if self._flush_loop is not loop:
-            self._flush_loop = loop
-            loop.call_later(SETTLE_DELAY_SECONDS, self._flush_soon, loop)
+        state = self._loop_state()
+        if not state.flush_scheduled:
+            state.flush_scheduled = True
+            loop = asyncio.get_running_loop()
+            loop.call_later(SETTLE_DELAY_SECONDS, self._flush_due, state)
 
-    def _flush_soon(self, loop) -> None:
-        self._flush_loop = None
-        if self._pending:
-            task = loop.create_task(self.aflush())
-            _flushes.add(task)
-            task.add_done_callback(_flushes.discard)
+    def _flush_due(self, state: _LoopState) -> None:
+        state.flush_scheduled = False
+        if self._pending and not state.sending:
+            self._send_soon(state)
 
     async def aflush(self) -> None:
         """Send the settlements waiting on this loop now."""
-        pending, self._pending = self._pending, {}
-        if pending:
-            try:
-                keys, args = self._args([], pending)
-                await self._async_script()(keys=keys, args=args)
-            except Exception:
-                logger.warning("rate limit settlements lost: their storage failed", exc_info=True)
+        state = self._loop_state()
+        if self._pending and not state.sending:
+            state.sending = True
+            await self._send(state)
 
 
-_flushes: set[asyncio.Task] = set()
+_tasks: set[asyncio.Task] = set()
 
 
 class MemoryBackend:

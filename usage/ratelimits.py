@@ -19,7 +19,8 @@ window in Redis, so the same script does it; what the previous minute's counter 
 window having moved on meanwhile, is given back from it too). On the event loop a settlement
 rides along with the next check (no round trip of its own under load), or is sent alone
 within 50 ms; and checks made while one script run is out wait for it and go together in
-the next, so under load a process sends one run for many calls. A request refused later for its quota gives back its request and its tokens.
+the next, so under load a process sends one run for many calls. A request refused later
+for its quota gives back its request and its tokens.
 
 If Redis cannot be reached the call goes ahead unlimited (a warning is logged): rate limits
 protect the providers' capacity, not money; quotas and budgets keep their own checks.

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 from django.conf import settings
 
+from .aiotransport import AiohttpTransport
 from .factories import SELF_HOSTED_FACTORIES
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -303,12 +304,17 @@ class AsyncGuardedBackend:
 
 
 def install_guard(transport, pool: Hashable) -> None:
-    """Put the connect-time guard into an httpx (Async)HTTPTransport's connection pool.
+    """Put the connect-time guard into an httpx (Async)HTTPTransport's connection pool, or into
+    an AiohttpTransport's resolver and socket factory.
 
     A pool keyed by a NetworkPolicy applies that policy to every connection it opens; any
     other pool (direct calls that named none) applies the hosted policy of the moment.
     """
     policy = (lambda: pool) if isinstance(pool, NetworkPolicy) else (lambda: policy_named(HOSTED))
+    if isinstance(transport, AiohttpTransport):
+        # Its resolver and socket factory ask the policy (providers.aiotransport).
+        transport.policy = policy
+        return
     # httpx exposes no public hook for the network backend; the pool keeps it here.
     pool_impl = transport._pool
     inner = pool_impl._network_backend

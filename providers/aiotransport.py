@@ -94,9 +94,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     transport when no hook is installed.
     """
 
-    def __init__(self, *, limits: httpx.Limits = httpx.Limits()) -> None:
+    def __init__(self, *, limits: httpx.Limits | None = None) -> None:
         self.policy: PolicyOf | None = None
-        self._limits = limits
+        self._limits = limits or httpx.Limits()
         self._session: aiohttp.ClientSession | None = None
         self._ssl = None
 

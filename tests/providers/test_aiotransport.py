@@ -120,7 +120,7 @@ def test_an_ip_literal_is_refused_by_the_socket_factory(fake_provider, strict):
         client = clients.get_async_client(policy_named(HOSTED))
         return await client.post(fake_provider.url("/v1/chat/completions"), json={})
 
-    with pytest.raises(BlockedAddressError, match="127.0.0.1"):
+    with pytest.raises(BlockedAddressError, match=r"127\.0\.0\.1"):
         asyncio.run(send())
     assert fake_provider.requests == []
 
@@ -200,7 +200,7 @@ def test_proxy_variables_are_ignored(fake_provider, closed_port, monkeypatch, se
     assert fake_provider.last_request.headers["host"] == f"127.0.0.1:{fake_provider.port}"
 
 
-# --- answers and failures read as with httpcore ----------------------------------------------------
+# --- answers and failures read as with httpcore ---------------------------------------------
 
 
 def test_a_compressed_answer_is_decoded_once(fake_provider):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,7 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reservations", type=int, default=5_000, help="quota calls per path")
     parser.add_argument("--calls", type=int, default=2_000, help="LLMBundle overhead calls")
     parser.add_argument("--seconds", type=int, default=10, help="wrk seconds per figure")
-    parser.add_argument("--workers", type=int, default=1, help="server processes per proxy")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="server processes per proxy (default: one per core, as LiteLLM's --num_workers "
+        "and ragllm's WEB_WORKERS are run in production)",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.which) - set(BENCHMARKS))
     if unknown:

@@ -20,7 +20,7 @@ from . import inputs
 from .auth import Caller
 from .bundle import LLMBundle
 from .errors import error_for, model_not_found
-from .http import Request, send_body, send_json, send_stream
+from .http import Request, dumps, send_body, send_json, send_stream
 from .naming import Choice, choose, find, models_of
 
 SSE_TYPE = b"text/event-stream; charset=utf-8"
@@ -130,11 +130,7 @@ async def chat_completions(request: Request, caller: Caller, receive, send) -> N
 
 
 def _event(payload: dict[str, Any]) -> bytes:
-    return (
-        b"data: "
-        + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        + b"\n\n"
-    )
+    return b"data: " + dumps(payload) + b"\n\n"
 
 
 async def _chat_chunks(

@@ -121,6 +121,21 @@ def get_async_client(pool: Hashable = DEFAULT_POOL) -> httpx.AsyncClient:
     return entry[0]
 
 
+async def send_async(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """`client.send(request, stream=True)`, straight to the transport when it is aiohttp's.
+
+    The client's own layers add nothing there (no auth, no redirects to follow, no proxy
+    mounts) but a cookie jar, which a client shared by every tenant must not keep anyway, and
+    they cost as much CPU as the transport itself. Proxied pools go through `client.send`.
+    """
+    transport = client._transport
+    if type(transport) is AiohttpTransport and not client._mounts:
+        response = await transport.handle_async_request(request)
+        response.request = request
+        return response
+    return await client.send(request, stream=True)
+
+
 async def _close_with_loop(client: httpx.AsyncClient) -> None:
     # Waits for ever; asyncio.run() (and asgiref) cancel pending tasks before closing the
     # loop, which is when the client's connections must be closed, on the loop they belong to.

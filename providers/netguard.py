@@ -164,16 +164,32 @@ class NetworkPolicy:
         UnresolvedHostError.
         """
         host, port = _split(url)
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
+        if not resolve_host:
+            _check_unresolved(self, host)
+            return
+        literal = _literal(host)
         if literal is not None:
             self.check_address(literal)
-        elif resolve_host:
+        else:
             self.check_host(host, port)
-        elif host.lower().rstrip(".") in METADATA_HOSTNAMES:
-            raise BlockedAddressError(f"host {host!r} is a cloud metadata endpoint")
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_unresolved(policy: NetworkPolicy, host: str) -> None:
+    """check_url() without resolving: a pure function of the (immutable) policy and the host,
+    so a host that passed is remembered (a refusal raises, and is never cached)."""
+    literal = _literal(host)
+    if literal is not None:
+        policy.check_address(literal)
+    elif host.lower().rstrip(".") in METADATA_HOSTNAMES:
+        raise BlockedAddressError(f"host {host!r} is a cloud metadata endpoint")
 
 
 def _split(url: str) -> tuple[str, int]:

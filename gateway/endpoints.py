@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import struct
 import time
 import uuid
@@ -118,7 +119,7 @@ async def chat_completions(request: Request, caller: Caller, receive, send) -> N
         caller.tenant.tenant_id, chat.model, "/v1/chat/completions", images=chat.has_images
     )
     bundle = bundle_for(caller, choice)
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    completion_id = f"chatcmpl-{os.urandom(16).hex()}"  # as random as uuid4, a third of its cost
     if not chat.stream:
         result = await bundle.achat(chat.messages, gen_conf=chat.gen_conf, tools=chat.tools)
         await send_json(send, 200, _completion(completion_id, bundle.model_id, result))

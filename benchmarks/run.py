@@ -38,6 +38,13 @@ from benchmarks.common import Context, bootstrap  # noqa: E402
 BENCHMARKS = ("recording", "ledger", "quota", "overhead", "gateway", "limits")
 
 
+def _counts(text: str) -> list[int]:
+    counts = sorted({int(part) for part in text.split(",") if part.strip()})
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError("worker counts are positive integers, e.g. 1,2")
+    return counts
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -60,10 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=10, help="wrk seconds per figure")
     parser.add_argument(
         "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="server processes per proxy (default: one per core, as LiteLLM's --num_workers "
-        "and ragllm's WEB_WORKERS are run in production)",
+        type=_counts,
+        default=sorted({1, os.cpu_count() or 1}),
+        help="server processes per proxy, e.g. 2 or 1,2: each proxy is measured with each "
+        "count and its best is compared (default: 1 and one per core, as LiteLLM's "
+        "--num_workers and ragllm's WEB_WORKERS are run in production)",
     )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.which) - set(BENCHMARKS))

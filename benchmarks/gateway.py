@@ -5,8 +5,10 @@ proxy, and ragllm's gateway ("not available" until issue 10 fills `targets.ragll
 wrk (loadgen.py) measures requests/s with 16 requests in flight, then p50 and p99 latency
 with one at a time; every process listens on 127.0.0.1. Each proxy runs with each worker
 count of `--workers` (default: 1 and one per core) and its best rate is the one compared, so
-that each side is measured at its best on the machine at hand. Printed with the ratios issue 10
-sets targets on: ragllm's requests/s against LiteLLM's (>= 5x) and the p50 ragllm adds over
+that each side is measured at its best on the machine at hand. Beside each rate: the CPU time
+its server processes spent per request (all their processes and threads), a figure that other
+load on a shared machine disturbs far less than rates and latencies. Printed with the ratios
+issue 10 sets targets on: ragllm's requests/s against LiteLLM's (>= 5x) and the p50 ragllm adds over
 going direct (<= 1 ms).
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import targets
-from .common import TOKENS, Context, NotAvailable, heading, line, times
+from .common import TOKENS, Context, NotAvailable, cpu_seconds, heading, line, times
 from .loadgen import Load, load, wrk
 
 CONCURRENT = 16
@@ -82,13 +84,19 @@ def measure(
             with factory(upstream, workers) as target:
                 check(target)
                 load(target, connections=CONCURRENT, seconds=WARM_UP)
+                cpu = cpu_seconds(target.pid) if target.pid else 0.0
                 concurrent = load(target, connections=CONCURRENT, seconds=seconds)
+                if target.pid and concurrent.requests:
+                    cpu = (cpu_seconds(target.pid) - cpu) * 1000 / concurrent.requests
+                    cpu_note = f", server CPU {cpu:.2f} ms/req"
+                else:
+                    cpu_note = ""
                 name = target.name if len(counts) == 1 else f"{target.name}, {workers} workers"
                 ratio = f"{times(concurrent.rate, base.concurrent.rate)} direct" if base else ""
                 line(
                     f"{name}, {CONCURRENT} concurrent",
                     f"{concurrent.rate:,.0f} req/s",
-                    concurrent.failures or ratio,
+                    concurrent.failures or (ratio + cpu_note),
                 )
                 if concurrent.failures:
                     continue

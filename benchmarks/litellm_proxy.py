@@ -104,6 +104,7 @@ def litellm_proxy(upstream: Target, workers: int) -> Iterator[Target]:
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health/liveliness", process, 180, log)
         version = SPEC.partition("==")[2] or "(latest)"
-        yield Target(f"LiteLLM {version} proxy", f"http://127.0.0.1:{port}/v1", MASTER_KEY, MODEL)
+        base = f"http://127.0.0.1:{port}/v1"
+        yield Target(f"LiteLLM {version} proxy", base, MASTER_KEY, MODEL, process.pid)
     finally:
         stop_process(process)

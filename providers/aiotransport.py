@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 import httpx
@@ -37,10 +37,16 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict
 from yarl import URL
 
-if TYPE_CHECKING:
-    from .netguard import NetworkPolicy
 
-PolicyOf = Callable[[], "NetworkPolicy"]
+class AddressPolicy(Protocol):
+    """What the guard asks (providers.netguard.NetworkPolicy): both raise when refused."""
+
+    def check_host(self, host: str, port: int) -> list[str]: ...
+
+    def check_address(self, address: str) -> None: ...
+
+
+PolicyOf = Callable[[], AddressPolicy]
 
 KEEPALIVE_SECONDS = 5.0  # httpx's keepalive_expiry
 
@@ -89,16 +95,23 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """httpx's AsyncBaseTransport on one aiohttp session, made on first use on the running
     event loop (a session belongs to its loop, as an httpx AsyncClient's connections do).
 
-    `policy` (set by providers.netguard.install_guard, through providers.clients' transport
-    hooks) guards every new connection; without it nothing is checked, as with httpcore's
-    transport when no hook is installed.
+    `guard()` (called by providers.netguard.install_guard, through providers.clients'
+    transport hooks) makes a policy check every new connection; without it nothing is
+    checked, as with httpcore's transport when no hook is installed.
     """
 
     def __init__(self, *, limits: httpx.Limits | None = None) -> None:
         self.policy: PolicyOf | None = None
+        self._refusals: tuple[type[BaseException], ...] = ()
         self._limits = limits or httpx.Limits()
         self._session: aiohttp.ClientSession | None = None
         self._ssl = None
+
+    def guard(self, policy: PolicyOf, refusals: tuple[type[BaseException], ...]) -> None:
+        """Check every new connection with `policy()`; what it raises (`refusals`) reaches
+        the caller unchanged, not as a connection error. Before the first request only."""
+        self.policy = policy
+        self._refusals = refusals
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._ssl is None:
@@ -154,11 +167,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=timeout,
             )
         except Exception as exc:
-            raise _httpx_error(exc, request, connecting=True) from exc
+            raise _httpx_error(exc, request, self._refusals, connecting=True) from exc
         return httpx.Response(
             response.status,
             headers=response.raw_headers,
-            stream=_ResponseBody(response, request),
+            stream=_ResponseBody(response, request, self._refusals),
             extensions={
                 "http_version": b"HTTP/1.1",
                 "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
@@ -172,16 +185,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class _ResponseBody(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        request: httpx.Request,
+        refusals: tuple[type[BaseException], ...],
+    ) -> None:
         self._response = response
         self._request = request
+        self._refusals = refusals
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except Exception as exc:
-            raise _httpx_error(exc, self._request, connecting=False) from exc
+            raise _httpx_error(exc, self._request, self._refusals, connecting=False) from exc
 
     async def aclose(self) -> None:
         response = self._response
@@ -191,13 +210,17 @@ class _ResponseBody(httpx.AsyncByteStream):
             response.close()  # read partly: the connection cannot be reused
 
 
-def _httpx_error(exc: Exception, request: httpx.Request, *, connecting: bool) -> Exception:
-    """The httpx exception for an aiohttp failure; our own refusals pass unchanged."""
-    from .netguard import BlockedAddressError, UnresolvedHostError
-
+def _httpx_error(
+    exc: Exception,
+    request: httpx.Request,
+    refusals: tuple[type[BaseException], ...],
+    *,
+    connecting: bool,
+) -> BaseException:
+    """The httpx exception for an aiohttp failure; the guard's refusals pass unchanged."""
     cause = getattr(exc, "os_error", None) if isinstance(exc, aiohttp.ClientOSError) else None
     for own in (exc, cause, exc.__cause__):
-        if isinstance(own, BlockedAddressError | UnresolvedHostError):
+        if refusals and isinstance(own, refusals):
             return own
     message = str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):

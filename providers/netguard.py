@@ -329,7 +329,7 @@ def install_guard(transport, pool: Hashable) -> None:
     policy = (lambda: pool) if isinstance(pool, NetworkPolicy) else (lambda: policy_named(HOSTED))
     if isinstance(transport, AiohttpTransport):
         # Its resolver and socket factory ask the policy (providers.aiotransport).
-        transport.policy = policy
+        transport.guard(policy, (BlockedAddressError, UnresolvedHostError))
         return
     # httpx exposes no public hook for the network backend; the pool keeps it here.
     pool_impl = transport._pool

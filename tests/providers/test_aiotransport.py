@@ -256,3 +256,19 @@ def test_a_stream_closed_midway_leaves_the_pool_usable(fake_provider):
 
     assert asyncio.run(close_midway_then_call()).json() == {"ok": True}
     assert len(fake_provider.requests_to(PATH)) == 2
+
+
+def test_cookies_of_one_answer_are_never_sent_with_the_next_call(fake_provider):
+    # One client serves every tenant: a provider's cookie must not follow the next caller.
+    fake_provider.script(
+        PATH, [Reply.json({"n": 1}, headers={"Set-Cookie": "session=tenant-a; Path=/"})] * 2
+    )
+
+    async def two_calls():
+        await http.arequest("POST", fake_provider.url(PATH), context=CONTEXT, json={})
+        return await http.arequest("POST", fake_provider.url(PATH), context=CONTEXT, json={})
+
+    assert asyncio.run(two_calls()).json() == {"n": 1}
+    requests = fake_provider.requests_to(PATH)
+    assert len(requests) == 2
+    assert "cookie" not in requests[1].headers

@@ -14,7 +14,7 @@ from .baselines import print_baselines
 from .common import Context, heading, line, per_second, times
 from .workload import pick, ragllm_rows
 
-BATCH = 5_000  # what usage_drain applies at a time today
+BATCH = 20_000  # what a writer applies at a time: 10 stream entries of 2,000 records
 HOURS = 30 * 24
 
 

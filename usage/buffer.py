@@ -35,8 +35,15 @@ GROUP = "ragllm-writers"
 
 @dataclass
 class DrainResult(ApplyResult):
-    read: int = 0
+    read: int = 0  # stream entries
     batches: int = 0
+
+    def __iadd__(self, other: ApplyResult) -> DrainResult:
+        super().__iadd__(other)
+        if isinstance(other, DrainResult):
+            self.read += other.read
+            self.batches += other.batches
+        return self
 
 
 def consumer_name() -> str:
@@ -108,7 +115,7 @@ class RedisBuffer:
         self.ensure_group()
         return int(self.client.xlen(self.stream))
 
-    def _read(self, consumer: str, count: int, claim_idle_ms: int):
+    def _read(self, consumer: str, count: int, claim_idle_ms: int, block_ms: int | None = None):
         # Entries a dead writer left pending come first, then new ones.
         _, claimed, *_ = self.client.xautoclaim(
             self.stream,
@@ -120,7 +127,9 @@ class RedisBuffer:
         )
         if claimed:
             return claimed
-        response = self.client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count)
+        response = self.client.xreadgroup(
+            self.group, consumer, {self.stream: ">"}, count=count, block=block_ms
+        )
         return response[0][1] if response else []
 
     def drain(
@@ -130,18 +139,20 @@ class RedisBuffer:
         batch_size: int = 10,
         max_batches: int | None = None,
         claim_idle_ms: int = 30_000,
+        block_ms: int | None = None,
         apply=apply_records,
     ) -> DrainResult:
         """Apply buffered records batch by batch until the stream is empty (or max_batches).
 
         A batch is up to `batch_size` stream entries (each up to the forwarder's 2,000
-        records), applied in one transaction, then acknowledged and deleted.
+        records), applied in one transaction, then acknowledged and deleted. `block_ms`: how
+        long an empty stream is waited on before returning.
         """
         self.ensure_group()
         consumer = consumer or consumer_name()
         result = DrainResult()
         while max_batches is None or result.batches < max_batches:
-            entries = self._read(consumer, batch_size, claim_idle_ms)
+            entries = self._read(consumer, batch_size, claim_idle_ms, block_ms)
             if not entries:
                 break
             records: list[UsageRecord] = []

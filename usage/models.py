@@ -40,8 +40,20 @@ class UsageEvent(_Usage):
     """One model call. `request_id` makes recording idempotent: a replayed event is skipped."""
 
     request_id = models.UUIDField("request ID")
+    # No foreign-key constraints in the database on this table (the ledger's hot path: a
+    # deferred check per row per key would cost more than the insert): the ledger writer joins
+    # the live tenants and configurations itself, and deletions still cascade (tenant) or cut
+    # the link (config) through the ORM.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     tenant_llm = models.ForeignKey(
-        TenantLLM, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        TenantLLM,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
     )
     estimated = models.BooleanField(default=False)
     latency_ms = models.IntegerField("latency (ms)", default=0)

@@ -126,8 +126,7 @@ def _consumers(redis_url: str) -> dict[str, int]:
     client = redis.Redis.from_url(redis_url, socket_timeout=1)
     try:
         return {
-            c["name"].decode(): int(c["pending"])
-            for c in client.xinfo_consumers(STREAM, GROUP)
+            c["name"].decode(): int(c["pending"]) for c in client.xinfo_consumers(STREAM, GROUP)
         }
     except redis.RedisError:
         return {}
@@ -191,9 +190,11 @@ def run_drill(
     spec = [f"{c}:{t}:{n}" for c, t, n in configs]
     recorder_procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.usage_drill", "record", *spec]
-            + ["--count", str(per_recorder), "--seed", str(i)]
-            + ["--chunk", str(chunk), "--pause", str(pause)],
+            [
+                *(sys.executable, "-m", "tests.usage_drill", "record", *spec),
+                *("--count", str(per_recorder), "--seed", str(i)),
+                *("--chunk", str(chunk), "--pause", str(pause)),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -233,9 +234,7 @@ def run_drill(
         log(f"recorders done: {recorded.events} events")
         # The surviving writers drain the stream, the dead one's entries included.
         while time.monotonic() < deadline:
-            if _backlog(redis_server.url) == 0 and not any(
-                _consumers(redis_server.url).values()
-            ):
+            if _backlog(redis_server.url) == 0 and not any(_consumers(redis_server.url).values()):
                 break
             time.sleep(0.1)
         else:

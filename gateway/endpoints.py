@@ -18,7 +18,7 @@ from providers.streams import StreamDelta
 
 from . import inputs
 from .auth import Caller
-from .bundle import LLMBundle
+from .bundle import LLMBundle, calling_token
 from .errors import error_for, model_not_found
 from .http import Request, send_body, send_json, send_stream
 from .naming import Choice, choose, find, models_of
@@ -40,6 +40,7 @@ MAX_BUNDLES = 4096
 
 
 def bundle_for(caller: Caller, choice: Choice, **options: Any) -> LLMBundle:
+    calling_token.set(caller.token.token_id)  # this request's calls record the key's usage
     key = (caller.tenant.tenant_id, choice.model_type, choice.llm_name, *sorted(options.items()))
     bundle = _bundles.get(key)
     if bundle is None:

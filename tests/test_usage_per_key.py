@@ -120,3 +120,27 @@ def test_usage_report_groups_by_token(tenant, keyed_usage, capsys):
         "12": 79,
         "none": 30,
     }
+
+
+def test_the_admins_tenant_page_shows_spend_per_key(client, superuser, owner, tenant):
+    from django.urls import reverse
+
+    from tenants.services.tokens import api_token_issue
+
+    token, _raw = api_token_issue(user=owner, name="billing-app")
+    at = datetime.now(UTC) - timedelta(days=1)
+    apply_records(
+        [
+            use(tenant, at, 1234, token.pk),
+            use(tenant, at, 567, None),
+            use(tenant, at, 89, 999_999),  # a key deleted since
+        ]
+    )
+    client.force_login(superuser)
+    body = client.get(reverse("admin:usage_tenant", args=[tenant.pk])).content.decode()
+    table = body[body.index('id="usage-by-key"') :]
+    table = table[: table.index("</table>")]
+    assert f"billing-app ({token.prefix}" in table
+    assert "1,234" in table or "1234" in table
+    assert "No API key (called in-process)" in table
+    assert "deleted key #999999" in table

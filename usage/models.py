@@ -42,18 +42,20 @@ class UsageEvent(_Usage):
     request_id = models.UUIDField("request ID")
     # No foreign-key constraints in the database on this table (the ledger's hot path: a
     # deferred check per row per key would cost more than the insert): the ledger writer joins
-    # the live tenants and configurations itself, and deletions still cascade (tenant) or cut
-    # the link (config) through the ORM.
+    # the live tenants itself, and a tenant's deletion still cascades through the ORM.
     tenant = models.ForeignKey(
         Tenant, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
+    # The configuration that served the call, as recorded: like token_id, its id stays after
+    # the configuration is deleted (no index for a deletion to update through: history).
     tenant_llm = models.ForeignKey(
         TenantLLM,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         null=True,
         blank=True,
         related_name="+",
         db_constraint=False,
+        db_index=False,
     )
     estimated = models.BooleanField(default=False)
     latency_ms = models.IntegerField("latency (ms)", default=0)

@@ -25,7 +25,7 @@ from operator import attrgetter
 
 from django.db import connection, transaction
 
-from tenants.models import Tenant, TenantLLM
+from tenants.models import Tenant
 from tenants.services.configs import tenant_llm_add_used_tokens
 
 from ..models import NO_TOKEN, ROLLUP_SUMS, UsageDaily, UsageEvent, UsageHourly
@@ -154,24 +154,13 @@ def _add_to_rollup(model, period: str, records: list[UsageRecord], period_of) ->
 
 
 def _drop_orphans(records: list[UsageRecord]) -> tuple[list[UsageRecord], int]:
-    """Events of deleted tenants are dropped; links to deleted configs are cut, not lost."""
+    """Events of deleted tenants are dropped; those of deleted configs are kept, with their
+    config's id as recorded (the counter of a deleted config is not there to add to)."""
     tenant_ids = {r.tenant_id for r in records}
     live_tenants = {
         t.hex for t in Tenant.objects.filter(pk__in=tenant_ids).values_list("pk", flat=True)
     }
-    config_ids = {r.tenant_llm_id for r in records if r.tenant_llm_id is not None}
-    live_configs = (
-        set(TenantLLM.objects.filter(pk__in=config_ids).values_list("pk", flat=True))
-        if config_ids
-        else set()
-    )
-    kept: list[UsageRecord] = []
-    for r in records:
-        if r.tenant_id not in live_tenants:
-            continue
-        if r.tenant_llm_id is not None and r.tenant_llm_id not in live_configs:
-            r = r._replace(tenant_llm_id=None)
-        kept.append(r)
+    kept = [r for r in records if r.tenant_id in live_tenants]
     return kept, len(records) - len(kept)
 
 

@@ -27,8 +27,8 @@ def run(ctx: Context) -> None:
     best, top = print_baselines(ctx)
     events = ctx.args.recording_events
     print(
-        f"  ragllm, current ledger (record_usage -> Redis stream -> writer process),"
-        f" {events:,} calls"
+        f"  ragllm: record_usage (a deque append) -> forwarder (msgpack, one XADD per 2,000)"
+        f" -> writer process (COPY + set-based SQL), {events:,} calls"
     )
     rows = ragllm_rows(ctx)
     for threads in THREADS:

@@ -83,8 +83,6 @@ class UsageEvent(_Usage):
             # A tenant's raw events in a time range: the admin's event list of one tenant and
             # usage_event_totals. (Usage sums, API and admin pages, read the rollups.)
             models.Index(fields=["tenant", "created_at"], name="usageevent_tenant_time_idx"),
-            # Pruning old events.
-            models.Index(fields=["created_at"], name="usageevent_time_idx"),
         ]
 
     def __str__(self) -> str:

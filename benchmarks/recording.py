@@ -3,8 +3,8 @@
 Calls are spread over 20 tenants x 25 models from 8 and 16 threads. Printed, from one run:
 RAGFlow's per-call write in every variant (see baselines.py) and the best of them; the
 COPY-batched ceiling; ragllm's callers (`record_usage` calls/s in this process, until the last
-call returns) and ragllm end to end (until every event is a row in PostgreSQL, the writer
-being a process of its own as beat's drain task on a Celery worker is). Totals are checked.
+call returns) and ragllm end to end (until every event is a row in PostgreSQL, drained by
+writer processes of their own, as `usage_writer` runs). Totals are checked.
 """
 
 from __future__ import annotations

@@ -6,17 +6,16 @@ from django.contrib.auth.admin import UserAdmin
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from ragllm.admin import EMPTY, name_and_id, number, short_id, shortened
 from ragllm.celery import worker_available
 
+from .admin_keys import issued_tokens_page
 from .fields import CredentialsUnreadable
 from .forms import TenantForm, TenantLLMForm
 from .masking import mask_credentials
 from .models import (
-    APIToken,
     KeyValidation,
     QuotaWindow,
     Tenant,
@@ -25,7 +24,8 @@ from .models import (
     ValidationState,
 )
 from .services.key_validation import VALIDATE_TASK, tenant_llm_request_revalidation
-from .services.tokens import api_token_issue, api_token_revoke
+from .services.members import tenant_member_remove, tenant_member_save
+from .services.tokens import api_token_issue
 
 
 @admin.display(description="API key")
@@ -122,6 +122,14 @@ class TenantMemberInline(admin.TabularInline):
     autocomplete_fields = ("user",)
 
 
+def save_members(formset) -> None:
+    """An inline formset of members, saved through the members service (audited)."""
+    for member in formset.save(commit=False):
+        tenant_member_save(member=member)
+    for member in formset.deleted_objects:
+        tenant_member_remove(member=member)
+
+
 def report_validation(request, validation: KeyValidation | None, *, new: bool = False) -> None:
     """Say what a save set off: a validation of new credentials, and whether a worker runs."""
     if validation is None:
@@ -160,7 +168,20 @@ class TenantAdmin(admin.ModelAdmin):
     inlines = (TenantMemberInline, TenantLLMInline)
     fieldsets = (
         (None, {"fields": ("id", "name", "status")}),
-        ("Quota", {"fields": ("token_quota", "quota_window", "unlimited")}),
+        (
+            "Quota, budget and limits",
+            {"fields": ("token_quota", "quota_window", "unlimited", "budget", "rpm", "tpm")},
+        ),
+        (
+            "Alerts",
+            {
+                "fields": (
+                    "alert_webhook_url",
+                    "alert_webhook_secret",
+                    "clear_alert_webhook_secret",
+                )
+            },
+        ),
         (
             "Default models",
             {
@@ -180,6 +201,12 @@ class TenantAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Tenant, form: TenantForm, change: bool) -> None:
         form.apply(obj)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is TenantMember:
+            save_members(formset)
+        else:
+            super().save_formset(request, form, formset, change)
 
     @admin.display(description="ID", ordering="id")
     def short_id(self, obj: Tenant) -> str:
@@ -203,6 +230,16 @@ class TenantMemberAdmin(admin.ModelAdmin):
     search_fields = ("user__email", "user__username", "tenant__name")
     list_select_related = ("user", "tenant")
     autocomplete_fields = ("user", "tenant")
+
+    def save_model(self, request, obj: TenantMember, form, change: bool) -> None:
+        tenant_member_save(member=obj)
+
+    def delete_model(self, request, obj: TenantMember) -> None:
+        tenant_member_remove(member=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for member in queryset.select_related("user"):
+            tenant_member_remove(member=member)
 
 
 @admin.register(TenantLLM)
@@ -287,26 +324,6 @@ class TenantLLMAdmin(admin.ModelAdmin):
         )
 
 
-@admin.register(APIToken)
-class APITokenAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at",)
-    search_fields = ("prefix", "user__email", "user__username", "name")
-    list_select_related = ("user",)
-    readonly_fields = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
-    fields = readonly_fields
-    actions = ("revoke",)
-
-    def has_add_permission(self, request) -> bool:
-        return False  # issued from the user list ("Issue API token") so it can be shown once
-
-    @admin.action(description="Revoke selected tokens")
-    def revoke(self, request, queryset) -> None:
-        for token in queryset:
-            api_token_revoke(token=token)
-        self.message_user(request, "Tokens revoked.", messages.SUCCESS)
-
-
 @admin.register(KeyValidation)
 class KeyValidationAdmin(admin.ModelAdmin):
     list_display = ("short_id", "tenant_short", "what", "state", "created", "outcome")
@@ -375,16 +392,4 @@ class RagllmUserAdmin(UserAdmin):
             (user, api_token_issue(user=user, name=f"admin:{request.user.get_username()}")[1])
             for user in queryset
         ]
-        opts = self.model._meta
-        response = TemplateResponse(
-            request,
-            "admin/tenants/api_token_issued.html",
-            {
-                **self.admin_site.each_context(request),
-                "opts": opts,
-                "issued": issued,
-                "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
-            },
-        )
-        add_never_cache_headers(response)
-        return response
+        return issued_tokens_page(request, self, issued)

@@ -14,6 +14,7 @@ from ragllm.errors import Conflict, NotFound
 
 from ..models import KeyValidation, Status, Tenant, TenantLLM
 from ..resolution import invalidate as invalidate_resolutions
+from .audit import audit_diff, audit_record, masked_key
 from .credential_input import base_url_changes, credential_input_from_text
 from .key_requests import tenant_llm_check_model, tenant_llm_request_model
 from .tenants import tenant_lock
@@ -24,7 +25,14 @@ def tenant_llm_delete(*, tenant: Tenant, factory: LLMFactory, llm_name: str) -> 
     if config is None:
         raise NotFound(f"Model({llm_name}@{factory.name}) is not configured for this tenant.")
     _refuse_if_default(tenant, [config])
-    config.delete()
+    with transaction.atomic():
+        config.delete()
+        audit_record(
+            tenant=tenant,
+            kind="model_config.deleted",
+            object=_label(config),
+            changes={"api_key": masked_key(config.api_key), "model_type": config.model_type},
+        )
 
 
 def tenant_llm_set_status(*, tenant: Tenant, factory: LLMFactory, llm_name: str, enabled: bool):
@@ -33,9 +41,20 @@ def tenant_llm_set_status(*, tenant: Tenant, factory: LLMFactory, llm_name: str,
         raise NotFound(f"Model({llm_name}@{factory.name}) is not configured for this tenant.")
     if not enabled:
         _refuse_if_default(tenant, [config])
-    TenantLLM.objects.filter(pk=config.pk).update(
-        status=Status.VALID if enabled else Status.INVALID, updated_at=timezone.now()
-    )
+    status = Status.VALID if enabled else Status.INVALID
+    with transaction.atomic():
+        changed = (
+            TenantLLM.objects.filter(pk=config.pk)
+            .exclude(status=status)
+            .update(status=status, updated_at=timezone.now())
+        )
+        if changed:
+            audit_record(
+                tenant=tenant,
+                kind="model_config.enabled" if enabled else "model_config.disabled",
+                object=_label(config),
+                changes={"status": {"from": config.status, "to": status}},
+            )
     invalidate_resolutions()
 
 
@@ -46,7 +65,17 @@ def tenant_factory_delete(*, tenant: Tenant, factory: LLMFactory) -> int:
         raise NotFound(f"Factory {factory.name} is not configured for this tenant.")
     _refuse_if_default(tenant, configs)
     deleted, _ = TenantLLM.objects.filter(pk__in=[c.pk for c in configs]).delete()
+    audit_record(
+        tenant=tenant,
+        kind="model_config.deleted",
+        object=f"Factory {factory.name}",
+        changes={"models": sorted(c.llm_name for c in configs)},
+    )
     return deleted
+
+
+def _label(config: TenantLLM) -> str:
+    return f"TenantLLM {config.llm_name}@{config.factory.name}"
 
 
 def _refuse_if_default(tenant: Tenant, configs: list[TenantLLM]) -> None:
@@ -124,6 +153,14 @@ def tenant_llm_edit(
     )
     if request is not None:
         tenant_llm_check_model(**request)  # before anything is written
+    _audit_edit(
+        config,
+        model_type=model_type,
+        max_tokens=max_tokens,
+        token_quota=token_quota,
+        quota_window=quota_window,
+        status=status,
+    )
     TenantLLM.objects.filter(pk=config.pk).update(
         model_type=model_type,
         max_tokens=max_tokens,
@@ -136,6 +173,22 @@ def tenant_llm_edit(
     if request is None:
         return None
     return tenant_llm_request_model(**request, max_tokens=max_tokens, user=user)
+
+
+def _audit_edit(config: TenantLLM, **new) -> None:
+    stored = TenantLLM.objects.select_related("factory").get(pk=config.pk)
+    changes = audit_diff({name: getattr(stored, name) for name in new}, new)
+    groups = {
+        "quota.changed": ("token_quota", "quota_window"),
+        "model_config.changed": ("model_type", "max_tokens"),
+        "model_config.enabled" if new["status"] == Status.VALID else "model_config.disabled": (
+            "status",
+        ),
+    }
+    for kind, names in groups.items():
+        part = {name: changes[name] for name in names if name in changes}
+        if part:
+            audit_record(tenant=stored.tenant_id, kind=kind, object=_label(stored), changes=part)
 
 
 def tenant_llm_add_used_tokens(*, tokens_by_config: dict[int, int]) -> int:

@@ -7,7 +7,11 @@ identifies it. Views parse, call one service or selector, and answer in the enve
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
+
 from django.core.paginator import Paginator
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
@@ -89,19 +93,33 @@ class KeyOutput(serializers.Serializer):
     user = serializers.CharField(source="user.get_username", help_text="Who created it.")
     scopes = serializers.ListField(child=serializers.CharField())
     models = serializers.ListField(child=serializers.CharField(), source="allowed_models")
-    expires_at = IsoDateTimeField()
+    expires_at = IsoDateTimeField(allow_null=True)
     rpm = serializers.IntegerField(allow_null=True)
     tpm = serializers.IntegerField(allow_null=True)
     token_quota = serializers.IntegerField(allow_null=True)
     budget = serializers.DecimalField(max_digits=14, decimal_places=4, allow_null=True)
     quota_window = serializers.CharField()
     created_at = IsoDateTimeField()
-    last_used_at = IsoDateTimeField()
-    revoked_at = IsoDateTimeField()
+    last_used_at = IsoDateTimeField(allow_null=True)
+    revoked_at = IsoDateTimeField(allow_null=True)
 
 
 class KeyCreatedOutput(KeyOutput):
     token = serializers.CharField(help_text="The key itself: shown this once, never again.")
+
+
+def _moment(name: str, value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = parse_datetime(value) or (
+            datetime.combine(parse_date(value), time()) if parse_date(value) else None
+        )
+    except ValueError:
+        moment = None
+    if moment is None or not 2000 <= moment.year <= 2999:
+        raise serializers.ValidationError({name: "an ISO date or datetime from 2000 to 2999."})
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
 
 class TokensView(TenantAPIView):
@@ -125,27 +143,30 @@ class TokenView(TenantAPIView):
     # Members may revoke their own keys: DELETE is checked per key below.
     write_methods = frozenset({"POST", "PUT", "PATCH"})
 
-    def _token(self, token_id: int) -> APIToken:
+    def _token(self, token_id: str) -> APIToken:
         mine = None if self.ctx.can_write else self.request.user
-        token = api_token_of(tenant=self.tenant, token_id=token_id, user=mine)
+        number = int(token_id) if token_id.isascii() and token_id.isdigit() else 0
+        token = None
+        if 0 < number <= MAX_INT:
+            token = api_token_of(tenant=self.tenant, token_id=number, user=mine)
         if token is None:
             raise NotFound("No such key in this tenant.")
         return token
 
     @schema.token_get(data=named(KeyOutput, "APIKey")())
-    def get(self, request, token_id: int):
+    def get(self, request, token_id: str):
         return ok(KeyOutput(self._token(token_id)).data)
 
     @schema.token_update(
         request=named(KeySettingsInput, "APIKeyUpdateInput"), data=named(KeyOutput, "APIKey")()
     )
-    def patch(self, request, token_id: int):
+    def patch(self, request, token_id: str):
         data = parse(KeySettingsInput, request.data)
         token = api_token_update(token=self._token(token_id), **data)
         return ok(KeyOutput(token).data)
 
     @schema.token_revoke(data=named(KeyOutput, "APIKey")())
-    def delete(self, request, token_id: int):
+    def delete(self, request, token_id: str):
         token = self._token(token_id)
         if not self.ctx.can_write and token.user_id != request.user.pk:
             raise PermissionDenied("Only the tenant's owner or admins may revoke others' keys.")
@@ -176,24 +197,33 @@ class AuditPageOutput(serializers.Serializer):
 
 class AuditView(TenantAPIView):
     class InputSerializer(serializers.Serializer):
+        # An empty value (`?kind=`) means "not given", as for every optional parameter.
         kind = serializers.ChoiceField(
             choices=sorted({*KINDS, *(k.split(".")[0] for k in KINDS)}),
             required=False,
+            allow_blank=True,
             help_text="A kind (`key.revoked`) or its subject (`key`).",
         )
         page = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
         page_size = serializers.IntegerField(min_value=1, max_value=200, default=50)
 
         def get_fields(self) -> dict[str, serializers.Field]:
+            # `from` is a Python keyword: the bounds are added under their wire names here.
             bounds = {
-                "from": serializers.DateTimeField(
-                    required=False, help_text="Start (inclusive), ISO datetime."
-                ),
-                "to": serializers.DateTimeField(
-                    required=False, help_text="End (exclusive), ISO datetime."
-                ),
+                name: serializers.CharField(
+                    required=False, allow_blank=True, max_length=64, help_text=text
+                )
+                for name, text in (
+                    ("from", "Start (inclusive): an ISO date or datetime (UTC if no offset)."),
+                    ("to", "End (exclusive): an ISO date or datetime (UTC if no offset)."),
+                )
             }
             return {**bounds, **super().get_fields()}
+
+        def validate(self, attrs: dict) -> dict:
+            for name in ("from", "to"):
+                attrs[name] = _moment(name, attrs.get(name) or "")
+            return attrs
 
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)

@@ -24,6 +24,6 @@ tenant_patterns = [
 # Included under "api/v1/": application keys and the audit log.
 key_patterns = [
     path("tokens", token_api.TokensView.as_view(), name="tokens"),
-    path("tokens/<int:token_id>", token_api.TokenView.as_view(), name="token"),
+    path("tokens/<str:token_id>", token_api.TokenView.as_view(), name="token"),
     path("audit", token_api.AuditView.as_view(), name="audit"),
 ]

@@ -237,3 +237,48 @@ def test_the_admin_audit_list_is_read_only(client, superuser, owner, tenant):
     listing = client.get(reverse("admin:tenants_auditentry_changelist"))
     assert listing.status_code == 200 and b"key.created" in listing.content
     assert client.get(reverse("admin:tenants_auditentry_add")).status_code == 403
+
+
+def test_an_edited_model_config_and_a_new_base_url_are_audited(
+    owner_api, tenant, catalog, fake_provider
+):
+    from tenants.actors import Actor, acting_as
+    from tenants.services.configs import tenant_llm_edit
+
+    body = {
+        "llm_factory": "OpenAI",
+        "llm_name": "gpt-4o-mini",
+        "model_type": "chat",
+        "api_key": KEY,
+        "api_base": fake_provider.url("/v1"),
+        "async": True,
+    }
+    key_validation_run(
+        validation_id=owner_api.post("/api/v1/llm/add_llm", body).json()["data"]["task_id"]
+    )
+    moved = owner_api.post(
+        "/api/v1/llm/add_llm", body | {"api_base": fake_provider.url("/v1/") + "x/.."}
+    )
+    assert moved.status_code == 202, moved.json()
+    key_validation_run(validation_id=moved.json()["data"]["task_id"])
+    config = TenantLLM.objects.get(tenant=tenant, llm_name="gpt-4o-mini")
+    with acting_as(Actor(source="admin", user_id=1, label="root", address="10.0.0.1")):
+        tenant_llm_edit(
+            config=config,
+            api_key="",
+            api_base=config.api_base,
+            model_type="chat",
+            max_tokens=4096,
+            token_quota=500,
+            quota_window="daily",
+            status="1",
+        )
+
+    moved_entry = AuditEntry.objects.get(kind="base_url.changed")
+    assert set(moved_entry.changes) == {"base_url"}
+    changed = AuditEntry.objects.get(kind="model_config.changed")
+    assert changed.changes == {"max_tokens": {"from": 8192, "to": 4096}}
+    quota = AuditEntry.objects.get(kind="quota.changed")
+    assert quota.changes["token_quota"] == {"from": None, "to": 500}
+    assert (quota.source, quota.client_address, quota.actor_label) == ("admin", "10.0.0.1", "root")
+    assert_no_secret_text(all_rows())

@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
-from ragllm.admin import EMPTY, name_and_id
+from ragllm.admin import EMPTY, name_and_id, shortened
 from ragllm.errors import ApplicationError
 
 from .models import TOKEN_SCOPES, APIToken, AuditEntry, Role, TenantMember
@@ -90,8 +90,8 @@ class ApplicationKeyForm(forms.ModelForm):
 
 @admin.register(APIToken)
 class APITokenAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "name", "tenant_or_personal", "user", "scope_list", "expires_at")
-    list_display += ("last_used_at", "revoked_at")
+    list_display = ("prefix", "short_name", "tenant_or_personal", "short_user", "scope_list")
+    list_display += ("expires_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "user__email", "user__username", "name", "tenant__name")
     list_select_related = ("user", "tenant")
@@ -123,6 +123,14 @@ class APITokenAdmin(admin.ModelAdmin):
     @admin.display(description="tenant")
     def tenant_or_personal(self, obj: APIToken) -> str:
         return name_and_id(obj.tenant.name, obj.tenant.pk) if obj.tenant_id else "personal"
+
+    @admin.display(description="name", ordering="name")
+    def short_name(self, obj: APIToken) -> str:
+        return shortened(obj.name, 40) if obj.name else EMPTY
+
+    @admin.display(description="user", ordering="user__username")
+    def short_user(self, obj: APIToken) -> str:
+        return shortened(obj.user.get_username(), 28)
 
     @admin.display(description="scopes")
     def scope_list(self, obj: APIToken) -> str:

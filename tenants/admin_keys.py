@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -211,5 +212,13 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    # Entries go only with their tenant: deleting a tenant in the admin deletes them (so the
+    # permission stays), but there is no delete page, action or button of their own.
+    actions = None
+
+    def delete_view(self, request, object_id, extra_context=None):
+        raise PermissionDenied
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["show_delete"] = False
+        return super().render_change_form(request, context, *args, **kwargs)

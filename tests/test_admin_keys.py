@@ -159,3 +159,21 @@ def test_the_tenant_page_refuses_an_internal_webhook_url(admin_client_, tenant, 
     assert response.status_code == 200
     assert "alert_webhook_url" in response.context["adminform"].form.errors
     assert Tenant.objects.get(pk=tenant.pk).alert_webhook_url == ""
+
+
+def test_audit_entries_cannot_be_deleted_but_go_with_their_tenant(admin_client_, owner, tenant):
+    api_token_create(user=owner, tenant=tenant, name="audited")
+    entry = AuditEntry.objects.get()
+
+    assert (
+        admin_client_.get(reverse("admin:tenants_auditentry_delete", args=[entry.pk])).status_code
+        == 403
+    )
+    page = admin_client_.get(reverse("admin:tenants_auditentry_change", args=[entry.pk]))
+    assert page.status_code == 200 and b"deletelink" not in page.content
+    response = admin_client_.post(
+        reverse("admin:tenants_tenant_delete", args=[tenant.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert not Tenant.objects.filter(pk=tenant.pk).exists()
+    assert not AuditEntry.objects.exists()

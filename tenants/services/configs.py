@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -14,8 +15,10 @@ from ragllm.errors import Conflict, NotFound
 
 from ..models import KeyValidation, Status, Tenant, TenantLLM
 from ..resolution import invalidate as invalidate_resolutions
+from ..selectors import tenant_llm_defaults_among
 from .credential_input import base_url_changes, credential_input_from_text
 from .key_requests import tenant_llm_check_model, tenant_llm_request_model
+from .key_validation import key_validation_supersede_for_configs
 from .tenants import tenant_lock
 
 
@@ -23,8 +26,7 @@ def tenant_llm_delete(*, tenant: Tenant, factory: LLMFactory, llm_name: str) -> 
     config = TenantLLM.objects.filter(tenant=tenant, factory=factory, llm_name=llm_name).first()
     if config is None:
         raise NotFound(f"Model({llm_name}@{factory.name}) is not configured for this tenant.")
-    _refuse_if_default(tenant, [config])
-    config.delete()
+    _delete_configs([config])
 
 
 def tenant_llm_set_status(*, tenant: Tenant, factory: LLMFactory, llm_name: str, enabled: bool):
@@ -39,24 +41,48 @@ def tenant_llm_set_status(*, tenant: Tenant, factory: LLMFactory, llm_name: str,
     invalidate_resolutions()
 
 
-@transaction.atomic
 def tenant_factory_delete(*, tenant: Tenant, factory: LLMFactory) -> int:
     configs = list(TenantLLM.objects.filter(tenant=tenant, factory=factory))
     if not configs:
         raise NotFound(f"Factory {factory.name} is not configured for this tenant.")
-    _refuse_if_default(tenant, configs)
-    deleted, _ = TenantLLM.objects.filter(pk__in=[c.pk for c in configs]).delete()
+    return _delete_configs(configs)
+
+
+def tenant_llm_delete_configs(*, configs: Iterable[TenantLLM]) -> int:
+    """Delete configurations of any tenants at once (the admin's "delete selected"), under the
+    rules of delete_llm: a tenant's default model is refused, and then nothing is deleted."""
+    return _delete_configs(list(configs))
+
+
+@transaction.atomic
+def _delete_configs(configs: list[TenantLLM]) -> int:
+    """Delete configurations, all or none, refusing any that is its tenant's default model.
+
+    Each tenant is locked first (in a fixed order) and its defaults read again under the lock,
+    so a default set meanwhile is seen. Validations still waiting to change a deleted
+    configuration are superseded: the deletion is the newer request, so none of them brings it
+    back.
+    """
+    by_tenant: dict[Any, list[TenantLLM]] = {}
+    for config in configs:
+        by_tenant.setdefault(config.tenant_id, []).append(config)
+    for tenant_id in sorted(by_tenant, key=str):
+        tenant_lock(tenant_id=tenant_id)
+        _refuse_if_default(Tenant.objects.get(pk=tenant_id), by_tenant[tenant_id])
+    ids = [config.pk for config in configs]
+    key_validation_supersede_for_configs(configs=configs)
+    deleted, _ = TenantLLM.objects.filter(pk__in=ids).delete()
+    transaction.on_commit(invalidate_resolutions)
     return deleted
 
 
 def _refuse_if_default(tenant: Tenant, configs: list[TenantLLM]) -> None:
-    names = {f"{c.llm_name}@{c.factory.name}" for c in configs}
-    for model_type, field_name in Tenant.DEFAULT_FIELDS.items():
-        if getattr(tenant, field_name) in names:
-            raise Conflict(
-                f"{getattr(tenant, field_name)} is the tenant's default {model_type} model; "
-                "choose another default first."
-            )
+    defaults = tenant_llm_defaults_among(tenant=tenant, configs=configs)
+    if defaults:
+        name, model_type = defaults[0]
+        raise Conflict(
+            f"{name} is the tenant's default {model_type} model; choose another default first."
+        )
 
 
 def _credential_change(
@@ -108,13 +134,15 @@ def tenant_llm_edit(
     token_quota: int | None,
     quota_window: str,
     status: str,
+    is_tools: bool | None,
     user: AbstractBaseUser | None = None,
 ) -> KeyValidation | None:
     """Edit a configuration as a whole (the admin's change form and the tenant page's inline).
 
-    Limits, quota and status are saved at once. New credentials (a key, or another base URL,
-    which needs the key again) are not: they go through add_llm's checks and validation, and
-    until they are proven the configuration shows "validating" and keeps its stored ones.
+    Limits, quota, status and `is_tools` (add_llm's flag; None: the catalog's) are saved at
+    once. New credentials (a key, or another base URL, which needs the key again) are not:
+    they go through add_llm's checks and validation, and until they are proven the
+    configuration shows "validating" and keeps its stored ones.
     An empty `api_key` means "unchanged" (the stored key is never sent to the browser).
     Returns the validation requested, if any.
     """
@@ -130,12 +158,13 @@ def tenant_llm_edit(
         token_quota=token_quota,
         quota_window=quota_window,
         status=status,
+        is_tools=is_tools,
         updated_at=timezone.now(),
     )
     transaction.on_commit(invalidate_resolutions)
     if request is None:
         return None
-    return tenant_llm_request_model(**request, max_tokens=max_tokens, user=user)
+    return tenant_llm_request_model(**request, max_tokens=max_tokens, is_tools=is_tools, user=user)
 
 
 def tenant_llm_add_used_tokens(*, tokens_by_config: dict[int, int]) -> int:

@@ -272,3 +272,21 @@ def test_is_tools_from_the_add_form_is_stored_once_the_key_is_proven(
         time.sleep(0.05)
     assert KeyValidation.objects.get().state == "succeeded"
     assert TenantLLM.objects.get(tenant=tenant, llm_name="local-agent").is_tools is True
+
+
+# --- The catalog is edited, never deleted -------------------------------------------------------
+
+
+def test_catalog_rows_are_disabled_rather_than_deleted(admin_client_, catalog):
+    factory = LLMFactory.objects.get(name="OpenAI")
+    model = LLM.objects.get(factory=factory, llm_name="gpt-4o")
+    for name, row in (("llmfactory", factory), ("llm", model)):
+        delete = reverse(f"admin:providers_{name}_delete", args=[row.pk])
+        assert admin_client_.post(delete, {"post": "yes"}).status_code == 403
+        changelist = reverse(f"admin:providers_{name}_changelist")
+        assert "delete_selected" not in admin_client_.get(changelist).content.decode()
+        admin_client_.post(
+            changelist,
+            {"action": "delete_selected", ACTION_CHECKBOX_NAME: [str(row.pk)], "post": "yes"},
+        )
+        assert type(row).objects.filter(pk=row.pk).exists()

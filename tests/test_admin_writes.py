@@ -170,6 +170,28 @@ def test_a_validation_waiting_to_change_a_deleted_config_does_not_bring_it_back(
     assert not TenantLLM.objects.filter(tenant=other.tenant, llm_name="gpt-4o").exists()
 
 
+def test_delete_factory_supersedes_a_set_api_key_still_waiting(
+    configs, api_for, owner, stopped_worker, tenant
+):
+    # The same service behind the API: a key rotation queued before the factory was deleted
+    # does not bring the factory's models back when it finally runs.
+    default, _ = configs
+    tenant.llm_id = ""
+    tenant.save()
+    api = api_for(owner)
+    queued = api.post(
+        "/api/v1/llm/set_api_key",
+        {"llm_factory": "OpenAI", "api_key": GOOD_KEY, "base_url": default.api_base, "async": True},
+    )
+    assert queued.status_code == 202, queued.content
+    assert api.post("/api/v1/llm/delete_factory", {"llm_factory": "OpenAI"}).json()["data"] is True
+    ((name, args),) = stopped_worker.take_messages()
+    app.tasks[name](*args)
+    validation = KeyValidation.objects.get()
+    assert (validation.state, validation.api_key) == ("superseded", "")
+    assert not TenantLLM.objects.filter(tenant=tenant).exists()
+
+
 # --- Key validations are read-only -------------------------------------------------------------
 
 

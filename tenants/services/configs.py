@@ -13,16 +13,25 @@ from django.utils import timezone
 from providers.models import LLMFactory
 from ragllm.errors import Conflict, NotFound
 
-from ..models import KeyValidation, Status, Tenant, TenantLLM
+from ..models import (
+    ACTIVE_VALIDATION_STATES,
+    KeyValidation,
+    Status,
+    Tenant,
+    TenantLLM,
+    ValidationKind,
+    ValidationState,
+)
 from ..resolution import invalidate as invalidate_resolutions
 from ..selectors import tenant_llm_defaults_among
 from .credential_input import base_url_changes, credential_input_from_text
 from .key_requests import tenant_llm_check_model, tenant_llm_request_model
-from .key_validation import key_validation_supersede_for_configs
 from .tenants import tenant_lock
 
 
+@transaction.atomic
 def tenant_llm_delete(*, tenant: Tenant, factory: LLMFactory, llm_name: str) -> None:
+    tenant_lock(tenant_id=tenant.pk)
     config = TenantLLM.objects.filter(tenant=tenant, factory=factory, llm_name=llm_name).first()
     if config is None:
         raise NotFound(f"Model({llm_name}@{factory.name}) is not configured for this tenant.")
@@ -41,11 +50,13 @@ def tenant_llm_set_status(*, tenant: Tenant, factory: LLMFactory, llm_name: str,
     invalidate_resolutions()
 
 
+@transaction.atomic
 def tenant_factory_delete(*, tenant: Tenant, factory: LLMFactory) -> int:
+    tenant_lock(tenant_id=tenant.pk)  # no validation adds a config of the factory meanwhile
     configs = list(TenantLLM.objects.filter(tenant=tenant, factory=factory))
     if not configs:
         raise NotFound(f"Factory {factory.name} is not configured for this tenant.")
-    return _delete_configs(configs)
+    return _delete_configs(configs, whole_factory=True)
 
 
 def tenant_llm_delete_configs(*, configs: Iterable[TenantLLM]) -> int:
@@ -55,7 +66,7 @@ def tenant_llm_delete_configs(*, configs: Iterable[TenantLLM]) -> int:
 
 
 @transaction.atomic
-def _delete_configs(configs: list[TenantLLM]) -> int:
+def _delete_configs(configs: list[TenantLLM], *, whole_factory: bool = False) -> int:
     """Delete configurations, all or none, refusing any that is its tenant's default model.
 
     Each tenant is locked first (in a fixed order) and its defaults read again under the lock,
@@ -70,10 +81,39 @@ def _delete_configs(configs: list[TenantLLM]) -> int:
         tenant_lock(tenant_id=tenant_id)
         _refuse_if_default(Tenant.objects.get(pk=tenant_id), by_tenant[tenant_id])
     ids = [config.pk for config in configs]
-    key_validation_supersede_for_configs(configs=configs)
+    _supersede_validations(configs=configs, whole_factory=whole_factory)
     deleted, _ = TenantLLM.objects.filter(pk__in=ids).delete()
     transaction.on_commit(invalidate_resolutions)
     return deleted
+
+
+def _supersede_validations(*, configs: list[TenantLLM], whole_factory: bool = False) -> None:
+    """Deleting configurations is newer than the validations still waiting to change them:
+    those of the same model end superseded, and a factory's set_api_key goes on without them;
+    with `whole_factory` (delete_factory) every request for the factory ends superseded.
+    Call with the tenants locked, in the deleting transaction."""
+    deleted = {
+        "state": ValidationState.SUPERSEDED,
+        "api_key": "",
+        "finished_at": timezone.now(),
+        "message": "The model configuration was deleted before this request was applied; "
+        "nothing was saved.",
+    }
+    for config in configs:
+        active = KeyValidation.objects.filter(
+            tenant_id=config.tenant_id,
+            factory_id=config.factory_id,
+            verify_only=False,
+            state__in=ACTIVE_VALIDATION_STATES,
+        )
+        if whole_factory:
+            active.update(**deleted)
+            continue
+        active.filter(kind=ValidationKind.ADD_LLM, llm_name=config.llm_name).update(**deleted)
+        for partial in active.filter(kind=ValidationKind.SET_API_KEY):
+            if config.llm_name not in partial.superseded_models:
+                partial.superseded_models = [*partial.superseded_models, config.llm_name]
+                partial.save(update_fields=["superseded_models"])
 
 
 def _refuse_if_default(tenant: Tenant, configs: list[TenantLLM]) -> None:

@@ -155,30 +155,6 @@ def _supersede_older(new: KeyValidation) -> None:
     )
 
 
-def key_validation_supersede_for_configs(*, configs: list[TenantLLM]) -> None:
-    """Deleting configurations is newer than the validations still waiting to change them:
-    those of the same model end superseded, and a factory's set_api_key goes on without them
-    (call with the tenants locked, in the deleting transaction)."""
-    for config in configs:
-        active = KeyValidation.objects.filter(
-            tenant_id=config.tenant_id,
-            factory_id=config.factory_id,
-            verify_only=False,
-            state__in=ACTIVE_VALIDATION_STATES,
-        )
-        active.filter(kind=ValidationKind.ADD_LLM, llm_name=config.llm_name).update(
-            state=ValidationState.SUPERSEDED,
-            api_key="",
-            finished_at=timezone.now(),
-            message="The model configuration was deleted before this request was applied; "
-            "nothing was saved.",
-        )
-        for partial in active.filter(kind=ValidationKind.SET_API_KEY):
-            if config.llm_name not in partial.superseded_models:
-                partial.superseded_models = [*partial.superseded_models, config.llm_name]
-                partial.save(update_fields=["superseded_models"])
-
-
 def _target_configs(validation: KeyValidation) -> QuerySet[TenantLLM]:
     """The tenant's existing configurations this validation would change if it succeeds."""
     configs = TenantLLM.objects.filter(

@@ -55,6 +55,27 @@ class Tenant(models.Model):
         max_length=16, choices=QuotaWindow.choices, default=QuotaWindow.MONTHLY
     )
     unlimited = models.BooleanField(default=False, help_text="Bypass every quota.")
+    # Limits for all of the tenant's calls together (issue 11); empty: none.
+    rpm = models.PositiveIntegerField(
+        "requests per minute", null=True, blank=True, help_text="Empty: no limit."
+    )
+    tpm = models.PositiveIntegerField(
+        "tokens per minute", null=True, blank=True, help_text="Empty: no limit."
+    )
+    budget = models.DecimalField(
+        max_digits=14,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Spend allowance in US dollars per quota window (catalog prices); empty: none.",
+    )
+    # Alerts at 50/80/100 % of quotas and budgets are POSTed here, signed with the secret.
+    alert_webhook_url = models.CharField(
+        "alert webhook URL", max_length=512, blank=True, default=""
+    )
+    alert_webhook_secret = encrypted_text_field(
+        verbose_name="alert webhook secret", blank=True, default=""
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -184,6 +205,13 @@ class TenantLLM(models.Model):
         return f"{self.llm_name}@{self.factory.name} ({self.tenant})"
 
 
+TOKEN_SCOPES = ("manage", "invoke")
+
+
+def default_token_scopes() -> list[str]:
+    return list(TOKEN_SCOPES)
+
+
 class APIToken(models.Model):
     """A personal API token, sent as `Authorization: Bearer <token>`.
 
@@ -195,9 +223,26 @@ class APIToken(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
+    # An application key is bound to one tenant; a personal token (tenant empty) acts for any
+    # tenant its user belongs to (X-Tenant-ID).
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="api_tokens"
+    )
     name = models.CharField(max_length=128, blank=True, default="")
     prefix = models.CharField(max_length=16, unique=True)
     token_hash = models.CharField(max_length=64)
+    # "manage": /api/v1/llm, tenant and usage routes; "invoke": the /v1 gateway.
+    scopes = models.JSONField(default=default_token_scopes)
+    # Allowed models, "name@factory" or "*@factory"; empty: every model of the tenant.
+    allowed_models = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    rpm = models.PositiveIntegerField("requests per minute", null=True, blank=True)
+    tpm = models.PositiveIntegerField("tokens per minute", null=True, blank=True)
+    token_quota = models.BigIntegerField(null=True, blank=True)
+    budget = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    quota_window = models.CharField(
+        max_length=16, choices=QuotaWindow.choices, default=QuotaWindow.MONTHLY
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

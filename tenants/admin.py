@@ -1,8 +1,10 @@
 import re
 
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -10,6 +12,7 @@ from django.utils.html import format_html
 
 from ragllm.admin import EMPTY, name_and_id, number, short_id, shortened
 from ragllm.celery import worker_available
+from ragllm.errors import ApplicationError
 
 from .admin_keys import issued_tokens_page
 from .fields import CredentialsUnreadable
@@ -23,6 +26,8 @@ from .models import (
     TenantMember,
     ValidationState,
 )
+from .selectors import tenant_llm_defaults_among
+from .services.configs import tenant_llm_delete, tenant_llm_delete_configs
 from .services.key_validation import VALIDATE_TASK, tenant_llm_request_revalidation
 from .services.members import tenant_member_remove, tenant_member_save
 from .services.tokens import api_token_issue
@@ -270,7 +275,7 @@ class TenantLLMAdmin(admin.ModelAdmin):
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("tenant", "factory", "llm_name", "model_type", "status")}),
+        (None, {"fields": ("tenant", "factory", "llm_name", "model_type", "status", "is_tools")}),
         ("Credentials", {"fields": ("masked_key", "api_key", "api_base")}),
         (
             "Limits and usage",
@@ -287,12 +292,12 @@ class TenantLLMAdmin(admin.ModelAdmin):
     enabled = staticmethod(enabled)
     validation = staticmethod(validation)
 
-    actions = ("validate_now",)
+    actions = ("validate_now", "delete_selected")
 
     # A new configuration is what add_llm takes; its limits, quota and status are edited once
     # it exists (it is created when its key is proven).
     add_fieldsets = (
-        (None, {"fields": ("tenant", "factory", "llm_name", "model_type")}),
+        (None, {"fields": ("tenant", "factory", "llm_name", "model_type", "is_tools")}),
         ("Credentials", {"fields": ("api_key", "api_base")}),
         ("Limits", {"fields": ("max_tokens",)}),
     )
@@ -314,6 +319,48 @@ class TenantLLMAdmin(admin.ModelAdmin):
         if obj.pk is None:
             return HttpResponseRedirect(reverse("admin:tenants_keyvalidation_changelist"))
         return super().response_add(request, obj, post_url_continue)
+
+    # --- Deleting goes through delete_llm's service: a tenant's default model is refused ---
+
+    def get_deleted_objects(self, objs, request):
+        """A tenant's default model shows as what blocks the deletion, on the confirmation
+        page (its own or "delete selected"'s), before anything is posted."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        configs = list(objs)
+        by_tenant: dict[object, list[TenantLLM]] = {}
+        for config in configs:
+            by_tenant.setdefault(config.tenant_id, []).append(config)
+        for group in by_tenant.values():
+            tenant = group[0].tenant
+            for name, model_type in tenant_llm_defaults_among(tenant=tenant, configs=group):
+                protected.append(
+                    f"{name} is the default {model_type} model of tenant {tenant.name}: "
+                    "choose another default first."
+                )
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request, obj: TenantLLM) -> None:
+        tenant_llm_delete(tenant=obj.tenant, factory=obj.factory, llm_name=obj.llm_name)
+
+    def delete_queryset(self, request, queryset) -> None:
+        tenant_llm_delete_configs(configs=queryset.select_related("tenant", "factory"))
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ApplicationError as exc:  # refused meanwhile (a default set since the page)
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    @admin.action(permissions=["delete"], description="Delete selected model configs")
+    def delete_selected(self, request, queryset):
+        # Django's confirmation page and deletion (through delete_queryset), all or nothing.
+        try:
+            with transaction.atomic():
+                return django_delete_selected(self, request, queryset)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return None
 
     @admin.action(description="Validate now (live test call on the worker)")
     def validate_now(self, request, queryset) -> None:
@@ -341,6 +388,11 @@ class KeyValidationAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A record of what was asked and what came of it: the services end it (and wipe its
+        # key), the beat job expires it; nobody deletes or edits it by hand.
         return False
 
     @admin.display(description="ID", ordering="id")

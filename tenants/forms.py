@@ -43,6 +43,15 @@ class TenantLLMForm(forms.ModelForm):
         "replaces the stored one.",
     )
 
+    # add_llm's is_tools: whether the model may be sent tools; unset, the catalog says.
+    is_tools = forms.NullBooleanField(
+        label="Tools (function calling)",
+        required=False,
+        widget=forms.NullBooleanSelect(),
+        help_text="Whether agents may send this model tools. “As the catalog says” follows "
+        "the catalog's flag for the model (no for a model the catalog does not list).",
+    )
+
     class Meta:
         model = TenantLLM
         fields = (
@@ -51,6 +60,7 @@ class TenantLLMForm(forms.ModelForm):
             "llm_name",
             "model_type",
             "status",
+            "is_tools",
             "api_key",
             "api_base",
             "max_tokens",
@@ -60,6 +70,12 @@ class TenantLLMForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if "is_tools" in self.fields:
+            self.fields["is_tools"].widget.choices = [
+                ("unknown", "As the catalog says"),
+                ("true", "Yes"),
+                ("false", "No"),
+            ]
         # The validation the last save requested, if any (the admin links to it).
         self.validation: KeyValidation | None = None
         if self.instance.pk:
@@ -130,7 +146,10 @@ class TenantLLMForm(forms.ModelForm):
         data = self.cleaned_data
         if self.instance.pk is None:
             self.validation = tenant_llm_request_model(
-                **self._new_model_request(), max_tokens=data.get("max_tokens"), user=user
+                **self._new_model_request(),
+                max_tokens=data.get("max_tokens"),
+                is_tools=data.get("is_tools"),
+                user=user,
             )
             return self.instance
         self.validation = tenant_llm_edit(
@@ -142,6 +161,7 @@ class TenantLLMForm(forms.ModelForm):
             token_quota=self._value("token_quota"),
             quota_window=self._value("quota_window"),
             status=self._value("status"),
+            is_tools=self._value("is_tools"),
             user=user,
         )
         return TenantLLM.objects.select_related("factory", "tenant").get(pk=self.instance.pk)

@@ -347,6 +347,17 @@ def tenant_default_model_choices(*, tenant: Tenant) -> dict[str, list[str]]:
     return choices
 
 
+def tenant_llm_defaults_among(*, tenant: Tenant, configs: list[TenantLLM]) -> list[tuple[str, str]]:
+    """(full name, model type) of each of `configs` that is one of the tenant's default models
+    (such a configuration may be neither deleted nor disabled)."""
+    names = {f"{c.llm_name}@{c.factory.name}" for c in configs}
+    return [
+        (getattr(tenant, field_name), model_type)
+        for model_type, field_name in Tenant.DEFAULT_FIELDS.items()
+        if getattr(tenant, field_name) in names
+    ]
+
+
 def _serves(config: TenantLLM, model_type: str) -> bool:
     if config.model_type == model_type:
         return True

@@ -272,6 +272,7 @@ def test_an_edited_model_config_and_a_new_base_url_are_audited(
             token_quota=500,
             quota_window="daily",
             status="1",
+            is_tools=config.is_tools,
         )
 
     moved_entry = AuditEntry.objects.get(kind="base_url.changed")

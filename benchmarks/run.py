@@ -8,6 +8,7 @@ Benchmarks (one module each in benchmarks/):
   recording  RAGFlow's per-call usage write (hot row and spread, 8 and 16 threads, best of
              them), the COPY-batched ceiling, ragllm's callers and end to end (issue 12)
   ledger     ragllm's ledger writer over 1,000,000 events against the ceiling (issue 12)
+  drill      4 recorder and 3 writer processes, a writer SIGKILLed, Redis restarted: exact
   quota      quota reservations/s, one tenant, 16 threads: database path, Redis path (12)
   overhead   LLMBundle's added latency over a raw httpx call
   gateway    OpenAI-compatible chat: direct, LiteLLM's proxy, ragllm's gateway (issue 10)
@@ -35,7 +36,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 from benchmarks.common import Context, bootstrap  # noqa: E402
 
-BENCHMARKS = ("recording", "ledger", "quota", "overhead", "gateway", "limits")
+BENCHMARKS = ("recording", "ledger", "drill", "quota", "overhead", "gateway", "limits")
 
 
 def _counts(text: str) -> list[int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from providers.models import LLM
 
@@ -40,6 +41,16 @@ class TokenIdentity:
     token_id: int
     user_id: int
     last_used_at: datetime | None  # as loaded; the caller decides when to touch it again
+    # An application key's settings (issue 11). tenant_id (hex) is None for a personal token.
+    tenant_id: str | None = None
+    scopes: frozenset[str] = frozenset({"manage", "invoke"})
+    allowed_models: tuple[str, ...] = ()  # "name@factory" or "*@factory"; empty: all
+    expires_at: datetime | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    token_quota: int | None = None
+    budget: Decimal | None = None
+    quota_window: str = "monthly"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,12 @@ class TenantAccess:
     tenant_id: str  # hex, as ResolvedModel.tenant_id
     tenant_name: str
     role: str
+    # The tenant's limits (issue 11): None is no limit.
+    rpm: int | None = None
+    tpm: int | None = None
+    budget: Decimal | None = None
+    quota_window: str = "monthly"
+    unlimited: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +85,20 @@ def _load_token(raw: str) -> TokenIdentity | None:
     token = api_token_authenticate(raw=raw)
     if token is None:
         return None
-    return TokenIdentity(token.pk, token.user_id, token.last_used_at)
+    return TokenIdentity(
+        token.pk,
+        token.user_id,
+        token.last_used_at,
+        tenant_id=token.tenant_id.hex if token.tenant_id else None,
+        scopes=frozenset(token.scopes or ()),
+        allowed_models=tuple(token.allowed_models or ()),
+        expires_at=token.expires_at,
+        rpm=token.rpm,
+        tpm=token.tpm,
+        token_quota=token.token_quota,
+        budget=token.budget,
+        quota_window=token.quota_window,
+    )
 
 
 _tokens: ProcessCache[str, TokenIdentity | None] = ProcessCache(
@@ -92,7 +122,16 @@ def _load_access(key: tuple[int, str]) -> TenantAccess | None:
     if membership is None:
         return None
     tenant = membership.tenant
-    return TenantAccess(tenant.pk.hex, tenant.name, membership.role)
+    return TenantAccess(
+        tenant.pk.hex,
+        tenant.name,
+        membership.role,
+        rpm=tenant.rpm,
+        tpm=tenant.tpm,
+        budget=tenant.budget,
+        quota_window=tenant.quota_window,
+        unlimited=tenant.unlimited,
+    )
 
 
 _access: ProcessCache[tuple[int, str], TenantAccess | None] = ProcessCache(

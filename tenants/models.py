@@ -55,6 +55,27 @@ class Tenant(models.Model):
         max_length=16, choices=QuotaWindow.choices, default=QuotaWindow.MONTHLY
     )
     unlimited = models.BooleanField(default=False, help_text="Bypass every quota.")
+    # Limits for all of the tenant's calls together (issue 11); empty: none.
+    rpm = models.PositiveIntegerField(
+        "requests per minute", null=True, blank=True, help_text="Empty: no limit."
+    )
+    tpm = models.PositiveIntegerField(
+        "tokens per minute", null=True, blank=True, help_text="Empty: no limit."
+    )
+    budget = models.DecimalField(
+        max_digits=14,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Spend allowance in US dollars per quota window (catalog prices); empty: none.",
+    )
+    # Alerts at 50/80/100 % of quotas and budgets are POSTed here, signed with the secret.
+    alert_webhook_url = models.CharField(
+        "alert webhook URL", max_length=512, blank=True, default=""
+    )
+    alert_webhook_secret = encrypted_text_field(
+        verbose_name="alert webhook secret", blank=True, default=""
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -184,6 +205,13 @@ class TenantLLM(models.Model):
         return f"{self.llm_name}@{self.factory.name} ({self.tenant})"
 
 
+TOKEN_SCOPES = ("manage", "invoke")
+
+
+def default_token_scopes() -> list[str]:
+    return list(TOKEN_SCOPES)
+
+
 class APIToken(models.Model):
     """A personal API token, sent as `Authorization: Bearer <token>`.
 
@@ -195,9 +223,26 @@ class APIToken(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
+    # An application key is bound to one tenant; a personal token (tenant empty) acts for any
+    # tenant its user belongs to (X-Tenant-ID).
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="api_tokens"
+    )
     name = models.CharField(max_length=128, blank=True, default="")
     prefix = models.CharField(max_length=16, unique=True)
     token_hash = models.CharField(max_length=64)
+    # "manage": /api/v1/llm, tenant and usage routes; "invoke": the /v1 gateway.
+    scopes = models.JSONField(default=default_token_scopes)
+    # Allowed models, "name@factory" or "*@factory"; empty: every model of the tenant.
+    allowed_models = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    rpm = models.PositiveIntegerField("requests per minute", null=True, blank=True)
+    tpm = models.PositiveIntegerField("tokens per minute", null=True, blank=True)
+    token_quota = models.BigIntegerField(null=True, blank=True)
+    budget = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    quota_window = models.CharField(
+        max_length=16, choices=QuotaWindow.choices, default=QuotaWindow.MONTHLY
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -268,6 +313,9 @@ class KeyValidation(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Who asked, for the audit entry written when the key is applied (by the worker, later):
+    # {"source", "address", "token_id", "user_id", "label"}.
+    requested_via = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -294,3 +342,43 @@ class KeyValidation(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.state == ValidationState.SUCCEEDED
+
+
+class AuditSource(models.TextChoices):
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    COMMAND = "command", "Command"
+    SYSTEM = "system", "System"
+
+
+class AuditEntry(models.Model):
+    """One change of a tenant's credentials, models, defaults, limits, keys, members or webhook.
+
+    Written in the same transaction as the change (tenants.services.audit). `changes` holds
+    field names and masked values only: keys as `sk-...abcd`, secrets as "set"/"cleared".
+    Actors are kept as ids and a label, not foreign keys, so rows outlive users and tokens.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_entries")
+    actor_user_id = models.IntegerField(null=True, blank=True)
+    actor_token_id = models.IntegerField(null=True, blank=True)
+    actor_label = models.CharField(max_length=200, blank=True, default="")
+    kind = models.CharField(max_length=48)
+    object = models.CharField(max_length=300, blank=True, default="")
+    changes = models.JSONField(default=dict, blank=True)
+    source = models.CharField(
+        max_length=16, choices=AuditSource.choices, default=AuditSource.SYSTEM
+    )
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="auditentry_tenant_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object}"

@@ -37,13 +37,24 @@ def _chat_record() -> Callable[..., object]:
 
 
 def recorder() -> Callable[[Row], None]:
-    """A caller's `record_usage` for one chat call of `row` (returns without waiting)."""
+    """A caller's `record_usage` for one chat call of `row` (returns without waiting): the
+    record built as LLMBundle builds it, then handed over."""
     from usage.recorder import record_usage
-
-    make = _chat_record()
+    from usage.records import UsageRecord
 
     def record(row: Row) -> None:
-        record_usage(make(row))
+        record_usage(
+            UsageRecord(
+                tenant_id=row.tenant_id,
+                tenant_llm_id=row.config_id,
+                factory=row.factory,
+                llm_name=row.llm_name,
+                model_type="chat",
+                prompt_tokens=PROMPT_TOKENS,
+                completion_tokens=COMPLETION_TOKENS,
+                total_tokens=TOKENS,
+            )
+        )
 
     return record
 

@@ -16,11 +16,8 @@ Target: less than 10 % of throughput.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from . import targets
-from .common import Context, NotAvailable, heading, line
+from .common import Context, NotAvailable, cpu_seconds, heading, line
 from .gateway import CONCURRENT, WARM_UP, check
 from .loadgen import load, wrk
 
@@ -34,38 +31,17 @@ PAIRS = (
 )
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of `pid` and every process under it (from /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            # After the name: state, ppid, ... utime and stime are the 12th and 13th.
-            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    tree, total = {pid}, 0.0
-    for _ in range(4):  # granian's main process, its workers, their threads' helpers
-        tree |= {p for p, (parent, _) in stats.items() if parent in tree}
-    for p in tree:
-        if p in stats:
-            total += stats[p][1]
-    return total
-
-
 def _measure(ctx: Context, label: str, factory) -> tuple[float, float] | None:
     """(requests/s, server CPU ms per request) at 16 concurrent, printed."""
     upstream = targets.upstream(ctx)
     try:
         wrk()
-        with factory(upstream, ctx.args.workers) as target:
+        with factory(upstream, max(ctx.args.workers)) as target:
             check(target)
             load(target, connections=CONCURRENT, seconds=WARM_UP)
-            before = _cpu_seconds(target.pid)
+            before = cpu_seconds(target.pid)
             measured = load(target, connections=CONCURRENT, seconds=ctx.args.seconds)
-            cpu = (_cpu_seconds(target.pid) - before) * 1000 / max(1, measured.requests)
+            cpu = (cpu_seconds(target.pid) - before) * 1000 / max(1, measured.requests)
     except NotAvailable as exc:
         line(label, "not available", str(exc))
         return None

@@ -45,7 +45,7 @@ class Target:
     base_url: str  # the OpenAI-style base, ending in /v1
     api_key: str
     model: str
-    pid: int | None = None  # the server process, when ours (its CPU time can be read)
+    pid: int | None = None  # the server process (its tree's CPU time is measured), if ours
 
     @property
     def chat_url(self) -> str:
@@ -117,9 +117,8 @@ def _ragllm_gateway(
         )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/admin/login/", process, 120, log)
-        yield Target(
-            name, f"http://127.0.0.1:{port}/v1", token, f"{upstream.model}@OpenAI", process.pid
-        )
+        base = f"http://127.0.0.1:{port}/v1"
+        yield Target(name, base, token, f"{upstream.model}@OpenAI", process.pid)
     finally:
         stop_process(process)
 

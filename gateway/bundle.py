@@ -27,6 +27,7 @@ the loop and never in a thread per request.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -59,6 +60,12 @@ __all__ = ["LLMBundle", "ModelNotAuthorized", "ModelType", "increase_usage", "ru
 ABANDONED = "abandoned"
 
 _MILLION = Decimal(1_000_000)
+
+# The API token (tenants.APIToken id) of the gateway request being served, if any: set by the
+# gateway per request, read when a call starts, recorded with its usage (per-key usage).
+calling_token: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "ragllm_calling_token", default=None
+)
 
 
 def _cost(resolved: ResolvedModel, usage: Usage) -> Decimal:
@@ -138,6 +145,7 @@ class _Call:
         self.reservation = reservation
         self.grant = grant  # what the rate limits were charged
         self.request_id = uuid.uuid4().hex
+        self.token_id = calling_token.get()
         self.started = time.perf_counter()
         self._done = False
         self._lock = threading.Lock()
@@ -225,6 +233,7 @@ class _Call:
                 latency_ms=int((time.perf_counter() - self.started) * 1000),
                 outcome=outcome or ("error" if error is not None else "ok"),
                 error_code=code,
+                token_id=self.token_id,
             )
         )
 

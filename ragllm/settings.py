@@ -117,6 +117,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Who makes a change, for the audit log (tenants.actors).
+    "tenants.actors.AuditActorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out admin login into its lockout response.
     "axes.middleware.AxesMiddleware",
@@ -214,7 +216,15 @@ if REDIS_URL:
     }
     _default_broker = REDIS_URL
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Files under var/ rather than memory: every process on the machine (the web workers, the
+    # Celery worker, commands) shares them, so a revoked token or a changed config reaches them
+    # all, as it does through Redis.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": env.str("CACHE_DIR", default=str(VAR_DIR / "cache")),
+        }
+    }
     # kombu's filesystem transport: a real worker and beat run with no broker server at all.
     _default_broker = "filesystem://"
 

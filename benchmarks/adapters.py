@@ -37,13 +37,24 @@ def _chat_record() -> Callable[..., object]:
 
 
 def recorder() -> Callable[[Row], None]:
-    """A caller's `record_usage` for one chat call of `row` (returns without waiting)."""
+    """A caller's `record_usage` for one chat call of `row` (returns without waiting): the
+    record built as LLMBundle builds it, then handed over."""
     from usage.recorder import record_usage
-
-    make = _chat_record()
+    from usage.records import UsageRecord
 
     def record(row: Row) -> None:
-        record_usage(make(row))
+        record_usage(
+            UsageRecord(
+                tenant_id=row.tenant_id,
+                tenant_llm_id=row.config_id,
+                factory=row.factory,
+                llm_name=row.llm_name,
+                model_type="chat",
+                prompt_tokens=PROMPT_TOKENS,
+                completion_tokens=COMPLETION_TOKENS,
+                total_tokens=TOKENS,
+            )
+        )
 
     return record
 
@@ -220,10 +231,13 @@ def bundle_chat(tenant_id: str, model: str) -> Callable[[list[dict]], object]:
 # --- the gateway -------------------------------------------------------------------------
 
 
-def create_gateway_caller(api_base: str, llm_name: str, *, token_quota: int | None) -> str:
+def create_gateway_caller(
+    api_base: str, llm_name: str, *, token_quota: int | None, key_limits: dict | None = None
+) -> str:
     """A user whose tenant has one OpenAI chat model aimed at `api_base` and, if given, a
-    token quota (so that every call reserves and settles); its API token. One per run of a
-    target: the user's name carries a counter."""
+    token quota (so that every call reserves and settles); its API token, carrying
+    `key_limits` (APIToken fields: rpm, tpm, budget) if given. One per run of a target: the
+    user's name carries a counter."""
     from django.contrib.auth import get_user_model
 
     from tenants.selectors import tenant_owned_by
@@ -235,4 +249,9 @@ def create_gateway_caller(api_base: str, llm_name: str, *, token_quota: int | No
     tenant.token_quota = token_quota
     tenant.save()
     _add_chat_model(tenant, api_base, llm_name)
-    return api_token_issue(user=user, name="bench")[1]
+    token, raw = api_token_issue(user=user, name="bench")
+    if key_limits:
+        for name, value in key_limits.items():
+            setattr(token, name, value)
+        token.save()
+    return raw

@@ -178,6 +178,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by process `pid` and all its descendants that are
+    alive (Linux /proc; 0.0 elsewhere): what a server costs whatever else runs on the host."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0.0
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (parent, user + system ticks)
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    tree, ticks = {pid}, 0
+    changed = True
+    while changed:
+        changed = False
+        for child, (parent, _) in stats.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                changed = True
+    ticks = sum(stats[p][1] for p in tree if p in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
     if process.poll() is None:
         process.terminate()

@@ -6,7 +6,8 @@ On first use it is installed into a throwaway venv under var/bench/litellm (`pip
 sends `openai/<model>` to the fake upstream; clients authenticate with a master key. It runs
 as LiteLLM's production guide advises where that applies without a database: offline mode
 (the model cost map bundled with the package, nothing fetched at start), `LITELLM_LOG=ERROR`,
-`set_verbose` off, `--num_workers` as many as every target gets.
+`set_verbose` off, `--num_workers` as many as every target gets (by default one per core, as
+LiteLLM's deployment guide has it), uvicorn with uvloop (installed with the proxy extras).
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ def litellm_proxy(upstream: Target, workers: int) -> Iterator[Target]:
                 str(port),
                 "--num_workers",
                 str(workers),
+                # uvicorn kills a worker that has not answered its supervisor within 5 s,
+                # which is less than importing LiteLLM takes on a busy machine: startup only.
+                *(["--timeout_worker_healthcheck", "120"] if workers > 1 else []),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -100,6 +104,7 @@ def litellm_proxy(upstream: Target, workers: int) -> Iterator[Target]:
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health/liveliness", process, 180, log)
         version = SPEC.partition("==")[2] or "(latest)"
-        yield Target(f"LiteLLM {version} proxy", f"http://127.0.0.1:{port}/v1", MASTER_KEY, MODEL)
+        base = f"http://127.0.0.1:{port}/v1"
+        yield Target(f"LiteLLM {version} proxy", base, MASTER_KEY, MODEL, process.pid)
     finally:
         stop_process(process)

@@ -3,8 +3,8 @@
 Calls are spread over 20 tenants x 25 models from 8 and 16 threads. Printed, from one run:
 RAGFlow's per-call write in every variant (see baselines.py) and the best of them; the
 COPY-batched ceiling; ragllm's callers (`record_usage` calls/s in this process, until the last
-call returns) and ragllm end to end (until every event is a row in PostgreSQL, the writer
-being a process of its own as beat's drain task on a Celery worker is). Totals are checked.
+call returns) and ragllm end to end (until every event is a row in PostgreSQL, drained by
+writer processes of their own, as `usage_writer` runs). Totals are checked.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def run(ctx: Context) -> None:
     best, top = print_baselines(ctx)
     events = ctx.args.recording_events
     print(
-        f"  ragllm, current ledger (record_usage -> Redis stream -> writer process),"
-        f" {events:,} calls"
+        f"  ragllm: record_usage (a deque append) -> forwarder (msgpack, one XADD per 2,000)"
+        f" -> {WRITERS} writer processes (COPY + set-based SQL), {events:,} calls"
     )
     rows = ragllm_rows(ctx)
     for threads in THREADS:
@@ -54,11 +54,16 @@ def run(ctx: Context) -> None:
             raise SystemExit("recording: ragllm's totals are wrong")
 
 
+# Writer processes draining the stream (`usage_writer`'s loop), as a deployment runs several:
+# while one waits on PostgreSQL, another decodes and copies.
+WRITERS = int(os.environ.get("BENCH_USAGE_WRITERS", "2"))
+
+
 def _ragllm_run(rows, threads: int, events: int) -> tuple[float, float, float, bool]:
     """Seconds until the callers returned, until the buffer had every record, until the
     database had every event; and whether the totals are exact. For one thread count."""
     adapters.reset_ledger()
-    writer = start_writer()
+    writers = [start_writer() for _ in range(WRITERS)]
     record = adapters.recorder()
 
     @contextmanager
@@ -70,10 +75,12 @@ def _ragllm_run(rows, threads: int, events: int) -> tuple[float, float, float, b
         timing = in_threads(threads, events, caller)
         adapters.flush_recorder()
         handed = time.perf_counter() - timing.start
-        finish_writer(writer)
+        for writer in writers:
+            finish_writer(writer)
     finally:
-        if writer.poll() is None:
-            writer.kill()
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
     end_to_end = time.perf_counter() - timing.start
     return timing.seconds, handed, end_to_end, adapters.ledger_totals().exact(events)
 

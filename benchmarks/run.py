@@ -8,6 +8,7 @@ Benchmarks (one module each in benchmarks/):
   recording  RAGFlow's per-call usage write (hot row and spread, 8 and 16 threads, best of
              them), the COPY-batched ceiling, ragllm's callers and end to end (issue 12)
   ledger     ragllm's ledger writer over 1,000,000 events against the ceiling (issue 12)
+  drill      4 recorder and 3 writer processes, a writer SIGKILLed, Redis restarted: exact
   quota      quota reservations/s, one tenant, 16 threads: database path, Redis path (12)
   overhead   LLMBundle's added latency over a raw httpx call
   gateway    OpenAI-compatible chat: direct, LiteLLM's proxy, ragllm's gateway (issue 10)
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,7 +36,14 @@ sys.path.insert(0, str(_HERE.parent))
 
 from benchmarks.common import Context, bootstrap  # noqa: E402
 
-BENCHMARKS = ("recording", "ledger", "quota", "overhead", "gateway", "limits")
+BENCHMARKS = ("recording", "ledger", "drill", "quota", "overhead", "gateway", "limits")
+
+
+def _counts(text: str) -> list[int]:
+    counts = sorted({int(part) for part in text.split(",") if part.strip()})
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError("worker counts are positive integers, e.g. 1,2")
+    return counts
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,7 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reservations", type=int, default=5_000, help="quota calls per path")
     parser.add_argument("--calls", type=int, default=2_000, help="LLMBundle overhead calls")
     parser.add_argument("--seconds", type=int, default=10, help="wrk seconds per figure")
-    parser.add_argument("--workers", type=int, default=1, help="server processes per proxy")
+    parser.add_argument(
+        "--workers",
+        type=_counts,
+        default=sorted({1, os.cpu_count() or 1}),
+        help="server processes per proxy, e.g. 2 or 1,2: each proxy is measured with each "
+        "count and its best is compared (default: 1 and one per core, as LiteLLM's "
+        "--num_workers and ragllm's WEB_WORKERS are run in production)",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.which) - set(BENCHMARKS))
     if unknown:

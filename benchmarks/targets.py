@@ -25,12 +25,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 
 from .common import (
     ROOT,
     VAR,
     Context,
-    NotAvailable,
     database_url,
     free_port,
     stop_process,
@@ -45,6 +45,7 @@ class Target:
     base_url: str  # the OpenAI-style base, ending in /v1
     api_key: str
     model: str
+    pid: int | None = None  # the server process (its tree's CPU time is measured), if ours
 
     @property
     def chat_url(self) -> str:
@@ -84,12 +85,17 @@ def ragllm_gateway_no_quota(upstream: Target, workers: int) -> AbstractContextMa
 
 @contextmanager
 def _ragllm_gateway(
-    upstream: Target, workers: int, name: str, *, token_quota: int | None
+    upstream: Target,
+    workers: int,
+    name: str,
+    *,
+    token_quota: int | None,
+    key_limits: dict | None = None,
 ) -> Iterator[Target]:
     from . import adapters
 
     token = adapters.create_gateway_caller(
-        upstream.base_url, upstream.model, token_quota=token_quota
+        upstream.base_url, upstream.model, token_quota=token_quota, key_limits=key_limits
     )
     port = free_port()
     VAR.mkdir(parents=True, exist_ok=True)
@@ -111,11 +117,31 @@ def _ragllm_gateway(
         )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/admin/login/", process, 120, log)
-        yield Target(name, f"http://127.0.0.1:{port}/v1", token, f"{upstream.model}@OpenAI")
+        base = f"http://127.0.0.1:{port}/v1"
+        yield Target(name, base, token, f"{upstream.model}@OpenAI", process.pid)
     finally:
         stop_process(process)
 
 
+# Limits far above what the benchmark can reach: checked (and charged) on every call, never
+# refusing. A refused call would show as a failure beside the figure.
+KEY_LIMITS = {"rpm": 1_000_000_000, "tpm": 2_000_000_000, "budget": Decimal(1_000_000_000)}
+
+
 def ragllm_gateway_limited_key(upstream: Target, workers: int) -> AbstractContextManager[Target]:
     """The same gateway, called with a key carrying RPM, TPM and a budget (issue 11)."""
-    raise NotAvailable("keys with limits are not built yet (issue 11)")
+    return _ragllm_gateway(
+        upstream, workers, "ragllm gateway, key with limits", token_quota=10**15,
+        key_limits=KEY_LIMITS,
+    )  # fmt: skip
+
+
+def ragllm_gateway_no_quota_limited_key(
+    upstream: Target, workers: int
+) -> AbstractContextManager[Target]:
+    """The gateway without a tenant quota, called with a key carrying RPM, TPM and a budget:
+    the limits' cost where nothing else waits on the database."""
+    return _ragllm_gateway(
+        upstream, workers, "ragllm gateway, no quota, key with limits", token_quota=None,
+        key_limits=KEY_LIMITS,
+    )  # fmt: skip

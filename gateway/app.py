@@ -24,7 +24,7 @@ from django.conf import settings
 from usage.quotas import acting_key
 from usage.selectors.quotas import key_limits
 
-from . import endpoints
+from . import endpoints, limiting
 from .auth import authenticate
 from .errors import GatewayError, error_for
 from .http import ClientGone, Request, read_body, send_error
@@ -70,6 +70,7 @@ def handles(path: str) -> bool:
 
 async def application(scope, receive, send) -> None:
     request = Request.of(scope)
+    limiting.begin()
     try:
         await _serve(request, receive, send)
     except ClientGone:
@@ -77,7 +78,7 @@ async def application(scope, receive, send) -> None:
     except Exception as exc:
         error = error_for(exc)
         try:
-            await send_error(send, error)
+            await send_error(limiting.with_headers(send), error)
         except Exception:  # the client is gone, or the response had begun (a stream)
             logger.debug("gateway: could not send %s", error.status)
 
@@ -102,6 +103,7 @@ async def _serve(request: Request, receive, send) -> None:
     limit = settings.GATEWAY_MAX_REQUEST_MB * 1024 * 1024
     await read_body(request, receive, limit)
     caller = await authenticate(request)
+    send = limiting.limit(caller, send)
     # An application key's own quota and budget count beside the tenant's (usage.quotas).
     key = acting_key.set(key_limits(caller.token))
     try:

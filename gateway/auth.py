@@ -12,7 +12,9 @@ when a token is not in the cache, since a cached token is one that matched its s
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from tenants.auth import FailedTokenThrottle
@@ -33,6 +35,7 @@ from .errors import GatewayError
 from .http import Request
 
 TENANT_HEADER = "x-tenant-id"
+INVOKE_SCOPE = "invoke"
 TOUCH_EVERY_SECONDS = 60.0
 
 _touched: dict[int, float] = {}  # token id -> time.monotonic() of this process's last touch
@@ -67,26 +70,61 @@ async def authenticate(request: Request) -> Caller:
         identity = await run_db(_look_up, raw, _meta(request))
     if identity is None:
         raise _unauthorized("Incorrect API key provided, or it was revoked.")
+    if identity.expires_at is not None and identity.expires_at <= datetime.now(UTC):
+        raise _unauthorized("This API key has expired.")
+    if INVOKE_SCOPE not in identity.scopes:
+        raise _forbidden(
+            "This API key has no 'invoke' scope: it may use the management API, not call models."
+        )
     requested = request.headers.get(TENANT_HEADER, "").strip()
+    if identity.tenant_id is not None:  # an application key acts for its own tenant only
+        if requested and not _names(requested, identity.tenant_id):
+            raise _tenant_not_found()
+        requested = identity.tenant_id
     access = peek_tenant_access(user_id=identity.user_id, requested=requested)
     if access is MISS:
         access = await run_db(tenant_access, user_id=identity.user_id, requested=requested)
     if access is None:
-        raise GatewayError(
-            404,
-            "Tenant not found: X-Tenant-ID names no tenant of yours (without it, the tenant "
-            "you own is used).",
-            code="tenant_not_found",
-        )
+        raise _tenant_not_found()
     if access.role == Role.INVITE:
-        raise GatewayError(
-            403,
-            "Invited members have no access until they join the tenant.",
-            "permission_denied",
-            "permission_denied",
-        )
+        raise _forbidden("Invited members have no access until they join the tenant.")
     _touch_soon(identity)
     return Caller(identity, access)
+
+
+def _forbidden(message: str) -> GatewayError:
+    return GatewayError(403, message, "permission_denied", "permission_denied")
+
+
+def _tenant_not_found() -> GatewayError:
+    return GatewayError(
+        404,
+        "Tenant not found: X-Tenant-ID names no tenant of yours (without it, the tenant "
+        "you own is used).",
+        code="tenant_not_found",
+    )
+
+
+def _names(requested: str, tenant_hex: str) -> bool:
+    try:
+        return uuid.UUID(requested).hex == tenant_hex
+    except ValueError:
+        return False
+
+
+def model_allowed(token: TokenIdentity, name: str, factory: str) -> bool:
+    """Whether the key may use `name@factory` (its list empty: every model). No I/O."""
+    allowed = token.allowed_models
+    return not allowed or f"{name}@{factory}" in allowed or f"*@{factory}" in allowed
+
+
+def check_model(caller: Caller, name: str, factory: str) -> None:
+    """403 permission_denied naming the model when the caller's key may not use it."""
+    if not model_allowed(caller.token, name, factory):
+        raise _forbidden(
+            f"This API key may not use the model {name}@{factory} (allowed: "
+            f"{', '.join(caller.token.allowed_models)})."
+        )
 
 
 def _meta(request: Request) -> SimpleNamespace:

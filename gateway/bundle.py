@@ -9,9 +9,11 @@
     for delta in LLMBundle(tenant_id, "chat", "gpt-4o@OpenAI").chat_streamly(history):
         ...
 
-Each call: resolve the model (cached in process), reserve quota if a quota applies (the
-provider is never called when it is exhausted), call the adapter, settle the quota with the
-real usage, and hand one usage record to the recorder (which never waits on the database).
+Each call: resolve the model (cached in process), charge the rate limits that apply (the
+tenant's, and through the gateway the key's: usage.ratelimits), reserve quota if a quota
+applies (the provider is never called when either refuses), call the adapter, settle the
+quota and the tokens-per-minute charge with the real usage, and hand one usage record to the
+recorder (which never waits on the database).
 Streams are recorded once when they end, fail midway, are closed, or are dropped unfinished
 (outcome `abandoned` when the caller stopped reading before the end).
 
@@ -25,6 +27,7 @@ the loop and never in a thread per request.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -42,10 +45,12 @@ from providers.tokens import num_tokens_from_string
 from providers.types import ModelType, normalize_model_type
 from tenants.process_cache import check_remote_generation, remote_check_due
 from tenants.resolution import ModelNotAuthorized, ResolvedModel, peek_model, resolve_model
+from usage import ratelimits
 from usage.quotas import COST, Reservation, acting_key, key_rules, to_units
 from usage.recorder import record_usage
 from usage.records import UsageRecord
 from usage.selectors.quotas import quota_rules_for, quota_rules_known
+from usage.selectors.ratelimits import MISS, call_limits, peek_call_limits
 from usage.services.quotas import quota_hold_nothing, quota_reserve, quota_settle
 
 logger = logging.getLogger(__name__)
@@ -55,6 +60,12 @@ __all__ = ["LLMBundle", "ModelNotAuthorized", "ModelType", "increase_usage", "ru
 ABANDONED = "abandoned"
 
 _MILLION = Decimal(1_000_000)
+
+# The API token (tenants.APIToken id) of the gateway request being served, if any: set by the
+# gateway per request, read when a call starts, recorded with its usage (per-key usage).
+calling_token: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "ragllm_calling_token", default=None
+)
 
 
 def _cost(resolved: ResolvedModel, usage: Usage) -> Decimal:
@@ -124,10 +135,17 @@ def refresh_caches_soon() -> None:
 class _Call:
     """One call's accounting: reservation, timing, and exactly one usage record."""
 
-    def __init__(self, resolved: ResolvedModel, reservation: Reservation | None) -> None:
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        reservation: Reservation | None,
+        grant: ratelimits.Grant | None = None,
+    ) -> None:
         self.resolved = resolved
         self.reservation = reservation
+        self.grant = grant  # what the rate limits were charged
         self.request_id = uuid.uuid4().hex
+        self.token_id = calling_token.get()
         self.started = time.perf_counter()
         self._done = False
         self._lock = threading.Lock()
@@ -136,23 +154,51 @@ class _Call:
     def start(cls, resolved: ResolvedModel, reserve_tokens) -> _Call:
         """Reserve quota first: over quota, this raises and the provider is never called.
 
-        `reserve_tokens` is a number or a function giving it (counted only under a quota).
+        `reserve_tokens` is a number or a function giving it (counted only under a quota or
+        a tokens-per-minute limit). Rate limits are charged first: over one, this raises
+        RateLimitExceeded; a quota refusal then gives the charge back.
         """
-        rules = quota_rules_for(resolved=resolved) + _key_rules(resolved)
-        return cls(resolved, _reserve(resolved, rules, reserve_tokens))
+        limits = call_limits(tenant_id=resolved.tenant_id)
+        grant = None
+        if limits is not None:
+            if limits.counts_tokens:
+                reserve_tokens = _tokens(reserve_tokens)  # counted once, for both
+            grant = ratelimits.acquire(limits, reserve_tokens if limits.counts_tokens else 0)
+        try:
+            reservation = _reserve(
+                resolved, quota_rules_for(resolved=resolved) + _key_rules(resolved), reserve_tokens
+            )
+        except BaseException:
+            if grant is not None:
+                ratelimits.settle(grant, None)
+            raise
+        return cls(resolved, reservation, grant)
 
     @classmethod
     async def astart(cls, resolved: ResolvedModel, reserve_tokens) -> _Call:
         """start() on the event loop: no I/O unless a quota applies (or the rules of this
         resolution were never read); the database work runs in run_db's thread."""
+        limits = peek_call_limits(tenant_id=resolved.tenant_id)
+        if limits is MISS:
+            limits = await run_db(call_limits, tenant_id=resolved.tenant_id)
+        grant = None
+        if limits is not None:
+            if limits.counts_tokens:
+                reserve_tokens = _tokens(reserve_tokens)  # counted once, for both
+            grant = await ratelimits.aacquire(limits, reserve_tokens if limits.counts_tokens else 0)
         rules = quota_rules_known(resolved=resolved)
-        if rules is None:
-            rules = await run_db(quota_rules_for, resolved=resolved)
-        rules += _key_rules(resolved)
-        reservation = None
-        if rules:
-            reservation = await run_db(_reserve, resolved, rules, reserve_tokens)
-        return cls(resolved, reservation)
+        try:
+            if rules is None:
+                rules = await run_db(quota_rules_for, resolved=resolved)
+            rules += _key_rules(resolved)
+            reservation = None
+            if rules:
+                reservation = await run_db(_reserve, resolved, rules, reserve_tokens)
+        except BaseException:
+            if grant is not None:
+                await ratelimits.asettle(grant, None)
+            raise
+        return cls(resolved, reservation, grant)
 
     def finish(
         self, usage: Usage | None, error: BaseException | None = None, outcome: str = ""
@@ -166,6 +212,12 @@ class _Call:
         cost = _cost(resolved, usage)
         if self.reservation is not None:
             self._settle_soon(usage.total_tokens, to_units(cost))
+        grant = self.grant
+        if grant is not None and grant.limits.counts_tokens and grant.tokens != usage.total_tokens:
+            if _in_event_loop():
+                in_background(ratelimits.asettle(grant, usage.total_tokens))
+            else:
+                ratelimits.settle(grant, usage.total_tokens)
         code = ""
         if error is not None:
             code = str(error.code) if isinstance(error, ProviderError) else ErrorCode.GENERIC_ERROR
@@ -185,6 +237,7 @@ class _Call:
                 latency_ms=int((time.perf_counter() - self.started) * 1000),
                 outcome=outcome or ("error" if error is not None else "ok"),
                 error_code=code,
+                token_id=self.token_id,
             )
         )
 
@@ -212,10 +265,14 @@ def _key_rules(resolved: ResolvedModel) -> tuple:
     return key_rules(key, resolved.tenant_id) if key is not None else ()
 
 
+def _tokens(reserve_tokens) -> int:
+    return reserve_tokens() if callable(reserve_tokens) else reserve_tokens
+
+
 def _reserve(resolved: ResolvedModel, rules, reserve_tokens) -> Reservation | None:
     if not rules:
         return None
-    tokens = reserve_tokens() if callable(reserve_tokens) else reserve_tokens
+    tokens = _tokens(reserve_tokens)
     cost_units = 0
     if any(rule.kind == COST for rule in rules):
         # The estimate at the higher of the model's two prices: never below the real cost of

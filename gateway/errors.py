@@ -27,6 +27,7 @@ from providers.errors import (
     UnsupportedModelError,
 )
 from tenants.resolution import ModelNotAuthorized
+from usage.ratelimits import RateLimitExceeded
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,13 @@ def error_for(exc: BaseException) -> GatewayError:
 def _provider_error(exc: ProviderError, message: str) -> GatewayError:
     if isinstance(exc, ModelNotAuthorized):
         return model_not_found(exc.detail)
+    if isinstance(exc, RateLimitExceeded):
+        # Our own limit, as OpenAI words it: type "requests" or "tokens". Without a
+        # Retry-After when the request alone is over the limit (waiting would not help).
+        headers = {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return GatewayError(429, exc.detail, exc.kind, "rate_limit_exceeded", headers=headers)
     if isinstance(exc, QuotaExceededError):
         return GatewayError(429, message, "insufficient_quota", "insufficient_quota")
     if isinstance(exc, RateLimitError):

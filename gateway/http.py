@@ -15,9 +15,21 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from .errors import GatewayError
 
 JSON_TYPE = b"application/json"
+
+
+def dumps(payload: Any) -> bytes:
+    """Compact UTF-8 JSON, as json.dumps(separators=(",", ":"), ensure_ascii=False) writes it,
+    by orjson (several times faster on the hot path); what orjson refuses (an integer past 64
+    bits, say) goes to the standard library."""
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(slots=True)
@@ -40,6 +52,8 @@ class Request:
     def json(self) -> dict[str, Any]:
         """The body as a JSON object, or a 400 in OpenAI's words."""
         try:
+            # The standard library's parser: orjson would read an integer past 64 bits as a
+            # float, silently; a request body is small enough for the difference not to count.
             data = json.loads(self.body)
         except (ValueError, UnicodeDecodeError):
             data = None
@@ -98,8 +112,7 @@ def _headers(content_type: bytes, extra: Mapping[str, str] | None) -> list[tuple
 async def send_json(
     send, status: int, payload: Any, headers: Mapping[str, str] | None = None
 ) -> None:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    await send_body(send, status, body, JSON_TYPE, headers)
+    await send_body(send, status, dumps(payload), JSON_TYPE, headers)
 
 
 async def send_body(

@@ -6,8 +6,18 @@ from ragllm.admin import EMPTY, number, usd
 from .models import LLM, LLMFactory
 
 
+class CatalogAdmin(admin.ModelAdmin):
+    """Catalog rows are edited, never deleted: as the loader does, a factory or model that is
+    gone is marked invalid (status), which keeps tenants' configurations, their validations
+    and usage reports pointing at something (a deleted factory would take its validations with
+    it, and the next load would bring the row back anyway)."""
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(LLMFactory)
-class LLMFactoryAdmin(admin.ModelAdmin):
+class LLMFactoryAdmin(CatalogAdmin):
     list_display = ("name", "rank", "status", "model_types", "models", "url")
     list_filter = ("status",)
     search_fields = ("name", "tags")
@@ -27,7 +37,7 @@ class LLMFactoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(LLM)
-class LLMAdmin(admin.ModelAdmin):
+class LLMAdmin(CatalogAdmin):
     list_display = ("llm_name", "factory", "types", "context", "is_tools", "status", "price")
     list_filter = ("model_type", "status", "is_tools", "factory")
     search_fields = ("llm_name", "factory__name", "tags")

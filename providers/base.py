@@ -57,6 +57,10 @@ class BaseAdapter:
     v1_factories: ClassVar[tuple[str, ...]] = ()
     # Fields a JSON credential must have; one error names every missing one.
     required_fields: ClassVar[tuple[str, ...]] = ()
+    # True: this class serves its factories when the stored credential is a plain key, beside
+    # the factory's registered class for its JSON fields (Tencent Hunyuan: a SecretId and
+    # SecretKey sign the native API, a plain API key goes to its OpenAI-compatible endpoint).
+    for_plain_key: ClassVar[bool] = False
 
     def __init_subclass__(cls, factories: Iterable[str] | None = None, **kwargs: Any) -> None:
         # `class OpenAIChat(OpenAIChatWire, ChatModel, factories=CHAT_FACTORIES): ...` declares

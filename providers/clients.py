@@ -2,7 +2,9 @@
 
 One `httpx.Client` per process (rebuilt after a fork) and one `httpx.AsyncClient` per process
 and event loop (an AsyncClient's connections belong to the loop that opened them; it is closed
-when its loop shuts down). Redirects are never followed, so the URL the guard checked is the
+when its loop shuts down). The async clients' transport is aiohttp's (providers.aiotransport:
+the same guarantees as httpcore's, a fraction of its CPU per call); the sync ones keep
+httpcore's. Redirects are never followed, so the URL the guard checked is the
 only one contacted.
 
 Clients are kept per pool key, and a connection is only ever reused by calls of the pool that
@@ -13,7 +15,8 @@ hooks (the connect-time address guard) get the pool key with the transport.
 The environment's proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) are ignored
 (the connect-time guard would see the proxy's address, not the provider's) unless the pool key
 has a true `trust_env` attribute (LLM_PROXY_FROM_ENV); proxied requests then go out through
-transports of httpx's own, and only the direct ones through the hooked transport.
+transports of httpx's own (httpcore's, async included), and only the direct ones through the
+hooked transport.
 SSL_CERT_FILE / SSL_CERT_DIR are honoured either way.
 """
 
@@ -28,12 +31,16 @@ from typing import TypeVar
 
 import httpx
 
+from .aiotransport import AiohttpTransport
+
 DEFAULT_POOL: Hashable = "default"
 DEFAULT_TIMEOUT_SECONDS = 60.0
 USER_AGENT = "ragllm/0.1"
 LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
 
-TransportHook = Callable[[httpx.HTTPTransport | httpx.AsyncHTTPTransport, Hashable], None]
+TransportHook = Callable[
+    [httpx.HTTPTransport | httpx.AsyncHTTPTransport | AiohttpTransport, Hashable], None
+]
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 
 _lock = threading.Lock()
@@ -68,9 +75,11 @@ def _build(client_class: type[C], pool: Hashable) -> C:
         # ours: the hooks go into its default (direct) one.
         client = client_class(limits=LIMITS, trust_env=True, **options)
         transport = client._transport
+    elif client_class is httpx.AsyncClient:
+        transport = AiohttpTransport(limits=LIMITS)
+        client = client_class(transport=transport, trust_env=False, **options)
     else:
-        is_async = client_class is httpx.AsyncClient
-        transport = (httpx.AsyncHTTPTransport if is_async else httpx.HTTPTransport)(limits=LIMITS)
+        transport = httpx.HTTPTransport(limits=LIMITS)
         client = client_class(transport=transport, trust_env=False, **options)
     for hook in _transport_hooks:
         hook(transport, pool)
@@ -110,6 +119,21 @@ def get_async_client(pool: Hashable = DEFAULT_POOL) -> httpx.AsyncClient:
             closer = loop.create_task(_close_with_loop(client), name="ragllm-http-client-closer")
             entry = _async_clients[loop, pool] = (client, closer)
     return entry[0]
+
+
+async def send_async(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """`client.send(request, stream=True)`, straight to the transport when it is aiohttp's.
+
+    The client's own layers add nothing there (no auth, no redirects to follow, no proxy
+    mounts) but a cookie jar, which a client shared by every tenant must not keep anyway, and
+    they cost as much CPU as the transport itself. Proxied pools go through `client.send`.
+    """
+    transport = client._transport
+    if type(transport) is AiohttpTransport and not client._mounts:
+        response = await transport.handle_async_request(request)
+        response.request = request
+        return response
+    return await client.send(request, stream=True)
 
 
 async def _close_with_loop(client: httpx.AsyncClient) -> None:

@@ -47,13 +47,17 @@ class CredentialShape:
     fields: tuple[str, ...]
     required: tuple[str, ...]
     defaults: dict[str, str] = field(default_factory=dict)
+    # Also takes a single plain key instead of the fields (stored as it is; its adapter is
+    # the one registered `for_plain_key`).
+    plain_key: bool = False
 
 
 # Factories whose credentials are several fields, stored as one JSON object in api_key.
 CREDENTIAL_SHAPES: dict[str, CredentialShape] = {
     "VolcEngine": CredentialShape(("ark_api_key", "endpoint_id"), ("ark_api_key", "endpoint_id")),
+    # A SecretId and SecretKey (the native API), or a plain API key (the OpenAI-compatible one).
     "Tencent Hunyuan": CredentialShape(
-        ("hunyuan_sid", "hunyuan_sk"), ("hunyuan_sid", "hunyuan_sk")
+        ("hunyuan_sid", "hunyuan_sk"), ("hunyuan_sid", "hunyuan_sk"), plain_key=True
     ),
     "Tencent Cloud": CredentialShape(
         ("tencent_cloud_sid", "tencent_cloud_sk"), ("tencent_cloud_sid", "tencent_cloud_sk")

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 from django.conf import settings
 
+from .aiotransport import AiohttpTransport
 from .factories import SELF_HOSTED_FACTORIES
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -169,16 +170,32 @@ class NetworkPolicy:
         UnresolvedHostError.
         """
         host, port = _split(url)
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
+        if not resolve_host:
+            _check_unresolved(self, host)
+            return
+        literal = _literal(host)
         if literal is not None:
             self.check_address(literal)
-        elif resolve_host:
+        else:
             self.check_host(host, port)
-        elif host.lower().rstrip(".") in METADATA_HOSTNAMES:
-            raise BlockedAddressError(f"host {host!r} is a cloud metadata endpoint")
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_unresolved(policy: NetworkPolicy, host: str) -> None:
+    """check_url() without resolving: a pure function of the (immutable) policy and the host,
+    so a host that passed is remembered (a refusal raises, and is never cached)."""
+    literal = _literal(host)
+    if literal is not None:
+        policy.check_address(literal)
+    elif host.lower().rstrip(".") in METADATA_HOSTNAMES:
+        raise BlockedAddressError(f"host {host!r} is a cloud metadata endpoint")
 
 
 def _split(url: str) -> tuple[str, int]:
@@ -309,12 +326,17 @@ class AsyncGuardedBackend:
 
 
 def install_guard(transport, pool: Hashable) -> None:
-    """Put the connect-time guard into an httpx (Async)HTTPTransport's connection pool.
+    """Put the connect-time guard into an httpx (Async)HTTPTransport's connection pool, or into
+    an AiohttpTransport's resolver and socket factory.
 
     A pool keyed by a NetworkPolicy applies that policy to every connection it opens; any
     other pool (direct calls that named none) applies the hosted policy of the moment.
     """
     policy = (lambda: pool) if isinstance(pool, NetworkPolicy) else (lambda: policy_named(HOSTED))
+    if isinstance(transport, AiohttpTransport):
+        # Its resolver and socket factory ask the policy (providers.aiotransport).
+        transport.guard(policy, (BlockedAddressError, UnresolvedHostError))
+        return
     # httpx exposes no public hook for the network backend; the pool keeps it here.
     pool_impl = transport._pool
     inner = pool_impl._network_backend

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from .base import BaseAdapter
 
 _registry: dict[tuple[ModelType, str], type[BaseAdapter]] = {}
+# Where a factory takes either JSON fields or a plain key, and the two go to different
+# protocols: the class for a plain key (`for_plain_key`); `_registry` holds the other.
+_plain_key: dict[tuple[ModelType, str], type[BaseAdapter]] = {}
 
 
 class RegistrationError(RuntimeError):
@@ -27,9 +30,10 @@ class RegistrationError(RuntimeError):
 def register(cls: type[BaseAdapter]) -> type[BaseAdapter]:
     """Record `cls` for each factory it declares. Usable as a decorator."""
     model_type = normalize_model_type(cls.model_type)
+    table = _plain_key if cls.for_plain_key else _registry
     for factory in cls.factories:
         key = (model_type, factory)
-        existing = _registry.get(key)
+        existing = table.get(key)
         # The same class seen again (its module re-imported) replaces itself; anything else
         # claiming a taken pair is a bug that must fail at import, not at the first call.
         if existing is not None and _qualified(existing) != _qualified(cls):
@@ -37,7 +41,7 @@ def register(cls: type[BaseAdapter]) -> type[BaseAdapter]:
                 f"{_qualified(cls)} and {_qualified(existing)} both serve "
                 f"{model_type.value} for factory {factory!r}"
             )
-        _registry[key] = cls
+        table[key] = cls
     return cls
 
 
@@ -49,7 +53,11 @@ def _load_adapters() -> None:
     importlib.import_module("providers.adapters")
 
 
-def get_adapter_class(model_type: str | ModelType, factory: str) -> type[BaseAdapter]:
+def get_adapter_class(
+    model_type: str | ModelType, factory: str, credentials: Credentials | None = None
+) -> type[BaseAdapter]:
+    """The class serving (model type, factory); given the credentials, the one for their form
+    (a plain key may go to another protocol than JSON fields, see `for_plain_key`)."""
     _load_adapters()
     try:
         model_type = normalize_model_type(model_type)
@@ -62,6 +70,8 @@ def get_adapter_class(model_type: str | ModelType, factory: str) -> type[BaseAda
         raise UnsupportedModelError(
             f"factory {factory!r} has no {model_type.value} adapter ({hint})", provider=factory
         )
+    if credentials is not None and credentials.key and not credentials.is_json:
+        return _plain_key.get((model_type, factory), cls)
     return cls
 
 
@@ -84,7 +94,7 @@ def coverage() -> dict[str, set[ModelType]]:
 def served_classes() -> set[type[BaseAdapter]]:
     """Every registered adapter class."""
     _load_adapters()
-    return set(_registry.values())
+    return {*_registry.values(), *_plain_key.values()}
 
 
 def build_adapter(
@@ -97,11 +107,12 @@ def build_adapter(
     **options: Any,
 ) -> BaseAdapter:
     """An adapter ready to call: `api_key` is the stored string (plain key or JSON object)."""
-    cls = get_adapter_class(model_type, factory)
+    credentials = Credentials.parse(api_key)
+    cls = get_adapter_class(model_type, factory, credentials)
     return cls(
         factory=factory,
         model_name=model_name,
-        credentials=Credentials.parse(api_key),
+        credentials=credentials,
         base_url=base_url or None,
         **options,
     )

@@ -77,7 +77,7 @@ class Open(Effect):
 
     async def aperform(self) -> httpx.Response:
         client = clients.get_async_client(self.call.pool)
-        return await client.send(self.call.build(client), stream=True)
+        return await clients.send_async(client, self.call.build(client))
 
 
 @dataclass(frozen=True, slots=True)

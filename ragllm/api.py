@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tenants.models import Role, Tenant
+from tenants.models import APIToken, Role, Tenant
 from tenants.selectors import membership_for
 
 from .errors import (
@@ -45,6 +46,7 @@ from .errors import (
 logger = logging.getLogger(__name__)
 
 TENANT_HEADER = "X-Tenant-ID"
+MANAGE_SCOPE = "manage"
 
 SUCCESS = 0
 EXCEPTION_ERROR = 100
@@ -88,13 +90,31 @@ class TenantContext:
         return self.role != Role.INVITE
 
 
+def _api_key(request) -> APIToken | None:
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, APIToken) else None
+
+
 def resolve_tenant(request) -> TenantContext:
-    """The tenant this request acts for: X-Tenant-ID, or the one the user owns."""
+    """The tenant this request acts for: X-Tenant-ID, or the one the user owns. An application
+    key acts only for its own tenant (another X-Tenant-ID is not found, as for outsiders)."""
     requested = request.headers.get(TENANT_HEADER, "").strip() or None
+    key = _api_key(request)
+    if key is not None and key.tenant_id is not None:
+        if requested is not None and not _names_tenant(requested, key.tenant_id):
+            raise exceptions.NotFound()
+        requested = str(key.tenant_id)
     membership = membership_for(user=request.user, tenant_id=requested)
     if membership is None:
         raise exceptions.NotFound()
     return TenantContext(tenant=membership.tenant, role=membership.role)
+
+
+def _names_tenant(requested: str, tenant_id: uuid.UUID) -> bool:
+    try:
+        return uuid.UUID(requested) == tenant_id
+    except ValueError:
+        return False
 
 
 class TenantAPIView(APIView):
@@ -108,6 +128,12 @@ class TenantAPIView(APIView):
 
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
+        key = _api_key(request)
+        if key is not None and MANAGE_SCOPE not in (key.scopes or ()):
+            raise PermissionDenied(
+                "This API key has no 'manage' scope: it may call models through the /v1 "
+                "gateway, not the management API."
+            )
         self.ctx = resolve_tenant(request)
         if not self.ctx.can_read:
             raise PermissionDenied("Invited members have no access until they join the tenant.")

@@ -117,6 +117,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Who makes a change, for the audit log (tenants.actors).
+    "tenants.actors.AuditActorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out admin login into its lockout response.
     "axes.middleware.AxesMiddleware",
@@ -214,7 +216,15 @@ if REDIS_URL:
     }
     _default_broker = REDIS_URL
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Files under var/ rather than memory: every process on the machine (the web workers, the
+    # Celery worker, commands) shares them, so a revoked token or a changed config reaches them
+    # all, as it does through Redis.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": env.str("CACHE_DIR", default=str(VAR_DIR / "cache")),
+        }
+    }
     # kombu's filesystem transport: a real worker and beat run with no broker server at all.
     _default_broker = "filesystem://"
 
@@ -257,6 +267,8 @@ QUOTA_REDIS_URL = env.str("QUOTA_REDIS_URL", default=REDIS_URL)
 # A Redis counter unchanged this long, with no usage waiting to be written, is set to the
 # ledger exactly by the reconciliation (dropping reservations of calls that died).
 QUOTA_RECONCILE_IDLE_SECONDS = env.int("QUOTA_RECONCILE_IDLE_SECONDS", default=600)
+# Rate limit counters (RPM, TPM): Redis, shared by every process; empty: in each process.
+RATELIMIT_REDIS_URL = env.str("RATELIMIT_REDIS_URL", default=REDIS_URL)
 # Quota windows (daily, monthly) follow the calendar of this time zone.
 QUOTA_TIME_ZONE = env.str("QUOTA_TIME_ZONE", default=env.str("TIME_ZONE", default="UTC"))
 

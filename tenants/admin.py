@@ -1,22 +1,24 @@
 import re
 
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from ragllm.admin import EMPTY, name_and_id, number, short_id, shortened
 from ragllm.celery import worker_available
+from ragllm.errors import ApplicationError
 
+from .admin_keys import issued_tokens_page
 from .fields import CredentialsUnreadable
 from .forms import TenantForm, TenantLLMForm
 from .masking import mask_credentials
 from .models import (
-    APIToken,
     KeyValidation,
     QuotaWindow,
     Tenant,
@@ -24,8 +26,11 @@ from .models import (
     TenantMember,
     ValidationState,
 )
+from .selectors import tenant_llm_defaults_among
+from .services.configs import tenant_llm_delete, tenant_llm_delete_configs
 from .services.key_validation import VALIDATE_TASK, tenant_llm_request_revalidation
-from .services.tokens import api_token_issue, api_token_revoke
+from .services.members import tenant_member_remove, tenant_member_save
+from .services.tokens import api_token_issue
 
 
 @admin.display(description="API key")
@@ -122,6 +127,14 @@ class TenantMemberInline(admin.TabularInline):
     autocomplete_fields = ("user",)
 
 
+def save_members(formset) -> None:
+    """An inline formset of members, saved through the members service (audited)."""
+    for member in formset.save(commit=False):
+        tenant_member_save(member=member)
+    for member in formset.deleted_objects:
+        tenant_member_remove(member=member)
+
+
 def report_validation(request, validation: KeyValidation | None, *, new: bool = False) -> None:
     """Say what a save set off: a validation of new credentials, and whether a worker runs."""
     if validation is None:
@@ -160,7 +173,20 @@ class TenantAdmin(admin.ModelAdmin):
     inlines = (TenantMemberInline, TenantLLMInline)
     fieldsets = (
         (None, {"fields": ("id", "name", "status")}),
-        ("Quota", {"fields": ("token_quota", "quota_window", "unlimited")}),
+        (
+            "Quota, budget and limits",
+            {"fields": ("token_quota", "quota_window", "unlimited", "budget", "rpm", "tpm")},
+        ),
+        (
+            "Alerts",
+            {
+                "fields": (
+                    "alert_webhook_url",
+                    "alert_webhook_secret",
+                    "clear_alert_webhook_secret",
+                )
+            },
+        ),
         (
             "Default models",
             {
@@ -180,6 +206,12 @@ class TenantAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Tenant, form: TenantForm, change: bool) -> None:
         form.apply(obj)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is TenantMember:
+            save_members(formset)
+        else:
+            super().save_formset(request, form, formset, change)
 
     @admin.display(description="ID", ordering="id")
     def short_id(self, obj: Tenant) -> str:
@@ -203,6 +235,16 @@ class TenantMemberAdmin(admin.ModelAdmin):
     search_fields = ("user__email", "user__username", "tenant__name")
     list_select_related = ("user", "tenant")
     autocomplete_fields = ("user", "tenant")
+
+    def save_model(self, request, obj: TenantMember, form, change: bool) -> None:
+        tenant_member_save(member=obj)
+
+    def delete_model(self, request, obj: TenantMember) -> None:
+        tenant_member_remove(member=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for member in queryset.select_related("user"):
+            tenant_member_remove(member=member)
 
 
 @admin.register(TenantLLM)
@@ -233,7 +275,7 @@ class TenantLLMAdmin(admin.ModelAdmin):
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("tenant", "factory", "llm_name", "model_type", "status")}),
+        (None, {"fields": ("tenant", "factory", "llm_name", "model_type", "status", "is_tools")}),
         ("Credentials", {"fields": ("masked_key", "api_key", "api_base")}),
         (
             "Limits and usage",
@@ -250,12 +292,12 @@ class TenantLLMAdmin(admin.ModelAdmin):
     enabled = staticmethod(enabled)
     validation = staticmethod(validation)
 
-    actions = ("validate_now",)
+    actions = ("validate_now", "delete_selected")
 
     # A new configuration is what add_llm takes; its limits, quota and status are edited once
     # it exists (it is created when its key is proven).
     add_fieldsets = (
-        (None, {"fields": ("tenant", "factory", "llm_name", "model_type")}),
+        (None, {"fields": ("tenant", "factory", "llm_name", "model_type", "is_tools")}),
         ("Credentials", {"fields": ("api_key", "api_base")}),
         ("Limits", {"fields": ("max_tokens",)}),
     )
@@ -278,6 +320,48 @@ class TenantLLMAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:tenants_keyvalidation_changelist"))
         return super().response_add(request, obj, post_url_continue)
 
+    # --- Deleting goes through delete_llm's service: a tenant's default model is refused ---
+
+    def get_deleted_objects(self, objs, request):
+        """A tenant's default model shows as what blocks the deletion, on the confirmation
+        page (its own or "delete selected"'s), before anything is posted."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        configs = list(objs)
+        by_tenant: dict[object, list[TenantLLM]] = {}
+        for config in configs:
+            by_tenant.setdefault(config.tenant_id, []).append(config)
+        for group in by_tenant.values():
+            tenant = group[0].tenant
+            for name, model_type in tenant_llm_defaults_among(tenant=tenant, configs=group):
+                protected.append(
+                    f"{name} is the default {model_type} model of tenant {tenant.name}: "
+                    "choose another default first."
+                )
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request, obj: TenantLLM) -> None:
+        tenant_llm_delete(tenant=obj.tenant, factory=obj.factory, llm_name=obj.llm_name)
+
+    def delete_queryset(self, request, queryset) -> None:
+        tenant_llm_delete_configs(configs=queryset.select_related("tenant", "factory"))
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ApplicationError as exc:  # refused meanwhile (a default set since the page)
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    @admin.action(permissions=["delete"], description="Delete selected model configs")
+    def delete_selected(self, request, queryset):
+        # Django's confirmation page and deletion (through delete_queryset), all or nothing.
+        try:
+            with transaction.atomic():
+                return django_delete_selected(self, request, queryset)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return None
+
     @admin.action(description="Validate now (live test call on the worker)")
     def validate_now(self, request, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
@@ -285,26 +369,6 @@ class TenantLLMAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"Validation of {len(ids)} configuration(s) was queued.", messages.SUCCESS
         )
-
-
-@admin.register(APIToken)
-class APITokenAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at",)
-    search_fields = ("prefix", "user__email", "user__username", "name")
-    list_select_related = ("user",)
-    readonly_fields = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
-    fields = readonly_fields
-    actions = ("revoke",)
-
-    def has_add_permission(self, request) -> bool:
-        return False  # issued from the user list ("Issue API token") so it can be shown once
-
-    @admin.action(description="Revoke selected tokens")
-    def revoke(self, request, queryset) -> None:
-        for token in queryset:
-            api_token_revoke(token=token)
-        self.message_user(request, "Tokens revoked.", messages.SUCCESS)
 
 
 @admin.register(KeyValidation)
@@ -324,6 +388,11 @@ class KeyValidationAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A record of what was asked and what came of it: the services end it (and wipe its
+        # key), the beat job expires it; nobody deletes or edits it by hand.
         return False
 
     @admin.display(description="ID", ordering="id")
@@ -375,16 +444,4 @@ class RagllmUserAdmin(UserAdmin):
             (user, api_token_issue(user=user, name=f"admin:{request.user.get_username()}")[1])
             for user in queryset
         ]
-        opts = self.model._meta
-        response = TemplateResponse(
-            request,
-            "admin/tenants/api_token_issued.html",
-            {
-                **self.admin_site.each_context(request),
-                "opts": opts,
-                "issued": issued,
-                "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
-            },
-        )
-        add_never_cache_headers(response)
-        return response
+        return issued_tokens_page(request, self, issued)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
 
 from ragllm.errors import ApplicationError, MissingArguments
 
@@ -17,6 +18,7 @@ from .selectors import tenant_default_model_choices, tenant_llm_find_enabled
 from .services.configs import tenant_llm_check_edit, tenant_llm_edit
 from .services.credential_input import credential_input_from_text
 from .services.key_requests import tenant_llm_check_model, tenant_llm_request_model
+from .services.limits import LIMIT_FIELDS, MAX_SECRET, tenant_limits_check, tenant_limits_set
 from .services.tenants import tenant_default_models_set, tenant_save
 
 
@@ -41,6 +43,15 @@ class TenantLLMForm(forms.ModelForm):
         "replaces the stored one.",
     )
 
+    # add_llm's is_tools: whether the model may be sent tools; unset, the catalog says.
+    is_tools = forms.NullBooleanField(
+        label="Tools (function calling)",
+        required=False,
+        widget=forms.NullBooleanSelect(),
+        help_text="Whether agents may send this model tools. “As the catalog says” follows "
+        "the catalog's flag for the model (no for a model the catalog does not list).",
+    )
+
     class Meta:
         model = TenantLLM
         fields = (
@@ -49,6 +60,7 @@ class TenantLLMForm(forms.ModelForm):
             "llm_name",
             "model_type",
             "status",
+            "is_tools",
             "api_key",
             "api_base",
             "max_tokens",
@@ -58,6 +70,12 @@ class TenantLLMForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if "is_tools" in self.fields:
+            self.fields["is_tools"].widget.choices = [
+                ("unknown", "As the catalog says"),
+                ("true", "Yes"),
+                ("false", "No"),
+            ]
         # The validation the last save requested, if any (the admin links to it).
         self.validation: KeyValidation | None = None
         if self.instance.pk:
@@ -128,7 +146,10 @@ class TenantLLMForm(forms.ModelForm):
         data = self.cleaned_data
         if self.instance.pk is None:
             self.validation = tenant_llm_request_model(
-                **self._new_model_request(), max_tokens=data.get("max_tokens"), user=user
+                **self._new_model_request(),
+                max_tokens=data.get("max_tokens"),
+                is_tools=data.get("is_tools"),
+                user=user,
             )
             return self.instance
         self.validation = tenant_llm_edit(
@@ -140,13 +161,28 @@ class TenantLLMForm(forms.ModelForm):
             token_quota=self._value("token_quota"),
             quota_window=self._value("quota_window"),
             status=self._value("status"),
+            is_tools=self._value("is_tools"),
             user=user,
         )
         return TenantLLM.objects.select_related("factory", "tenant").get(pk=self.instance.pk)
 
 
 class TenantForm(forms.ModelForm):
-    """A tenant; its default models are chosen among its enabled models of each type."""
+    """A tenant; its default models are chosen among its enabled models of each type; its
+    limits and webhook are saved through tenant_limits_set (checked, audited)."""
+
+    # Write-only: the stored secret is never sent to the browser.
+    alert_webhook_secret = forms.CharField(
+        label="alert webhook secret",
+        required=False,
+        strip=True,
+        max_length=MAX_SECRET,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Signs the alerts (HMAC-SHA256). Leave blank to keep the stored one.",
+    )
+    clear_alert_webhook_secret = forms.BooleanField(
+        label="clear the webhook secret", required=False
+    )
 
     class Meta:
         model = Tenant
@@ -156,11 +192,18 @@ class TenantForm(forms.ModelForm):
             "token_quota",
             "quota_window",
             "unlimited",
+            "budget",
+            "rpm",
+            "tpm",
+            "alert_webhook_url",
             *Tenant.DEFAULT_FIELDS.values(),
         )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if self.instance.alert_webhook_secret:
+            secret = self.fields["alert_webhook_secret"]
+            secret.help_text = "A secret is set (never shown): type a new one, or leave blank."
         choices = (
             tenant_default_model_choices(tenant=self.instance)
             if self.instance.pk
@@ -180,6 +223,25 @@ class TenantForm(forms.ModelForm):
                 help_text=f"One of the tenant's enabled {model_type} models.",
             )
 
+    def changed_limits(self) -> dict:
+        """The limit and webhook fields changed on the form (the secret: only when typed, or
+        cleared with its box)."""
+        limits = {
+            name: self.cleaned_data.get(name)
+            for name in LIMIT_FIELDS
+            if name in self.changed_data and name in self.fields
+        }
+        if "alert_webhook_url" in limits:
+            limits["alert_webhook_url"] = limits["alert_webhook_url"] or ""
+        secret = self.cleaned_data.get("alert_webhook_secret") or ""
+        if self.cleaned_data.get("clear_alert_webhook_secret"):
+            limits["alert_webhook_secret"] = ""
+        elif secret:
+            limits["alert_webhook_secret"] = secret
+        else:
+            limits.pop("alert_webhook_secret", None)
+        return limits
+
     def changed_defaults(self) -> dict[str, str]:
         return {
             name: self.cleaned_data.get(name) or ""
@@ -197,6 +259,11 @@ class TenantForm(forms.ModelForm):
                 tenant_llm_find_enabled(tenant=self.instance, name=value, model_type=by_field[name])
             except ApplicationError as exc:
                 self.add_error(name, exc.message)
+        if not self.errors:
+            try:
+                tenant_limits_check(**self.changed_limits())
+            except ApplicationError as exc:
+                _add_service_error(self, exc)
         return data
 
     def apply(self, tenant: Tenant) -> Tenant:
@@ -204,7 +271,15 @@ class TenantForm(forms.ModelForm):
         defaults = self.changed_defaults()
         for name in defaults:  # written below, by the service, once checked
             setattr(tenant, name, self.initial.get(name) or "")
-        tenant = tenant_save(tenant=tenant)
-        if defaults:
-            tenant = tenant_default_models_set(tenant=tenant, values=defaults)
+        limits = self.changed_limits()
+        with transaction.atomic():
+            if not tenant._state.adding:
+                for name in LIMIT_FIELDS:  # written by tenant_limits_set, audited
+                    if name in self.initial:
+                        setattr(tenant, name, self.initial[name])
+            tenant = tenant_save(tenant=tenant)
+            if limits:
+                tenant = tenant_limits_set(tenant=tenant, **limits)
+            if defaults:
+                tenant = tenant_default_models_set(tenant=tenant, values=defaults)
         return tenant

@@ -313,6 +313,9 @@ class KeyValidation(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Who asked, for the audit entry written when the key is applied (by the worker, later):
+    # {"source", "address", "token_id", "user_id", "label"}.
+    requested_via = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -339,3 +342,43 @@ class KeyValidation(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.state == ValidationState.SUCCEEDED
+
+
+class AuditSource(models.TextChoices):
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    COMMAND = "command", "Command"
+    SYSTEM = "system", "System"
+
+
+class AuditEntry(models.Model):
+    """One change of a tenant's credentials, models, defaults, limits, keys, members or webhook.
+
+    Written in the same transaction as the change (tenants.services.audit). `changes` holds
+    field names and masked values only: keys as `sk-...abcd`, secrets as "set"/"cleared".
+    Actors are kept as ids and a label, not foreign keys, so rows outlive users and tokens.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_entries")
+    actor_user_id = models.IntegerField(null=True, blank=True)
+    actor_token_id = models.IntegerField(null=True, blank=True)
+    actor_label = models.CharField(max_length=200, blank=True, default="")
+    kind = models.CharField(max_length=48)
+    object = models.CharField(max_length=300, blank=True, default="")
+    changes = models.JSONField(default=dict, blank=True)
+    source = models.CharField(
+        max_length=16, choices=AuditSource.choices, default=AuditSource.SYSTEM
+    )
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="auditentry_tenant_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object}"

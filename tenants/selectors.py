@@ -8,8 +8,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Subquery, Value
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from providers.factories import SELF_HOSTED_FACTORIES
 from providers.models import LLM, LLMFactory
@@ -17,7 +18,16 @@ from providers.models import Status as CatalogStatus
 from providers.types import ModelType, types_from_tags
 from ragllm.errors import InvalidInput
 
-from .models import APIToken, KeyValidation, Role, Status, Tenant, TenantLLM, TenantMember
+from .models import (
+    APIToken,
+    AuditEntry,
+    KeyValidation,
+    Role,
+    Status,
+    Tenant,
+    TenantLLM,
+    TenantMember,
+)
 from .resolution import split_name
 
 TOKEN_PREFIX = "rgl_"
@@ -74,6 +84,7 @@ def api_token_authenticate(*, raw: str) -> APIToken | None:
     token = (
         APIToken.objects.select_related("user")
         .filter(prefix=prefix, revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
         .first()
     )
     if token is None or not token.user.is_active:
@@ -81,6 +92,38 @@ def api_token_authenticate(*, raw: str) -> APIToken | None:
     if not hmac.compare_digest(token.token_hash, token_hash(raw)):
         return None
     return token
+
+
+def api_tokens_of(*, tenant: Tenant, user=None) -> QuerySet[APIToken]:
+    """The tenant's application keys, newest first; only `user`'s own when given."""
+    tokens = APIToken.objects.select_related("user").filter(tenant=tenant)
+    if user is not None:
+        tokens = tokens.filter(user=user)
+    return tokens.order_by("-created_at", "-pk")
+
+
+def api_token_of(*, tenant: Tenant, token_id: int, user=None) -> APIToken | None:
+    """One application key of the tenant (of `user`'s own when given), or None."""
+    return api_tokens_of(tenant=tenant, user=user).filter(pk=token_id).first()
+
+
+def audit_entries(
+    *, tenant: Tenant, since=None, until=None, kind: str = ""
+) -> QuerySet[AuditEntry]:
+    """The tenant's audit log, newest first: `kind` is a whole kind ("key.revoked") or its
+    subject ("key"); `since` inclusive, `until` exclusive."""
+    entries = AuditEntry.objects.filter(tenant=tenant)
+    if since is not None:
+        entries = entries.filter(created_at__gte=since)
+    if until is not None:
+        entries = entries.filter(created_at__lt=until)
+    if kind:
+        entries = (
+            entries.filter(kind=kind)
+            if "." in kind
+            else entries.filter(kind__startswith=f"{kind}.")
+        )
+    return entries.order_by("-created_at", "-pk")
 
 
 def factory_get(*, name: str) -> LLMFactory | None:
@@ -302,6 +345,17 @@ def tenant_default_model_choices(*, tenant: Tenant) -> dict[str, list[str]]:
         for model_type in served & set(choices):
             choices[model_type].append(f"{config.llm_name}@{config.factory.name}")
     return choices
+
+
+def tenant_llm_defaults_among(*, tenant: Tenant, configs: list[TenantLLM]) -> list[tuple[str, str]]:
+    """(full name, model type) of each of `configs` that is one of the tenant's default models
+    (such a configuration may be neither deleted nor disabled)."""
+    names = {f"{c.llm_name}@{c.factory.name}" for c in configs}
+    return [
+        (getattr(tenant, field_name), model_type)
+        for model_type, field_name in Tenant.DEFAULT_FIELDS.items()
+        if getattr(tenant, field_name) in names
+    ]
 
 
 def _serves(config: TenantLLM, model_type: str) -> bool:

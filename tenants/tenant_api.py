@@ -14,11 +14,13 @@ from ragllm.api import TenantAPIView, ok, parse
 from ragllm.errors import NotFound
 from ragllm.schema import named
 
-from . import schema
+from . import schema, token_schema
 from .api import RAGFlowRouteView
 from .inputs import column_max_length
-from .models import Tenant
+from .models import QuotaWindow, Tenant
+from .services.limits import MAX_SECRET, tenant_limits_set
 from .services.tenants import tenant_default_models_set, tenant_settings_set
+from .services.tokens import MAX_BIGINT, MAX_INT
 
 # RAGFlow's document parsers, as its tenant_info lists them (ragllm parses no documents).
 PARSER_IDS = (
@@ -127,4 +129,85 @@ class DefaultModelsView(TenantAPIView):
     def put(self, request):
         data = parse(self.InputSerializer, request.data)
         tenant = tenant_default_models_set(tenant=self.tenant, values=dict(data))
+        return ok(self.OutputSerializer(tenant).data)
+
+
+class TenantLimitsView(TenantAPIView):
+    """The tenant's token quota, budget, RPM/TPM and alert webhook (owners and admins write)."""
+
+    class InputSerializer(serializers.Serializer):
+        token_quota = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=0,
+            max_value=MAX_BIGINT,
+            help_text="Tokens per quota window for all models together; null: none.",
+        )
+        quota_window = serializers.ChoiceField(choices=QuotaWindow.values, required=False)
+        budget = serializers.DecimalField(
+            max_digits=14,
+            decimal_places=4,
+            min_value=0,
+            required=False,
+            allow_null=True,
+            help_text="US dollars per quota window (catalog prices); null: none.",
+        )
+        rpm = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=0,
+            max_value=MAX_INT,
+            help_text="Requests per minute for all the tenant's calls; null: no limit.",
+        )
+        tpm = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=0,
+            max_value=MAX_INT,
+            help_text="Tokens per minute for all the tenant's calls; null: no limit.",
+        )
+        alert_webhook_url = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=column_max_length(Tenant, "alert_webhook_url"),
+            help_text="Where quota and budget alerts are POSTed; empty: none.",
+        )
+        alert_webhook_secret = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=MAX_SECRET,
+            trim_whitespace=True,
+            help_text="Signs the alerts (HMAC-SHA256); write-only; empty: clears it.",
+        )
+
+        def validate(self, attrs):
+            unknown = set(self.initial_data) - set(self.fields)
+            if unknown:
+                raise serializers.ValidationError(f"unknown fields: {', '.join(sorted(unknown))}")
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        token_quota = serializers.IntegerField(allow_null=True)
+        quota_window = serializers.CharField()
+        budget = serializers.DecimalField(max_digits=14, decimal_places=4, allow_null=True)
+        rpm = serializers.IntegerField(allow_null=True)
+        tpm = serializers.IntegerField(allow_null=True)
+        unlimited = serializers.BooleanField(help_text="Set by the operator (admin) only.")
+        alert_webhook_url = serializers.CharField()
+        alert_webhook_secret_set = serializers.SerializerMethodField()
+
+        def get_alert_webhook_secret_set(self, tenant: Tenant) -> bool:
+            return bool(tenant.alert_webhook_secret)
+
+    @token_schema.limits_get(data=named(OutputSerializer, "TenantLimits")())
+    def get(self, request):
+        return ok(self.OutputSerializer(self.tenant).data)
+
+    @token_schema.limits_update(
+        request=named(InputSerializer, "TenantLimitsInput"),
+        data=named(OutputSerializer, "TenantLimits")(),
+    )
+    def patch(self, request):
+        data = parse(self.InputSerializer, request.data)
+        tenant = tenant_limits_set(tenant=self.tenant, **data)
         return ok(self.OutputSerializer(tenant).data)

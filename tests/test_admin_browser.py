@@ -19,6 +19,7 @@ from django.urls import reverse
 from providers.models import LLM, LLMFactory
 from tenants.models import KeyValidation, TenantLLM
 from tenants.selectors import tenant_owned_by
+from tenants.services.tokens import api_token_create
 from usage.records import UsageRecord
 from usage.services.ledger import apply_records
 
@@ -120,6 +121,16 @@ def console_data(catalog):
         model_type="chat",
         state="succeeded",
     )
+    # An application key with long settings, and the audit entries its making wrote.
+    api_token_create(
+        user=tenant.members.get().user,
+        tenant=tenant,
+        name="nightly-batch-summarizer-for-the-europe-west-support-knowledge-base",
+        scopes=["invoke"],
+        models=["gpt-4o-mini-2024-07-18-long-deployment-name-for-europe-west@OpenAI"],
+        rpm=1_000_000,
+        budget=Decimal("12345.67"),
+    )
     apply_records(
         [
             UsageRecord(
@@ -183,6 +194,7 @@ LISTS = [  # the console's lists, with the long values of console_data
     "tenants/keyvalidation",
     "tenants/tenant",
     "tenants/apitoken",
+    "tenants/auditentry",
     "usage/usageevent",
     "usage/usagehourly",
     "usage/usagedaily",

@@ -150,8 +150,10 @@ def test_a_credential_object_may_come_inside_api_key(spelling):
 
 
 def test_a_single_key_for_a_factory_of_several_fields_is_refused_by_name():
-    with pytest.raises(InvalidInput, match="hunyuan_sid, hunyuan_sk"):
-        credentials_from_input(factory="Tencent Hunyuan", api_key="sk-single", fields={})
+    with pytest.raises(InvalidInput, match="yiyan_ak, yiyan_sk"):
+        credentials_from_input(factory="BaiduYiyan", api_key="sk-single", fields={})
+    # (Tencent Hunyuan takes a plain key as well: its OpenAI-compatible endpoint's.)
+    assert credentials_from_input(factory="Tencent Hunyuan", api_key="sk-1", fields={}) == "sk-1"
 
 
 def test_an_object_in_api_key_of_a_plain_key_factory_is_kept_as_json():

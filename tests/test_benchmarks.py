@@ -55,3 +55,26 @@ def test_it_prints_ratios_as_the_readme_does():
     assert common.times(45, 10) == "4.5x"
     assert common.times(920, 44) == "21x"
     assert common.times(1, 0) == "-"
+
+
+def test_it_counts_the_cpu_time_of_a_process_and_its_children():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # A grandchild burns 0.3 s of CPU, then sleeps; its parent, asleep, uses next to none.
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    burn += "time.sleep(30)\n"
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])"
+    child = subprocess.Popen([sys.executable, "-c", parent], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and common.cpu_seconds(child.pid) < 0.3:
+            time.sleep(0.05)
+        assert 0.3 <= common.cpu_seconds(child.pid) < 5
+        assert common.cpu_seconds(os.getpid()) > 0
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()

@@ -316,13 +316,23 @@ def test_tencent_hunyuan_takes_its_keys_in_every_spelling_ragflows_app_sent(
     )
     assert answer["code"] == 0, answer
     assert stored_credential(tenant, "Tencent Hunyuan", sorted(catalog)[0]) == keys
-    # A single key (Hunyuan's OpenAI-compatible API, newer apps) is refused by name.
+    # A single key (Hunyuan's OpenAI-compatible API, newer apps) is stored as it is and
+    # validated on that endpoint.
     single = body(
         live_app.post(
-            "llm/set_api_key", {"llm_factory": "Tencent Hunyuan", "api_key": "sk-one-key-0001"}
+            "llm/set_api_key",
+            {
+                "llm_factory": "Tencent Hunyuan",
+                "api_key": fake_hunyuan.API_KEY,
+                "base_url": fake_provider.url("/hunyuan/v1"),
+            },
         )
     )
-    assert single["code"] == 102 and "hunyuan_sid, hunyuan_sk" in single["message"]
+    assert single["code"] == 0, single
+    row = TenantLLM.objects.get(
+        tenant=tenant, factory__name="Tencent Hunyuan", llm_name=sorted(catalog)[0]
+    )
+    assert row.api_key == fake_hunyuan.API_KEY
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,8 @@ class LiveServer:
             env["DATABASE_URL"] = _database_url(connection.settings_dict)
         else:
             env["DATABASE_URL"] = f"sqlite:///{connection.settings_dict['NAME']}"
+        if not settings.REDIS_URL:  # share the test process's file cache (invalidation)
+            env["CACHE_DIR"] = settings.CACHES["default"]["LOCATION"]
         env.update(env_overrides)
         self.log = tmp_path / "server.log"
         with self.log.open("w") as log:

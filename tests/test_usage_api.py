@@ -310,7 +310,7 @@ def test_it_returns_empty_rows_and_zero_totals_without_usage(owner_api):
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [
-        ({"group_by": "week"}, "group_by: 'week' is not one of day, model, factory, type"),
+        ({"group_by": "week"}, "group_by: 'week' is not one of day, model, factory, type, token"),
         ({"format": "xml"}, "format: 'xml' is not one of json, csv"),
         ({"from": "yesterday"}, "from: 'yesterday' is neither a date"),
         ({"to": "2026-02-30"}, "to: '2026-02-30' is neither a date"),

@@ -76,9 +76,13 @@ def test_a_batch_adds_to_every_configs_counter_in_one_update(chat_config, tenant
 
 def test_events_of_a_deleted_config_keep_their_tokens(chat_config, tenant):
     batch = records_for(chat_config, 3)
-    TenantLLM.objects.filter(pk=chat_config.pk).delete()
+    config_id = chat_config.pk
+    TenantLLM.objects.filter(pk=config_id).delete()
     assert apply_records(batch).inserted == 3
-    assert UsageEvent.objects.filter(tenant_llm__isnull=True).count() == 3
+    # The events keep their tokens and the id of the config that served them, as recorded.
+    assert UsageEvent.objects.filter(tenant_llm_id=config_id).count() == 3
+    assert UsageEvent.objects.aggregate(t=Sum("total_tokens"))["t"] == 30
+    assert UsageHourly.objects.get().total_tokens == 30
 
 
 @pytest.mark.django_db(transaction=True)

@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from ragllm.admin import name_and_id, number, short_id, usd
-from tenants.models import Tenant
+from tenants.models import APIToken, Tenant
 from tenants.selectors import tenant_find
 
 from .models import (
@@ -31,7 +31,7 @@ from .models import (
 )
 from .reporting import Period, parse_period
 from .selectors.quotas import quota_status
-from .selectors.sums import top_tenants, usage_series, usage_summary
+from .selectors.sums import NO_TOKEN_KEY, top_tenants, usage_series, usage_summary
 
 TOP_TENANTS = 20
 # A tenant's page charts one point per day: a bounded page, whatever period is asked for.
@@ -282,6 +282,10 @@ class UsageDailyAdmin(RollupAdmin):
         by_model = usage_summary(
             tenant=tenant, start=period.start, end=period.end, group_by="model"
         )
+        by_token = usage_summary(
+            tenant=tenant, start=period.start, end=period.end, group_by="token"
+        )
+        token_names = _token_labels([row.key for row in by_token.rows])
         context |= {
             "tenant": tenant,
             "tenant_change_url": reverse("admin:tenants_tenant_change", args=[tenant.pk]),
@@ -289,6 +293,7 @@ class UsageDailyAdmin(RollupAdmin):
             "alerts": list(Alert.objects.filter(tenant=tenant).order_by("-created_at")[:20]),
             "rows": [(day, row, usd(row.cost)) for day, row in series.rows],
             "by_model": [(row, usd(row.cost)) for row in by_model.rows],
+            "by_token": [(token_names[row.key], row, usd(row.cost)) for row in by_token.rows],
             "totals": by_model.totals,
             "totals_cost": usd(by_model.totals.cost),
             "chart": {
@@ -306,3 +311,21 @@ class UsageDailyAdmin(RollupAdmin):
             },
         }
         return TemplateResponse(request, "admin/usage/tenant.html", context)
+
+
+def _token_labels(keys: list[str]) -> dict[str, str]:
+    """What the spend-per-key table calls each group_by=token key: the key's name and prefix
+    (and its user), "deleted key #id" for one that no longer exists."""
+    ids = [int(key) for key in keys if key.isdigit()]
+    found = {
+        str(pk): f"{name or 'unnamed'} ({prefix}\u2026, {username})"
+        for pk, name, prefix, username in APIToken.objects.filter(pk__in=ids).values_list(
+            "pk", "name", "prefix", "user__username"
+        )
+    }
+    return {
+        key: "No API key (called in-process)"
+        if key == NO_TOKEN_KEY
+        else found.get(key, f"deleted key #{key}")
+        for key in keys
+    }

@@ -104,7 +104,15 @@ class UsageView(TenantAPIView):
             allow_blank=True,
             default="day",
             error_messages={"invalid_choice": f"{{input!r}} is not one of {', '.join(GROUP_BYS)}"},
-            help_text='day: UTC date; model: "llm_name@factory"; factory; type: model type.',
+            help_text='day: UTC date; model: "llm_name@factory"; factory; type: model type; '
+            'token: the API token id that made the calls ("none": no token).',
+        )
+        token = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=1,
+            max_value=2**31 - 1,
+            help_text="Only the calls made with this API token (its id).",
         )
         format = serializers.ChoiceField(
             choices=("json", "csv"),
@@ -171,7 +179,11 @@ class UsageView(TenantAPIView):
         query = parse(self.InputSerializer, request.query_params)
         period = query["period"]
         summary = usage_summary(
-            tenant=self.tenant, start=period.start, end=period.end, group_by=query["group_by"]
+            tenant=self.tenant,
+            start=period.start,
+            end=period.end,
+            group_by=query["group_by"],
+            token=query.get("token"),
         )
         if query["format"] == "csv":
             return _csv_response(summary)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from . import wire
 from .records import UsageRecord
 from .services.ledger import ApplyResult, apply_records
 
@@ -34,8 +35,15 @@ GROUP = "ragllm-writers"
 
 @dataclass
 class DrainResult(ApplyResult):
-    read: int = 0
+    read: int = 0  # stream entries
     batches: int = 0
+
+    def __iadd__(self, other: ApplyResult) -> DrainResult:
+        super().__iadd__(other)
+        if isinstance(other, DrainResult):
+            self.read += other.read
+            self.batches += other.batches
+        return self
 
 
 def consumer_name() -> str:
@@ -79,14 +87,11 @@ class RedisBuffer:
         self._group_ready = False
 
     def push(self, record: UsageRecord) -> None:
-        self.client.xadd(self.stream, {"r": record.to_json()})
+        self.push_many([record])
 
     def push_many(self, records: list[UsageRecord]) -> None:
-        """Append a batch in one round trip (a pipeline, not a transaction)."""
-        pipe = self.client.pipeline(transaction=False)
-        for record in records:
-            pipe.xadd(self.stream, {"r": record.to_json()})
-        pipe.execute()
+        """Append a batch as one entry (one XADD of one msgpack payload)."""
+        self.client.xadd(self.stream, {wire.PACKED: wire.pack(records)})
 
     def ensure_group(self) -> None:
         import redis
@@ -110,7 +115,7 @@ class RedisBuffer:
         self.ensure_group()
         return int(self.client.xlen(self.stream))
 
-    def _read(self, consumer: str, count: int, claim_idle_ms: int):
+    def _read(self, consumer: str, count: int, claim_idle_ms: int, block_ms: int | None = None):
         # Entries a dead writer left pending come first, then new ones.
         _, claimed, *_ = self.client.xautoclaim(
             self.stream,
@@ -122,33 +127,40 @@ class RedisBuffer:
         )
         if claimed:
             return claimed
-        response = self.client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count)
+        response = self.client.xreadgroup(
+            self.group, consumer, {self.stream: ">"}, count=count, block=block_ms
+        )
         return response[0][1] if response else []
 
     def drain(
         self,
         *,
         consumer: str | None = None,
-        batch_size: int = 1000,
+        batch_size: int = 10,
         max_batches: int | None = None,
         claim_idle_ms: int = 30_000,
+        block_ms: int | None = None,
         apply=apply_records,
     ) -> DrainResult:
-        """Apply buffered records batch by batch until the stream is empty (or max_batches)."""
+        """Apply buffered records batch by batch until the stream is empty (or max_batches).
+
+        A batch is up to `batch_size` stream entries (each up to the forwarder's 2,000
+        records), applied in one transaction, then acknowledged and deleted. `block_ms`: how
+        long an empty stream is waited on before returning.
+        """
         self.ensure_group()
         consumer = consumer or consumer_name()
         result = DrainResult()
         while max_batches is None or result.batches < max_batches:
-            entries = self._read(consumer, batch_size, claim_idle_ms)
+            entries = self._read(consumer, batch_size, claim_idle_ms, block_ms)
             if not entries:
                 break
             records: list[UsageRecord] = []
-            for _entry_id, fields in entries:
-                raw = fields.get(b"r") or fields.get("r")
+            for entry_id, fields in entries:
                 try:
-                    records.append(UsageRecord.from_json(raw))
-                except (TypeError, ValueError):
-                    logger.error("dropping a malformed usage entry %r", _entry_id)
+                    records.extend(wire.unpack(fields or {}))
+                except ValueError:
+                    logger.error("dropping a malformed usage entry %r", entry_id)
             result += apply(records)  # raises on a database error: entries stay pending
             ids = [entry_id for entry_id, _ in entries]
             pipe = self.client.pipeline()

@@ -40,19 +40,41 @@ class UsageEvent(_Usage):
     """One model call. `request_id` makes recording idempotent: a replayed event is skipped."""
 
     request_id = models.UUIDField("request ID")
+    # No foreign-key constraints in the database on this table (the ledger's hot path: a
+    # deferred check per row per key would cost more than the insert): the ledger writer joins
+    # the live tenants itself, and a tenant's deletion still cascades through the ORM.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    # The configuration that served the call, as recorded: like token_id, its id stays after
+    # the configuration is deleted (no index for a deletion to update through: history).
     tenant_llm = models.ForeignKey(
-        TenantLLM, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        TenantLLM,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     estimated = models.BooleanField(default=False)
     latency_ms = models.IntegerField("latency (ms)", default=0)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
     error_code = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(help_text="When the call was made.")
+    # The tenants.APIToken that made the call through the gateway (None: LLMBundle called
+    # from inside). A plain integer: no foreign key out of the partitioned table, and a
+    # revoked or deleted key keeps its history.
+    token_id = models.IntegerField("API token ID", null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["request_id"], name="usageevent_unique_request"),
+            # Exactly once: a replayed record (same id, same time) is skipped. On PostgreSQL
+            # the table is partitioned by day of created_at, which every unique key must hold.
+            models.UniqueConstraint(
+                fields=["request_id", "created_at"], name="usageevent_unique_request"
+            ),
             models.CheckConstraint(
                 condition=models.Q(total_tokens__gte=0), name="usageevent_tokens_non_negative"
             ),
@@ -61,24 +83,29 @@ class UsageEvent(_Usage):
             # A tenant's raw events in a time range: the admin's event list of one tenant and
             # usage_event_totals. (Usage sums, API and admin pages, read the rollups.)
             models.Index(fields=["tenant", "created_at"], name="usageevent_tenant_time_idx"),
-            # Pruning old events.
-            models.Index(fields=["created_at"], name="usageevent_time_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.llm_name}@{self.factory} {self.total_tokens} tokens ({self.request_id})"
 
 
+# A rollup's token_id when the calls came through no API token (a key column: never NULL, so
+# that the upsert's unique key matches on every backend).
+NO_TOKEN = 0
+
+
 class _Rollup(_Usage):
     calls = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
+    token_id = models.IntegerField("API token ID", default=NO_TOKEN, help_text="0: no API token.")
 
     class Meta:
         abstract = True
 
 
 class UsageHourly(_Rollup):
-    """Per tenant x factory x model x type and UTC hour; counters only ever grow by upsert."""
+    """Per tenant x factory x model x type x API token and UTC hour; counters only ever grow
+    by upsert."""
 
     bucket = models.DateTimeField(help_text="Start of the UTC hour.")
 
@@ -94,7 +121,7 @@ class UsageHourly(_Rollup):
         constraints = [
             # The ledger's upsert key; its tenant prefix serves one tenant's hours over a range.
             models.UniqueConstraint(
-                fields=["tenant", "bucket", "factory", "llm_name", "model_type"],
+                fields=["tenant", "bucket", "factory", "llm_name", "model_type", "token_id"],
                 name="usagehourly_unique_bucket",
             ),
         ]
@@ -104,7 +131,7 @@ class UsageHourly(_Rollup):
 
 
 class UsageDaily(_Rollup):
-    """Per tenant x factory x model x type and UTC day: whole days of a usage range.
+    """Per tenant x factory x model x type x API token and UTC day: whole days of a range.
 
     The ledger adds to it in the same transaction as to the hourly rows, so it is as exact and
     as fresh; the daily rollup recomputes recent days from the hourly rows (a repair).
@@ -120,7 +147,7 @@ class UsageDaily(_Rollup):
             # The ledger's upsert key; its tenant prefix serves one tenant's days over a range
             # (GET /api/v1/usage, the admin's tenant page).
             models.UniqueConstraint(
-                fields=["tenant", "day", "factory", "llm_name", "model_type"],
+                fields=["tenant", "day", "factory", "llm_name", "model_type", "token_id"],
                 name="usagedaily_unique_day",
             ),
         ]

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from .models import ROLLUP_SUMS
 
-GROUP_BYS = ("day", "model", "factory", "type")
+GROUP_BYS = ("day", "model", "factory", "type", "token")
 DEFAULT_DAYS = 30
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)

@@ -52,12 +52,13 @@ def usage_list(query, data: serializers.Serializer):
         "Bad group_by",
         None,
         code=102,
-        message="group_by: 'week' is not one of day, model, factory, type",
+        message="group_by: 'week' is not one of day, model, factory, type, token",
         status=400,
     )
     return operation(
         "usage_list",
-        "The tenant's token usage and cost over a period, grouped by day, model, factory or type",
+        "The tenant's token usage and cost over a period, grouped by day, model, factory, type "
+        "or API token",
         description="Sums of the tenant's usage events over `[from, to)` in UTC, exact and up "
         "to date. Days are UTC dates; `cost` is a decimal string (8 places).",
         parameters=[query],

@@ -14,7 +14,8 @@ from django.conf import settings
 from ragllm.beat import BeatJob
 
 from .services.alerts import alert_webhook_deliver
-from .services.events import usage_drain, usage_prune_events
+from .services.events import usage_drain
+from .services.partitions import usage_partitions_ahead, usage_prune_events
 from .services.quotas import quota_reconcile
 from .services.rollups import usage_rollup_daily
 
@@ -23,6 +24,9 @@ BEAT_JOBS = (
     BeatJob("Roll hourly usage into days", "usage.tasks.rollup_usage_daily", every=(10, "minutes")),
     BeatJob("Prune old usage events", "usage.tasks.prune_usage_events", cron=("30", "3")),
     BeatJob("Reconcile quota counters", "usage.tasks.reconcile_quotas", every=(1, "minutes")),
+    BeatJob(
+        "Create usage partitions ahead", "usage.tasks.create_usage_partitions", every=(1, "hours")
+    ),
 )
 
 # Retry delays of a failed webhook delivery (s): 6 attempts over about 40 minutes.
@@ -52,8 +56,22 @@ def rollup_usage_daily() -> int:
 
 @shared_task(ignore_result=True, soft_time_limit=3300, time_limit=3600)
 def prune_usage_events() -> int:
-    """Delete raw events older than USAGE_RETENTION_DAYS; rollups stay."""
-    return usage_prune_events(older_than_days=settings.USAGE_RETENTION_DAYS)
+    """Drop raw events older than USAGE_RETENTION_DAYS (whole day partitions on PostgreSQL);
+    rollups stay. Returns the partitions dropped plus the rows deleted one by one."""
+    result = usage_prune_events(older_than_days=settings.USAGE_RETENTION_DAYS)
+    if result.partitions or result.rows:
+        logger.info(
+            "usage retention: %d day partition(s) dropped, %d row(s) deleted",
+            result.partitions,
+            result.rows,
+        )
+    return result.partitions + result.rows
+
+
+@shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)
+def create_usage_partitions() -> int:
+    """Every hour: the event table's partitions for today and the next 7 days (PostgreSQL)."""
+    return usage_partitions_ahead(days=7)
 
 
 @shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)

@@ -11,7 +11,10 @@ the adapter is given a `region` option), plus an Authorization header signed per
 - errors come with HTTP 200: {"Response": {"Error": {"Code", "Message"}, "RequestId"}}, also
   for a stream that fails before it starts.
 
-Credentials (RAGFlow's JSON): {hunyuan_sid, hunyuan_sk}: a SecretId and SecretKey.
+Credentials (RAGFlow's JSON): {hunyuan_sid, hunyuan_sk}: a SecretId and SecretKey. A plain
+API key (from Hunyuan's console, not a SecretId/SecretKey pair) goes instead to Tencent's
+OpenAI-compatible endpoint, https://api.hunyuan.cloud.tencent.com/v1, as a Bearer token:
+`HunyuanOpenAIChat`, chosen by the registry for a plain key.
 
 The signature (Tencent's "Signature v3"): a canonical request (method, path, query, the signed
 headers lower-cased and sorted, their names, the SHA-256 of the body), a string to sign
@@ -53,7 +56,10 @@ from ..runner import Flow
 from ..sse import SSEEvent
 from ..streams import StreamDelta
 from ..wire import content_text, mapping
+from .openai import OpenAIChat
 
+NATIVE_BASE_URL = "https://hunyuan.tencentcloudapi.com"
+OPENAI_COMPATIBLE_BASE_URL = "https://api.hunyuan.cloud.tencent.com/v1"
 SERVICE = "hunyuan"
 ACTION = "ChatCompletions"
 VERSION = "2023-09-01"
@@ -173,7 +179,7 @@ def _api_error(context: ErrorContext, data: Any) -> ProviderError | None:
 class HunyuanChat(ChatModel, factories=("Tencent Hunyuan",)):
     """ChatCompletions, each attempt signed anew, its 200 answers read for errors."""
 
-    default_base_url = "https://hunyuan.tencentcloudapi.com"
+    default_base_url = NATIVE_BASE_URL
     required_fields = ("hunyuan_sid", "hunyuan_sk")
 
     @property
@@ -289,6 +295,20 @@ class HunyuanChat(ChatModel, factories=("Tencent Hunyuan",)):
             finish_reason=_finish_reason(choice.get("FinishReason")),
             tool_calls=fragments or None,
         )
+
+
+class HunyuanOpenAIChat(OpenAIChat, factories=("Tencent Hunyuan",)):
+    """A plain Hunyuan API key: Tencent's OpenAI-compatible endpoint (chat/completions, SSE
+    chunks, usage in the last one), `Authorization: Bearer <key>`."""
+
+    for_plain_key = True
+    base_urls = {"Tencent Hunyuan": OPENAI_COMPATIBLE_BASE_URL}
+
+    def resolve_base_url(self, given: str | None) -> str:
+        # The native API's address (the catalog's URL) does not take a plain key.
+        if (given or "").strip().rstrip("/").lower() == NATIVE_BASE_URL:
+            given = None
+        return super().resolve_base_url(given)
 
 
 def _message(message: Mapping[str, Any]) -> dict[str, Any]:

@@ -92,6 +92,9 @@ def credentials_from_input(
     if not any(
         values.get(name) not in (None, "") for name in shape.fields if name != "api_version"
     ):
+        if isinstance(api_key, str) and api_key.strip() and nested is None and shape.plain_key:
+            credentials_check_sendable(credentials=api_key)
+            return api_key  # Tencent Hunyuan's plain API key
         if isinstance(api_key, str) and api_key.strip():
             names = ", ".join(shape.fields)
             raise InvalidInput(
@@ -119,7 +122,8 @@ def credentials_from_input(
 def credential_input_from_text(*, factory: str, text: str) -> tuple[str | None, dict[str, Any]]:
     """(api_key, fields) of a credential typed as one text (the admin's key field).
 
-    Multi-field factories take the JSON object of their fields; a plain key is a plain key.
+    Multi-field factories take the JSON object of their fields (or, for those that also take
+    one, a plain key); a plain key is a plain key.
     """
     text = text.strip()
     fields = _json_object(text)
@@ -128,7 +132,8 @@ def credential_input_from_text(*, factory: str, text: str) -> tuple[str | None, 
         return (text or None), {}
     if fields is not None:
         return None, fields
-    if "api_key" in shape.fields:  # Azure-OpenAI, OpenRouter: a plain key is their api_key
+    if "api_key" in shape.fields or shape.plain_key:
+        # Azure-OpenAI, OpenRouter: a plain key is their api_key; Tencent Hunyuan takes one.
         return text, {}
     raise InvalidInput(
         f"{factory} credentials are a JSON object with the fields {', '.join(shape.fields)}."

@@ -34,6 +34,7 @@ from ragllm.celery import app as celery_app
 from ragllm.celery import worker_available
 from ragllm.errors import ApplicationError, Conflict, ServiceUnavailable
 
+from ..actors import current_actor
 from ..models import (
     ACTIVE_VALIDATION_STATES,
     KeyValidation,
@@ -46,6 +47,7 @@ from ..models import (
 from ..resolution import invalidate as invalidate_resolutions
 from ..selectors import key_validation_probe_models
 from ..validation import Attempt, probe_model, validation_failure
+from .audit import audit_validated_key
 from .tenants import tenant_lock
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ def key_validation_request(
             is_tools=is_tools,
             verify_only=verify_only,
             requested_by=user if user is not None and user.pk else None,
+            requested_via=current_actor().as_dict(),
         )
         if not verify_only:
             _supersede_older(validation)
@@ -307,6 +310,7 @@ def _apply_validated(validation: KeyValidation) -> None:
             update_fields.append("is_tools")
     for row in rows:
         row.updated_at = now
+    audit_validated_key(validation=validation, rows=rows)
     TenantLLM.objects.bulk_create(
         rows,
         update_conflicts=True,

@@ -14,6 +14,7 @@ from providers.models import Status as CatalogStatus
 from ..defaults import ModelDefault, SystemDefaults, load_system_defaults
 from ..models import Role, Tenant, TenantLLM, TenantMember
 from ..selectors import tenant_llm_find_enabled
+from .audit import audit_diff, audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ def tenant_default_models_set(*, tenant: Tenant, values: dict[str, str | None]) 
     """
     by_field = {field_name: model_type for model_type, field_name in Tenant.DEFAULT_FIELDS.items()}
     changed: list[str] = []
+    before = {name: getattr(tenant, name) for name in values}
     for field_name, value in values.items():
         model_type = by_field[field_name]
         value = (value or "").strip()
@@ -151,7 +153,16 @@ def tenant_default_models_set(*, tenant: Tenant, values: dict[str, str | None]) 
         setattr(tenant, field_name, value)
         changed.append(field_name)
     if changed:
-        tenant.save(update_fields=[*changed, "updated_at"])
+        with transaction.atomic():
+            tenant.save(update_fields=[*changed, "updated_at"])
+            changes = audit_diff(before, {name: getattr(tenant, name) for name in changed})
+            if changes:
+                audit_record(
+                    tenant=tenant,
+                    kind="default_model.changed",
+                    object=f"Tenant {tenant.name}",
+                    changes=changes,
+                )
     return tenant
 
 

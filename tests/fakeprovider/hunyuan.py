@@ -22,6 +22,8 @@ from .server import FakeProviderServer, RecordedRequest, Reply
 # Random-looking, as real ones are: a word in a fake key would be scrubbed from every message.
 SECRET_ID = "AKIDq7Rz3Wm9Xv2Lp8Tn4Kc6Hy1Fb5Gd0"
 SECRET_KEY = "Zx3Qw8Er5Ty2Ui7Op4As9Df6Gh1Jk0Lz"
+# The plain API key of Hunyuan's OpenAI-compatible endpoint (served by openai.py, /hunyuan/v1).
+API_KEY = "sk-Hy7Vq2Lm9Rt4Wp8Xn3Kb6Fd1Gc5Js0Ze"
 CHAT_TEXT = "Hello from the fake Hunyuan."
 CHAT_PIECES = ["Hello", " from the", " fake Hunyuan."]
 USAGE = {"PromptTokens": 12, "CompletionTokens": 6, "TotalTokens": 18}

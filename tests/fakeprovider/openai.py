@@ -1,7 +1,9 @@
 """The OpenAI family on the fake provider: chat/completions, embeddings, audio.
 
-Mounted under three roots:
+Mounted under four roots:
 - /v1/...                       hosted OpenAI: `Authorization: Bearer <key>` required;
+- /hunyuan/v1/...               Tencent Hunyuan's OpenAI-compatible endpoint: only its plain
+                                API key (hunyuan.API_KEY) as Bearer, anything else 401;
 - /keyless/v1/...               a self-hosted server: no key needed (a given one must be Bearer);
 - /openai/deployments/<d>/...   Azure OpenAI: `api-key` header and `api-version` query required,
                                 the body needs no model.
@@ -18,6 +20,7 @@ import binascii
 from collections.abc import Callable
 from typing import Any
 
+from .hunyuan import API_KEY as HUNYUAN_API_KEY
 from .server import FakeProviderServer, RecordedRequest, Reply
 
 CHAT_TEXT = "Hello from the fake provider."
@@ -40,7 +43,7 @@ TOOL_CALL = {
     "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
 }
 
-ROOT = r"(?P<root>/v1|/keyless/v1|/openai/deployments/(?P<deployment>[^/]+))"
+ROOT = r"(?P<root>/v1|/hunyuan/v1|/keyless/v1|/openai/deployments/(?P<deployment>[^/]+))"
 ENDPOINT = r"(?P<endpoint>chat/completions|embeddings|audio/transcriptions|audio/speech)"
 
 CHAT_PARAMS = {
@@ -202,6 +205,8 @@ def check_auth(request: RecordedRequest, root: str, azure: bool) -> Reply | None
         key = request.bearer
         if header is not None and key is None:
             return error(401, "Invalid authorization header; expected 'Bearer <key>'.")
+        if root == "/hunyuan/v1" and key != HUNYUAN_API_KEY:
+            return error(401, "Incorrect API key provided.", code="invalid_api_key")
         if key is None and root == "/v1":
             return error(
                 401,

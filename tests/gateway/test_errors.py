@@ -222,6 +222,21 @@ def test_a_body_that_is_not_json_is_a_400(cast, fake_provider):
     assert "JSON" in reply.json()["error"]["message"]
 
 
+def test_integers_past_64_bits_are_passed_on_exactly(cast, fake_provider):
+    # Not rounded to a float on the way (orjson's reader would): the provider judges them.
+    body = (
+        b'{"model": "default", "seed": 123456789012345678901234567890,'
+        b' "messages": [{"role": "user", "content": "Hi"}]}'
+    )
+    reply = cast.post(
+        "/chat/completions", content=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["content"] == CHAT_TEXT
+    assert fake_provider.last_request.json["seed"] == 123456789012345678901234567890
+
+
 def test_an_upload_over_the_limit_is_a_413_unread(client, cast, fake_provider):
     with pytest.raises(openai.APIStatusError) as caught:
         client.audio.transcriptions.create(

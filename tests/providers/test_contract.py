@@ -206,6 +206,17 @@ FAMILIES = [
         "/hunyuan/",
         Stream("/hunyuan/", fake_hunyuan.CHAT_PIECES, USAGE_12_6),
     ),
+    Family(  # a plain Hunyuan key: Tencent's OpenAI-compatible endpoint
+        "hunyuan-openai-chat",
+        "chat",
+        "Tencent Hunyuan",
+        "/hunyuan/v1",
+        "hunyuan-turbos-latest",
+        fake_hunyuan.API_KEY,
+        "sk-wrong-hunyuan-key-0123456789abc",
+        "/hunyuan/v1/chat/completions",
+        Stream("/hunyuan/v1/chat/completions", fake_openai.CHAT_PIECES, USAGE_12_6),
+    ),
     Family(
         "bedrock-chat",
         "chat",
@@ -644,5 +655,8 @@ SAME_CALLS = {
 
 def test_every_adapter_class_is_held_to_the_contract():
     registered = {cls.__name__ for cls in registry.served_classes()}
-    tested = {get_adapter_class(f.model_type, f.factory).__name__ for f in FAMILIES}
+    tested = {
+        get_adapter_class(f.model_type, f.factory, Credentials.parse(f.key)).__name__
+        for f in FAMILIES
+    }
     assert registered - tested == SAME_CALLS

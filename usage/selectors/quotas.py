@@ -167,11 +167,8 @@ def _ledger_filter(rule: QuotaRule) -> dict | None:
         if config is None:
             return None
         return {"tenant_id": config[0], "factory": config[1], "llm_name": config[2]}
-    # An application key: once the ledger records the key of each call (issue 11's usage per
-    # key), its rows say which; until then a key's counter starts at zero.
-    if any(f.name == "token" for f in UsageHourly._meta.get_fields()):
-        return {"token_id": int(rule.scope_id)}
-    return None
+    # An application key: the ledger records the key of each call (events and rollups).
+    return {"token_id": int(rule.scope_id)}
 
 
 def quota_ledger_used(*, rule: QuotaRule, start: datetime) -> int:

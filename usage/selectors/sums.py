@@ -18,7 +18,7 @@ from django.db.models.functions import TruncDate
 
 from tenants.models import Tenant
 
-from ..models import ROLLUP_SUMS, Outcome, UsageDaily, UsageEvent, UsageHourly
+from ..models import NO_TOKEN, ROLLUP_SUMS, Outcome, UsageDaily, UsageEvent, UsageHourly
 
 # The columns each group_by groups on; "model" keys read "llm_name@factory", as RAGFlow's do.
 _GROUP_FIELDS = {
@@ -26,7 +26,10 @@ _GROUP_FIELDS = {
     "model": ("llm_name", "factory"),
     "factory": ("factory",),
     "type": ("model_type",),
+    "token": ("token_id",),
 }
+# group_by=token's key of calls made through no API token (LLMBundle called from inside).
+NO_TOKEN_KEY = "none"
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,11 @@ def _whole_days(start: datetime, end: datetime) -> tuple[date, date] | None:
     return (first.date(), stop) if first.date() < stop else None
 
 
-def _grouped(*, tenant: Tenant | None, start: datetime, end: datetime, fields) -> list[dict]:
+def _grouped(
+    *, tenant: Tenant | None, start: datetime, end: datetime, fields, token: int | None = None
+) -> list[dict]:
     """Sums per `fields` over `[start, end)`, one dict per group, by `fields`. One query.
+    `token`: only the calls made with that API token.
 
     Whole days come from the daily rows, the hours before and after them from the hourly rows
     (UNION ALL); groups found in both are added up here. A "on_day" field is the UTC date.
@@ -97,6 +103,8 @@ def _grouped(*, tenant: Tenant | None, start: datetime, end: datetime, fields) -
         daily = UsageDaily.objects.filter(day__gte=days[0], day__lt=days[1])
     if tenant is not None:
         hourly, daily = hourly.filter(tenant=tenant), daily.filter(tenant=tenant)
+    if token is not None:
+        hourly, daily = hourly.filter(token_id=token), daily.filter(token_id=token)
     parts = [
         rows.annotate(on_day=on_day).values(*fields).annotate(**_sums()).order_by()
         for rows, on_day in ((hourly, TruncDate("bucket", tzinfo=UTC)), (daily, F("day")))
@@ -136,17 +144,28 @@ def _key(group_by: str, item: dict) -> str:
         return item["on_day"].isoformat()
     if group_by == "model":
         return f"{item['llm_name']}@{item['factory']}"
+    if group_by == "token":
+        return NO_TOKEN_KEY if item["token_id"] == NO_TOKEN else str(item["token_id"])
     return item[_GROUP_FIELDS[group_by][0]]
 
 
 def usage_summary(
-    *, tenant: Tenant | None, start: datetime, end: datetime, group_by: str
+    *,
+    tenant: Tenant | None,
+    start: datetime,
+    end: datetime,
+    group_by: str,
+    token: int | None = None,
 ) -> UsageSummary:
-    """Sums per group over `[start, end)`; `tenant=None` sums over every tenant. One query.
+    """Sums per group over `[start, end)`; `tenant=None` sums over every tenant, `token` only
+    the calls of that API token. One query.
 
-    Days come in order; other groups with the most tokens first.
+    Days come in order; other groups with the most tokens first. group_by=token keys are API
+    token ids ("none": calls made without one).
     """
-    grouped = _grouped(tenant=tenant, start=start, end=end, fields=_GROUP_FIELDS[group_by])
+    grouped = _grouped(
+        tenant=tenant, start=start, end=end, fields=_GROUP_FIELDS[group_by], token=token
+    )
     result = [_row(_key(group_by, item), item) for item in grouped]
     if group_by != "day":
         result.sort(key=lambda r: (-r.total_tokens, r.key))

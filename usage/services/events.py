@@ -1,18 +1,22 @@
-"""Usage events in and out: applying what the buffers hold, pruning old events."""
+"""Usage events in: applying what the buffers hold (retention: `partitions`)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from django.utils import timezone
+from django.core.exceptions import ImproperlyConfigured
 
 from ..buffer import DrainResult, local_buffer, redis_buffer
-from ..models import UsageEvent
 from ..recorder import flush_forwarder
+
+logger = logging.getLogger(__name__)
 
 
 def usage_drain(
-    *, max_batches: int | None = None, claim_idle_ms: int = 30_000, batch_size: int = 5000
+    *, max_batches: int | None = None, claim_idle_ms: int = 30_000, batch_size: int = 10
 ) -> DrainResult:
     """Apply what is buffered: this process's queues and the Redis stream (if configured)."""
     flush_forwarder()
@@ -31,15 +35,55 @@ def usage_drain(
     return result
 
 
-def usage_prune_events(*, older_than_days: int) -> int:
-    """Delete raw events older than the retention period, in batches; rollups stay."""
-    cutoff = timezone.now() - timedelta(days=older_than_days)
-    deleted = 0
-    while True:
-        ids = list(
-            UsageEvent.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:5000]
-        )
-        if not ids:
-            return deleted
-        count, _ = UsageEvent.objects.filter(pk__in=ids).delete()
-        deleted += count
+@dataclass
+class WriterProgress:
+    applied: DrainResult = field(default_factory=DrainResult)
+    failures: int = 0  # batches that failed (database or Redis down): retried
+
+
+def usage_writer_run(
+    *,
+    stop: threading.Event,
+    consumer: str | None = None,
+    batch_size: int = 10,
+    claim_idle_ms: int = 30_000,
+    on_batch: Callable[[WriterProgress], None] | None = None,
+) -> WriterProgress:
+    """A writer process's loop: apply the stream batch by batch until `stop` is set.
+
+    Any number of writers, on any machines, share the stream's consumer group: each entry goes
+    to one of them; entries a dead writer held unacknowledged for `claim_idle_ms` are claimed
+    by another (XAUTOCLAIM) and applied again, which changes nothing already applied. A batch
+    that fails (the database or Redis down) stays pending and is retried with a backoff; `stop`
+    is checked between batches, so a batch in flight is always finished.
+    """
+    from django.db import close_old_connections
+
+    buffer = redis_buffer()
+    if buffer is None:
+        raise ImproperlyConfigured("the usage writer needs Redis: set USAGE_REDIS_URL")
+    progress = WriterProgress()
+    backoff = 0.1
+    while not stop.is_set():
+        try:
+            result = buffer.drain(
+                consumer=consumer,
+                batch_size=batch_size,
+                max_batches=1,
+                claim_idle_ms=claim_idle_ms,
+                block_ms=200,
+            )
+            backoff = 0.1
+        except Exception:
+            progress.failures += 1
+            logger.warning("usage writer: batch failed; retrying in %.1f s", backoff, exc_info=True)
+            buffer._group_ready = False  # Redis may have restarted without its group
+            close_old_connections()
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)
+            continue
+        if result.batches:
+            progress.applied += result
+            if on_batch is not None:
+                on_batch(progress)
+    return progress

@@ -1,14 +1,15 @@
-"""Applying usage records to the database: exactly once per request id, in batches.
+"""Applying usage records to the database: exactly once per (request id, time), in batches.
 
-One transaction per batch:
-1. insert the events, skipping request ids already stored (`ON CONFLICT DO NOTHING RETURNING`),
-   so a batch replayed after a crash inserts nothing the second time;
-2. add only the newly inserted tokens to `TenantLLM.used_tokens`, through the tenants service
+One transaction per batch, which
+1. inserts the events, skipping those already stored (`ON CONFLICT (request_id, created_at)
+   DO NOTHING`), so a batch replayed after a crash inserts nothing the second time;
+2. adds only the newly inserted tokens to `TenantLLM.used_tokens`, through the tenants service
    that owns that counter (one `UPDATE ... SET used_tokens = used_tokens + n` per batch);
-3. add them to the hourly and daily rollups with
+3. adds them to the hourly and daily rollups with
    `INSERT ... ON CONFLICT DO UPDATE SET x = x + EXCLUDED.x`.
-Counters are never read and written back from Python. Rows are touched in a fixed order so two
-writers cannot deadlock. The SQL runs on PostgreSQL and SQLite alike.
+Counters are never read and written back from Python; rows are touched in a fixed order so two
+writers cannot deadlock. On PostgreSQL this is COPY and set-based SQL (`ledger_pg`); on SQLite
+(`make run` without Redis) the same rules as multi-row VALUES statements built here.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from operator import attrgetter
 
 from django.db import connection, transaction
 
-from tenants.models import Tenant, TenantLLM
+from tenants.models import Tenant
 from tenants.services.configs import tenant_llm_add_used_tokens
 
-from ..models import ROLLUP_SUMS, UsageDaily, UsageEvent, UsageHourly
+from ..models import NO_TOKEN, ROLLUP_SUMS, UsageDaily, UsageEvent, UsageHourly
 from ..records import UsageRecord
+from . import ledger_pg
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +79,8 @@ def _bulk_insert(
     add: tuple[str, ...] = (),
     returning: str | None = None,
 ) -> list:
-    """INSERT many rows with ON CONFLICT: DO NOTHING, or DO UPDATE SET c = c + EXCLUDED.c.
-
-    PostgreSQL gets the rows by COPY into a temporary table; SQLite gets multi-row VALUES
-    lists of converted values.
-    """
+    """INSERT many rows with ON CONFLICT: DO NOTHING, or DO UPDATE SET c = c + EXCLUDED.c,
+    as multi-row VALUES lists of converted values (the portable path)."""
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
     column_list = ", ".join(qn(c) for c in columns)
@@ -92,29 +91,6 @@ def _bulk_insert(
     )
     tail = f" RETURNING {qn(returning)}" if returning else ""
     found: list = []
-    if connection.vendor == "postgresql":
-        import psycopg
-
-        # COPY the batch into a temporary table (psycopg's COPY is the fastest way in), then
-        # one INSERT ... SELECT with the conflict rule. The table dies with the transaction.
-        staging = qn(f"staging_{model._meta.db_table}")
-        connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
-                f"SELECT {column_list} FROM {table} WITH NO DATA"
-            )
-            cursor.execute(f"TRUNCATE {staging}")
-            with cursor.copy(f"COPY {staging} ({column_list}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(
-                f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {staging} "
-                f"{on_conflict}{tail}"
-            )
-            if returning:
-                found.extend(value for (value,) in cursor.fetchall())
-        return found
     with connection.cursor() as cursor:
         fields = [_field(model, c) for c in columns]
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
@@ -139,7 +115,11 @@ def _insert_events(records: list[UsageRecord]) -> set[str]:
     """Insert the events; return the request ids (hex) that were new."""
     rows = [tuple(value_of(r) for value_of in _EVENT_VALUES) for r in records]
     new = _bulk_insert(
-        UsageEvent, _EVENT_COLUMNS, rows, conflict=("request_id",), returning="request_id"
+        UsageEvent,
+        _EVENT_COLUMNS,
+        rows,
+        conflict=("request_id", "created_at"),
+        returning="request_id",
     )
     return {value.hex if isinstance(value, uuid.UUID) else uuid.UUID(value).hex for value in new}
 
@@ -160,7 +140,8 @@ def _add_to_rollup(model, period: str, records: list[UsageRecord], period_of) ->
     """Add the records' sums to `model`'s rows (their `period` is period_of(record)): one upsert."""
     sums: dict[tuple, list] = {}
     for r in records:
-        key = (r.tenant_id, period_of(r), r.factory, r.llm_name, r.model_type)
+        token = NO_TOKEN if r.token_id is None else r.token_id
+        key = (r.tenant_id, period_of(r), r.factory, r.llm_name, r.model_type, token)
         acc = sums.setdefault(key, [0, 0, 0, 0, 0, Decimal(0)])
         for index, value in enumerate(_sums_of(r)):
             acc[index] += value
@@ -168,29 +149,18 @@ def _add_to_rollup(model, period: str, records: list[UsageRecord], period_of) ->
         return
     # A fixed order of rows, so that two writers lock them in the same order (no deadlock).
     rows = [(*key, *acc) for key, acc in sorted(sums.items())]
-    key_columns = ("tenant_id", period, "factory", "llm_name", "model_type")
+    key_columns = ("tenant_id", period, "factory", "llm_name", "model_type", "token_id")
     _bulk_insert(model, key_columns + ROLLUP_SUMS, rows, conflict=key_columns, add=ROLLUP_SUMS)
 
 
 def _drop_orphans(records: list[UsageRecord]) -> tuple[list[UsageRecord], int]:
-    """Events of deleted tenants are dropped; links to deleted configs are cut, not lost."""
+    """Events of deleted tenants are dropped; those of deleted configs are kept, with their
+    config's id as recorded (the counter of a deleted config is not there to add to)."""
     tenant_ids = {r.tenant_id for r in records}
     live_tenants = {
         t.hex for t in Tenant.objects.filter(pk__in=tenant_ids).values_list("pk", flat=True)
     }
-    config_ids = {r.tenant_llm_id for r in records if r.tenant_llm_id is not None}
-    live_configs = (
-        set(TenantLLM.objects.filter(pk__in=config_ids).values_list("pk", flat=True))
-        if config_ids
-        else set()
-    )
-    kept: list[UsageRecord] = []
-    for r in records:
-        if r.tenant_id not in live_tenants:
-            continue
-        if r.tenant_llm_id is not None and r.tenant_llm_id not in live_configs:
-            r = UsageRecord(**{**_as_dict(r), "tenant_llm_id": None})
-        kept.append(r)
+    kept = [r for r in records if r.tenant_id in live_tenants]
     return kept, len(records) - len(kept)
 
 
@@ -201,25 +171,30 @@ def _hex(value: str) -> str:
 def _normalized(record: UsageRecord) -> UsageRecord:
     if len(record.request_id) == 32 and len(record.tenant_id) == 32:
         return record
-    return UsageRecord(
-        **{
-            **_as_dict(record),
-            "request_id": _hex(record.request_id),
-            "tenant_id": _hex(record.tenant_id),
-        }
-    )
-
-
-def _as_dict(record: UsageRecord) -> dict:
-    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+    return record._replace(request_id=_hex(record.request_id), tenant_id=_hex(record.tenant_id))
 
 
 def apply_records(records: Iterable[UsageRecord]) -> ApplyResult:
     """Apply a batch in one transaction. Replaying any part of it changes nothing."""
-    # Ids in one spelling (32 hex digits), and each once: a batch may repeat an id.
-    batch = list({r.request_id: r for r in map(_normalized, records)}.values())
+    batch = records if isinstance(records, list) else list(records)
     if not batch:
         return ApplyResult()
+    if connection.vendor == "postgresql":
+        ledger_pg.prepare(batch)
+        outermost = not connection.in_atomic_block
+        with transaction.atomic():
+            inserted, dropped = ledger_pg.apply_in_transaction(batch, outermost=outermost)
+        duplicates = len(batch) - inserted - dropped
+    else:
+        inserted, dropped, duplicates = _apply_portable(batch)
+    if dropped:
+        logger.warning("dropped %d usage event(s) of deleted tenants", dropped)
+    return ApplyResult(inserted=inserted, duplicates=duplicates, dropped=dropped)
+
+
+def _apply_portable(records: list[UsageRecord]) -> tuple[int, int, int]:
+    # Ids in one spelling (32 hex digits), and each once: a batch may repeat an id.
+    batch = list({r.request_id: r for r in map(_normalized, records)}.values())
     with transaction.atomic():
         batch, dropped = _drop_orphans(batch)
         new_ids = _insert_events(batch) if batch else set()
@@ -231,6 +206,4 @@ def apply_records(records: Iterable[UsageRecord]) -> ApplyResult:
         tenant_llm_add_used_tokens(tokens_by_config=per_config)
         _add_to_rollup(UsageHourly, "bucket", fresh, lambda r: _hour(r.created_at))
         _add_to_rollup(UsageDaily, "day", fresh, lambda r: _hour(r.created_at).date())
-    if dropped:
-        logger.warning("dropped %d usage event(s) of deleted tenants", dropped)
-    return ApplyResult(inserted=len(fresh), duplicates=len(batch) - len(fresh), dropped=dropped)
+    return len(fresh), dropped, len(batch) - len(fresh)

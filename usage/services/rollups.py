@@ -31,7 +31,7 @@ def usage_rollup_daily(*, since: date | None = None) -> int:
     grouped = (
         UsageHourly.objects.filter(bucket__gte=start)
         .annotate(day=TruncDate("bucket", tzinfo=UTC))
-        .values("tenant_id", "day", "factory", "llm_name", "model_type")
+        .values("tenant_id", "day", "factory", "llm_name", "model_type", "token_id")
         .annotate(**{f"sum_{name}": Sum(name) for name in ROLLUP_SUMS})
         .order_by()
     )
@@ -42,6 +42,7 @@ def usage_rollup_daily(*, since: date | None = None) -> int:
             factory=item["factory"],
             llm_name=item["llm_name"],
             model_type=item["model_type"],
+            token_id=item["token_id"],
             **{name: item[f"sum_{name}"] or 0 for name in ROLLUP_SUMS},
         )
         for item in grouped
@@ -50,7 +51,7 @@ def usage_rollup_daily(*, since: date | None = None) -> int:
         rows,
         batch_size=1000,
         update_conflicts=True,
-        unique_fields=["tenant", "day", "factory", "llm_name", "model_type"],
+        unique_fields=["tenant", "day", "factory", "llm_name", "model_type", "token_id"],
         update_fields=list(ROLLUP_SUMS),
     )
     return len(rows)

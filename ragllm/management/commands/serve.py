@@ -22,6 +22,9 @@ def granian_argv(*, host: str, port: int) -> list[str]:
         # ASGI without the lifespan protocol, which Django does not speak.
         "--interface",
         "asginl",
+        # uvloop's event loop (granian[uvloop]), said rather than left to "auto".
+        "--loop",
+        "uvloop",
         "--host",
         host,
         "--port",

@@ -7,6 +7,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from ragllm.errors import ApplicationError
+from tenants.actors import acting_as, command_actor
 from tenants.models import ValidationState
 from tenants.selectors import factory_get, tenant_find, tenant_llm_count
 from tenants.services.key_requests import tenant_llm_request_key
@@ -40,7 +41,11 @@ class Command(BaseCommand):
             return getpass.getpass("API key: ").strip()
         raise CommandError("No key: pass --key, set RAGLLM_API_KEY, or run interactively.")
 
-    def handle(self, *args, tenant: str, factory: str, key, base_url: str, verify: bool, **opts):
+    def handle(self, *args, **options) -> None:
+        with acting_as(command_actor("set_api_key")):
+            self._handle(**options)
+
+    def _handle(self, *, tenant: str, factory: str, key, base_url: str, verify: bool, **opts):
         tenant_obj = tenant_find(ref=tenant)
         if tenant_obj is None:
             raise CommandError(f"No tenant matches {tenant!r} (id, owner email or unique name).")

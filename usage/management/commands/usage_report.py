@@ -68,6 +68,9 @@ class Command(BaseCommand):
             "--group-by", choices=GROUP_BYS, default="day", help="Rows per ... (default: day)."
         )
         parser.add_argument(
+            "--token", type=int, default=None, help="Only the calls of this API token (its id)."
+        )
+        parser.add_argument(
             "--csv", action="store_true", help="CSV on stdout (a header row, no totals line)."
         )
 
@@ -78,6 +81,7 @@ class Command(BaseCommand):
         start: str | None,
         end: str | None,
         group_by: str,
+        token: int | None,
         csv: bool,
         **options,
     ) -> None:
@@ -93,7 +97,9 @@ class Command(BaseCommand):
             period = parse_period(start, end)
         except ValueError as exc:
             raise CommandError(f"--{exc}") from exc
-        summary = usage_summary(tenant=found, start=period.start, end=period.end, group_by=group_by)
+        summary = usage_summary(
+            tenant=found, start=period.start, end=period.end, group_by=group_by, token=token
+        )
         if csv:
             out = io.StringIO()
             write_csv(out, group_by=group_by, rows=summary.rows)

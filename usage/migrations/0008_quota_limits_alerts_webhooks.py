@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('tenants', '0007_application_keys'),
-        ('usage', '0006_labels'),
+        ('usage', '0007_token_and_partitions'),
     ]
 
     operations = [

@@ -1,0 +1,167 @@
+"""The ledger on PostgreSQL: one batch, one transaction, a few set-based statements.
+
+1. COPY the records, as they are (tuples in `records.FIELDS` order), into a temporary staging
+   table: no per-record conversion in Python.
+2. One `INSERT INTO usage_usageevent ... SELECT ... FROM staging JOIN tenant ON CONFLICT
+   (request_id, created_at) DO NOTHING` keeps the events of live tenants and skips those
+   already stored. When it inserted every record (the common case) the sums below are taken
+   from the staging table; otherwise (a replay, deleted tenants) it is rolled back to a
+   savepoint and run again with `RETURNING` into a second temporary table (`fresh`), which the
+   sums are taken from: a replayed batch inserts nothing, so it adds nothing below.
+3. The new tokens per configuration go to `TenantLLM.used_tokens` through the tenants service
+   that owns the counter (one UPDATE of the live configurations, rows locked in key order).
+4. One `INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE SET c = c + EXCLUDED.c` each
+   for the hourly and the daily rollups, rows in key order (two writers cannot deadlock).
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from tenants.models import Tenant
+from tenants.services.configs import tenant_llm_add_used_tokens
+
+from ..models import ROLLUP_SUMS, UsageDaily, UsageEvent, UsageHourly
+from ..records import FIELDS, UsageRecord
+from .partitions import ensure_for_epoch_days
+
+_CREATED_AT = FIELDS.index("created_at")
+_EVENT = UsageEvent._meta.db_table
+_TENANT = Tenant._meta.db_table
+
+_STAGING_DDL = """
+CREATE TEMPORARY TABLE IF NOT EXISTS usage_staging (
+    tenant_id uuid, factory text, llm_name text, model_type text, prompt_tokens bigint,
+    completion_tokens bigint, total_tokens bigint, estimated boolean, tenant_llm_id bigint,
+    cost numeric, latency_ms integer, outcome text, error_code text,
+    created_at double precision, request_id uuid, token_id integer
+) ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS usage_fresh (
+    tenant_id uuid, tenant_llm_id bigint, token_id integer, factory text, llm_name text,
+    model_type text, prompt_tokens bigint, completion_tokens bigint, total_tokens bigint,
+    cost numeric, outcome text, created_at timestamptz
+) ON COMMIT DELETE ROWS
+"""
+_COPY = f"COPY usage_staging ({', '.join(FIELDS)}) FROM STDIN"
+_EVENT_COLUMNS = (
+    "request_id, tenant_id, tenant_llm_id, token_id, factory, llm_name, model_type,"
+    " prompt_tokens, completion_tokens, total_tokens, cost, estimated, latency_ms, outcome,"
+    " error_code, created_at"
+)
+_FROM_STAGING = f"""
+    SELECT s.request_id, s.tenant_id, s.tenant_llm_id, s.token_id, s.factory, s.llm_name,
+        s.model_type, s.prompt_tokens, s.completion_tokens, s.total_tokens, s.cost, s.estimated,
+        s.latency_ms, s.outcome, s.error_code, to_timestamp(s.created_at)
+    FROM usage_staging s JOIN {_TENANT} t ON t.id = s.tenant_id
+    ON CONFLICT (request_id, created_at) DO NOTHING
+"""
+# The common case: every event is new and of a live tenant (checked by the row count).
+_INSERT_ALL = f"INSERT INTO {_EVENT} ({_EVENT_COLUMNS}) {_FROM_STAGING}"
+# After a replay or with events of deleted tenants: the new events are kept apart.
+_FRESH_COLUMNS = (
+    "tenant_id, tenant_llm_id, token_id, factory, llm_name, model_type, prompt_tokens,"
+    " completion_tokens, total_tokens, cost, outcome, created_at"
+)
+_INSERT_FRESH = f"""
+WITH inserted AS (
+    INSERT INTO {_EVENT} ({_EVENT_COLUMNS}) {_FROM_STAGING}
+    RETURNING {_FRESH_COLUMNS}
+)
+INSERT INTO usage_fresh ({_FRESH_COLUMNS}) SELECT {_FRESH_COLUMNS} FROM inserted
+"""
+_ORPHANS = (
+    f"SELECT count(*) FROM usage_staging s WHERE NOT EXISTS"
+    f" (SELECT 1 FROM {_TENANT} t WHERE t.id = s.tenant_id)"
+)
+
+
+def _per_config(source: str) -> str:
+    return (
+        f"SELECT tenant_llm_id, sum(total_tokens) FROM {source}"
+        " WHERE tenant_llm_id IS NOT NULL GROUP BY tenant_llm_id HAVING sum(total_tokens) <> 0"
+    )
+
+
+def _rollup_sql(model, period: str, period_of, source: str, created_at: str) -> str:
+    table = model._meta.db_table
+    keys = ("tenant_id", period, "factory", "llm_name", "model_type", "token_id")
+    sums = (
+        "count(*), count(*) FILTER (WHERE outcome <> 'ok'), sum(prompt_tokens),"
+        " sum(completion_tokens), sum(total_tokens), sum(cost)"
+    )
+    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in ROLLUP_SUMS)
+    return (
+        f"INSERT INTO {table} ({', '.join(keys + ROLLUP_SUMS)})"
+        f" SELECT tenant_id, {period_of(created_at)}, factory, llm_name, model_type,"
+        f" coalesce(token_id, 0), {sums} FROM {source}"
+        " GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"
+        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+
+
+def _hour(at: str) -> str:
+    return f"date_trunc('hour', {at} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+
+
+def _day(at: str) -> str:
+    return f"({at} AT TIME ZONE 'UTC')::date"
+
+
+# (per-config sums, hourly upsert, daily upsert) from each source of new events.
+_ADD = {
+    source: (
+        _per_config(source),
+        _rollup_sql(UsageHourly, "bucket", _hour, source, created_at),
+        _rollup_sql(UsageDaily, "day", _day, source, created_at),
+    )
+    for source, created_at in (
+        ("usage_staging", "to_timestamp(created_at)"),
+        ("usage_fresh", "created_at"),
+    )
+}
+
+
+def prepare(records: list[UsageRecord]) -> None:
+    """Before the batch's transaction: partitions for the days of its events."""
+    ensure_for_epoch_days({int(r[_CREATED_AT] // 86400) for r in records})
+
+
+def apply_in_transaction(records: list[UsageRecord], *, outermost: bool) -> tuple[int, int]:
+    """Steps 1-4 inside the caller's transaction; returns (inserted, dropped).
+
+    The temporary tables empty themselves at commit; inside a longer transaction
+    (`outermost` false) they are emptied here, for the next batch of that transaction.
+    """
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_STAGING_DDL)
+        with cursor.copy(_COPY) as copy:
+            write = copy.write_row
+            for record in records:
+                write(record)
+        cursor.execute("SAVEPOINT usage_batch")
+        cursor.execute(_INSERT_ALL)
+        inserted, dropped = cursor.rowcount, 0
+        if inserted == len(records):
+            cursor.execute("RELEASE SAVEPOINT usage_batch")
+            source = "usage_staging"
+        else:  # some were applied before, or are of deleted tenants: find the new ones
+            cursor.execute("ROLLBACK TO SAVEPOINT usage_batch")
+            cursor.execute(_INSERT_FRESH)
+            inserted = cursor.rowcount
+            cursor.execute(_ORPHANS)
+            (dropped,) = cursor.fetchone()
+            source = "usage_fresh"
+        if inserted:
+            per_config, hourly, daily = _ADD[source]
+            cursor.execute(per_config)
+            tenant_llm_add_used_tokens(
+                tokens_by_config={config: int(tokens) for config, tokens in cursor.fetchall()}
+            )
+            cursor.execute(hourly)
+            cursor.execute(daily)
+        if not outermost:
+            cursor.execute("DELETE FROM usage_staging; DELETE FROM usage_fresh")
+    return inserted, dropped

@@ -30,9 +30,9 @@ from tenants.identity import (
 from tenants.models import Role
 from tenants.services.tokens import api_token_touch
 
-from .bundle import in_background, refresh_caches_soon, run_db
 from .errors import GatewayError
 from .http import Request
+from .metering import in_background, refresh_caches_soon, run_db
 
 TENANT_HEADER = "x-tenant-id"
 INVOKE_SCOPE = "invoke"

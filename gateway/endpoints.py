@@ -19,9 +19,10 @@ from providers.streams import StreamDelta
 
 from . import inputs
 from .auth import Caller, check_model, model_allowed
-from .bundle import LLMBundle, calling_token
+from .bundle import LLMBundle
 from .errors import error_for, model_not_found
 from .http import Request, dumps, send_body, send_json, send_stream
+from .metering import calling_token
 from .naming import Choice, choose, find, models_of
 
 SSE_TYPE = b"text/event-stream; charset=utf-8"

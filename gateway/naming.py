@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from providers.types import ModelType
 from tenants.identity import MISS, TenantModel, peek_tenant_models, tenant_models
 
-from .bundle import run_db
 from .errors import invalid, model_not_found
+from .metering import run_db
 
 DEFAULT = "default"
 

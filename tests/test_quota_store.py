@@ -15,7 +15,14 @@ from usage.records import UsageRecord
 from usage.selectors.quotas import quota_ledger_used, quota_used
 from usage.services.ledger import apply_records
 from usage.services.quota_redis import counter_key, quota_store, reset_store
-from usage.services.quotas import quota_reconcile, quota_reserve, quota_settle
+from usage.services.quotas import (
+    aquota_reserve,
+    aquota_settle,
+    quota_reconcile,
+    quota_release,
+    quota_reserve,
+    quota_settle,
+)
 
 HISTORY = [{"role": "user", "content": "Hi"}]
 SMALL = {"max_tokens": 10}
@@ -86,6 +93,30 @@ def test_racing_reservations_take_exactly_the_quota(backend, tenant):
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(call, range(160)))
     assert outcomes.count("ok") == 10  # 16 threads racing for the last tokens: no overspend
+    assert quota_used(rule=rule) == 1_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_reservations_on_an_event_loop_take_exactly_the_quota(tenant, settings):
+    import asyncio
+
+    if not settings.QUOTA_REDIS_URL:
+        pytest.skip("no Redis: set REDIS_URL")
+    reset_store()
+    rule = tenant_rule(set_quota(tenant, 1_000))
+    quota_release(reservation=quota_reserve(rules=(rule,), tokens=0))  # the counter, seeded
+
+    async def call():
+        reservation = await aquota_reserve(rules=(rule,), tokens=100)
+        assert reservation is not None and reservation.backend == "redis"
+        await aquota_settle(reservation=reservation, actual_tokens=100)
+
+    async def race():
+        return await asyncio.gather(*(call() for _ in range(40)), return_exceptions=True)
+
+    outcomes = asyncio.run(race())
+    assert [o for o in outcomes if o is not None and not isinstance(o, QuotaExceededError)] == []
+    assert outcomes.count(None) == 10  # 40 calls in flight for the last tokens: no overspend
     assert quota_used(rule=rule) == 1_000
 
 

@@ -1,7 +1,8 @@
 """What a gateway call costs besides the provider once caches are warm: no database query on
-the event loop's thread, and nothing sent to the worker thread at all unless a quota applies
-(then its reservation and its settlement). The app runs in this process (httpx's ASGI
-transport), so that both can be counted."""
+the event loop's thread, and nothing sent to the worker thread at all, under a quota too (its
+reservation and settlement are one Redis script each, on the loop; the worker thread only
+while Redis is down). The app runs in this process (httpx's ASGI transport), so that all of
+it can be counted."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from gateway import auth, bundle, naming
+from gateway import auth, metering, naming
 from ragllm.asgi import application
 from tenants.models import APIToken
 from tenants.selectors import tenant_owned_by
 from tenants.services.tokens import api_token_issue
 from tests.fakeprovider.openai import CHAT_TEXT
+from usage.services import quota_redis
 
 from .conftest import configure
 
@@ -29,7 +31,7 @@ BODY = {"model": "gpt-4o-mini@OpenAI", "messages": [{"role": "user", "content": 
 def counted_run_db(monkeypatch):
     """Every function the gateway sends to the database thread, by name."""
     calls: list[str] = []
-    real = bundle.run_db
+    real = metering.run_db
 
     async def counting(function, /, *args, **kwargs):
         name = getattr(function, "__name__", repr(function))
@@ -37,7 +39,7 @@ def counted_run_db(monkeypatch):
             calls.append(name)
         return await real(function, *args, **kwargs)
 
-    for module in (bundle, auth, naming):
+    for module in (metering, auth, naming):
         monkeypatch.setattr(module, "run_db", counting)
     return calls
 
@@ -57,7 +59,7 @@ def serve(token: str, calls: int) -> list[httpx.Response]:
             ]
         await asyncio.sleep(0.05)  # background settlements and touches finish
         # Give back the worker thread's connection, so the test database can be dropped.
-        await bundle.run_db(close)
+        await metering.run_db(close)
         return replies
 
     return asyncio.run(run())
@@ -85,16 +87,73 @@ def test_a_warm_call_does_no_io_besides_the_provider(caller, counted_run_db):
     assert counted_run_db == ["close"]
 
 
-def test_under_a_quota_a_call_reserves_and_settles_in_the_worker_thread(caller, counted_run_db):
+@pytest.fixture
+def quota_redis_of_its_own(private_redis, settings):
+    """The quota counters in a Redis of the test's own (its command counts are the test's)."""
+    settings.QUOTA_REDIS_URL = private_redis.url
+    quota_redis.reset_store()
+    yield private_redis
+    quota_redis.reset_store()
+
+
+def test_under_a_quota_a_call_is_one_script_before_and_one_after_on_the_loop(
+    caller, counted_run_db, quota_redis_of_its_own, fake_provider, monkeypatch
+):
+    tenant, token = caller
+    tenant.token_quota = 10**6
+    tenant.save()
+    serve(token, 1)  # seeds the counter from the ledger (in the worker thread)
+    counted_run_db.clear()
+    # When each script runs, how many requests the provider has had.
+    seen: dict[str, list[int]] = {"reserve": [], "settle": []}
+    store = quota_redis.quota_store()
+    for name in seen:
+        real = getattr(store, "a" + name)
+
+        async def spy(*args, _real=real, _name=name):
+            seen[_name].append(len(fake_provider.requests))
+            return await _real(*args)
+
+        monkeypatch.setattr(store, "a" + name, spy)
+    monkeypatch.setattr(store, "_run", None)  # the thread path's socket: never used here
+    client = store.client
+    before = client.info("commandstats")
+    fake_provider.requests.clear()  # it keeps the last 100
+    sent = 0
+
+    with CaptureQueriesContext(connection) as on_the_loop:
+        replies = serve(token, 3)
+
+    after = client.info("commandstats")
+    assert [r.status_code for r in replies] == [200] * 3
+    assert len(on_the_loop) == 0
+    assert counted_run_db == ["close"]  # no thread hop for the quota
+    # One reservation before each provider call, one settlement after it.
+    assert seen == {"reserve": [sent, sent + 1, sent + 2], "settle": [sent + 1, sent + 2, sent + 3]}
+    assert after["cmdstat_evalsha"]["calls"] - before["cmdstat_evalsha"]["calls"] == 6
+    others = {
+        name: stats["calls"] - before.get(name, {"calls": 0})["calls"]
+        for name, stats in after.items()
+        # INFO itself, and the commands the two scripts run inside Redis.
+        if name.split("_", 1)[1] not in ("evalsha", "info", "hget", "hincrby", "hset", "exists")
+    }
+    assert not any(others.values()), others
+
+
+def test_with_the_quota_redis_down_the_worker_thread_reserves_and_settles(
+    caller, counted_run_db, quota_redis_of_its_own
+):
     tenant, token = caller
     tenant.token_quota = 10**6
     tenant.save()
     serve(token, 1)
+    quota_redis_of_its_own.stop()
     counted_run_db.clear()
 
     with CaptureQueriesContext(connection) as on_the_loop:
-        serve(token, 3)
+        replies = serve(token, 3)
 
+    assert [r.status_code for r in replies] == [200] * 3
     assert len(on_the_loop) == 0
     assert sorted(counted_run_db) == sorted(["_reserve", "_settle"] * 3 + ["close"])
 

@@ -10,10 +10,13 @@ the database path.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 import time
+import weakref
+from collections import deque
 from datetime import datetime, timedelta
 
 import hiredis
@@ -57,7 +60,7 @@ for i = 1, #KEYS do
   local limit = tonumber(ARGV[3 * i + 1])
   if redis.call('EXISTS', KEYS[i]) == 1 then
     local used = redis.call('HINCRBY', KEYS[i], 'u', actual - reserved)
-    redis.call('HINCRBY', KEYS[i], 'h', -reserved)
+    redis.call('HINCRBY', KEYS[i], 'h', 0 - reserved)  -- never '-0'
     redis.call('HSET', KEYS[i], 't', ARGV[1])
     local level = 0
     if limit <= 0 then
@@ -138,9 +141,99 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class _Pipe(asyncio.Protocol):
+    """One Redis connection of an event loop, commands pipelined: each is written at once and
+    its future answered in order as replies arrive (no lock, no thread, one connection for
+    all of the loop's calls)."""
+
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader()
+        self.waiting: deque[asyncio.Future] = deque()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        reader, waiting = self.reader, self.waiting
+        try:
+            reader.feed(data)
+            answer = reader.gets()
+            while answer is not False:
+                future = waiting.popleft()
+                if not future.done():
+                    future.set_result(answer)
+                answer = reader.gets()
+        except (hiredis.ProtocolError, IndexError) as exc:
+            self._fail(exc)
+
+    def connection_lost(self, exc) -> None:
+        self._fail(exc or OSError("connection closed by Redis"))
+
+    def _fail(self, exc: BaseException) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(OSError(str(exc) or type(exc).__name__))
+
+    def send(self, *command, timeout: float = 1.0) -> asyncio.Future:
+        """The reply's future; it fails with TimeoutError after `timeout` seconds (a late reply
+        still pops it, so the replies after it stay matched to their commands)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.waiting.append(future)
+        self.transport.write(hiredis.pack_command(command))
+        timer = loop.call_later(timeout, _expire, future)
+        future.add_done_callback(lambda _: timer.cancel())
+        return future
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("Redis did not answer in time"))
+
+
+async def _open_pipe(url: str) -> _Pipe:
+    """A pipe to `url`, authenticated, its database selected (redis://, rediss://, unix://)."""
+    from redis.connection import parse_url
+
+    options = parse_url(url)
+    loop = asyncio.get_running_loop()
+    if "path" in options:
+        _, pipe = await loop.create_unix_connection(_Pipe, options["path"])
+    else:
+        ssl = None
+        if url.startswith("rediss://"):
+            import ssl as ssl_module
+
+            ssl = ssl_module.create_default_context()
+        _, pipe = await loop.create_connection(
+            _Pipe, options.get("host", "localhost"), int(options.get("port", 6379)), ssl=ssl
+        )
+    setup = []
+    if options.get("password"):
+        user = options.get("username")
+        setup.append(("AUTH", user, options["password"]) if user else ("AUTH", options["password"]))
+    if options.get("db"):
+        setup.append(("SELECT", int(options["db"])))
+    for command in setup:
+        answer = await pipe.send(*command)
+        if isinstance(answer, hiredis.ReplyError):
+            pipe._fail(answer)
+            raise OSError(f"Redis refused {command[0]}: {answer}")
+    return pipe
+
+
 class RedisQuotaStore:
     def __init__(self, url: str) -> None:
         import redis
+
+        self.url = url
+        self._pipes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
         self.client = redis.Redis.from_url(
             url, socket_timeout=1.0, socket_connect_timeout=0.5, health_check_interval=30
@@ -195,12 +288,46 @@ class RedisQuotaStore:
             answer = reader.gets()
         return answer
 
-    def reserve(self, keys: list[str], limits: list[int], amounts: list[int]) -> None:
-        """Take `amounts` under every counter, or nothing (MissingCounter, OverLimit)."""
+    async def _arun(self, script, keys, args):
+        """_run on the running event loop, over its pipe (opened on first use)."""
+        loop = asyncio.get_running_loop()
+        pipe = self._pipes.get(loop)
+        try:
+            if pipe is None or pipe.closed:
+                pipe = self._pipes[loop] = await asyncio.wait_for(_open_pipe(self.url), 0.5)
+            command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+            answer = await pipe.send(*command)
+            if isinstance(answer, hiredis.ReplyError) and str(answer).startswith("NOSCRIPT"):
+                sha = await pipe.send("SCRIPT", "LOAD", script.script)
+                script.sha = sha.decode() if isinstance(sha, bytes) else sha
+                command = ("EVALSHA", script.sha, *command[2:])
+                answer = await pipe.send(*command)
+        except (OSError, TimeoutError, hiredis.ProtocolError) as exc:
+            if pipe is not None:
+                pipe._fail(exc)  # a late reply must not answer the next command
+            raise QuotaStoreDown(str(exc) or type(exc).__name__) from exc
+        if isinstance(answer, hiredis.ReplyError):
+            raise QuotaStoreDown(f"quota script failed: {answer}")
+        return answer
+
+    @staticmethod
+    def _reserve_args(limits: list[int], amounts: list[int]) -> list[int]:
         args: list[int] = [_now_ms()]
         for limit, amount in zip(limits, amounts, strict=True):
             args += [limit, amount]
-        answer = self._run(self._reserve, keys, args)
+        return args
+
+    def reserve(self, keys: list[str], limits: list[int], amounts: list[int]) -> None:
+        """Take `amounts` under every counter, or nothing (MissingCounter, OverLimit)."""
+        self._reserved(self._run(self._reserve, keys, self._reserve_args(limits, amounts)))
+
+    async def areserve(self, keys: list[str], limits: list[int], amounts: list[int]) -> None:
+        """reserve() on the running event loop, without a thread."""
+        args = self._reserve_args(limits, amounts)
+        self._reserved(await self._arun(self._reserve, keys, args))
+
+    @staticmethod
+    def _reserved(answer) -> None:
         if answer[0] == -1:
             raise MissingCounter(int(answer[1]) - 1)
         if answer[0] == -2:
@@ -212,10 +339,22 @@ class RedisQuotaStore:
 
     def settle(self, keys: list[str], rows: list[tuple[int, int, int]]) -> list[tuple[int, ...]]:
         """rows: (reserved, actual, limit) per key; per key (used, alerts before, after)."""
+        answer = self._run(self._settle, keys, self._settle_args(rows))
+        return [tuple(int(v) for v in item) for item in answer]
+
+    async def asettle(
+        self, keys: list[str], rows: list[tuple[int, int, int]]
+    ) -> list[tuple[int, ...]]:
+        """settle() on the running event loop, without a thread."""
+        answer = await self._arun(self._settle, keys, self._settle_args(rows))
+        return [tuple(int(v) for v in item) for item in answer]
+
+    @staticmethod
+    def _settle_args(rows) -> list[int]:
         args: list[int] = [_now_ms()]
         for row in rows:
             args += list(row)
-        return [tuple(int(v) for v in item) for item in self._run(self._settle, keys, args)]
+        return args
 
     def used(self, keys: list[str]) -> list[int | None]:
         import redis

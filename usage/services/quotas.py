@@ -81,6 +81,36 @@ def quota_reserve(
     return _reserve_db(rules, starts, amounts, provider, model)
 
 
+async def aquota_reserve(
+    *,
+    rules: tuple[QuotaRule, ...],
+    tokens: int,
+    cost_units: int = 0,
+    provider: str = "",
+    model: str = "",
+) -> Reservation | None:
+    """quota_reserve on the running event loop: the Redis script over the loop's own
+    connection, no thread and no database query. None when the database is needed (Redis
+    not configured or down, a counter to seed from the ledger): then the caller runs
+    quota_reserve in its database thread, which seeds or falls back."""
+    store = quota_store()
+    if store is None:
+        return None
+    amounts = _amounts(rules, tokens, cost_units)
+    starts = [_window_start(rule.window) for rule in rules]
+    keys = [counter_key(rule, start) for rule, start in zip(rules, starts, strict=True)]
+    try:
+        await store.areserve(keys, [rule.quota for rule in rules], amounts)
+    except MissingCounter:
+        return None
+    except OverLimit as over:
+        raise _refused(rules[over.index], over.used, amounts[over.index], provider, model) from None
+    except QuotaStoreDown as exc:
+        mark_down(exc)
+        return None
+    return Reservation(held=list(zip(rules, starts, amounts, strict=True)), backend="redis")
+
+
 def _reserve_redis(store, rules, starts, amounts, provider, model) -> Reservation:
     keys = [counter_key(rule, start) for rule, start in zip(rules, starts, strict=True)]
     limits = [rule.quota for rule in rules]
@@ -182,6 +212,62 @@ def quota_release(*, reservation: Reservation) -> None:
     quota_settle(reservation=reservation, actual_tokens=0, alerts=False)
 
 
+def _settlement_rows(reservation: Reservation, actual_tokens: int, actual_cost_units: int):
+    held = list(reservation.held)
+    reservation.held.clear()
+    rows = []
+    for rule, start, reserved in held:
+        actual = actual_cost_units if rule.kind == COST else actual_tokens
+        rows.append((rule, start, reserved, max(int(actual), 0)))
+    return rows
+
+
+def _redis_settlement(rows):
+    return (
+        [counter_key(rule, start) for rule, start, _, _ in rows],
+        [(reserved, actual, rule.quota) for rule, _, reserved, actual in rows],
+    )
+
+
+def _alerts_crossed(rows, answers) -> list[tuple]:
+    """(rule, start, used, levels) of each alert a Redis settlement crossed."""
+    return [
+        (rule, start, used, range(before + 1, after + 1))
+        for (rule, start, _, _), (used, before, after) in zip(rows, answers, strict=True)
+        if after > before
+    ]
+
+
+def quota_alerts_fire(*, crossed: list[tuple]) -> None:
+    """Fire what aquota_settle found crossed (in a thread that may use the database)."""
+    for rule, start, used, levels in crossed:
+        alerts_fire(rule=rule, start=start, used=used, levels=levels)
+
+
+async def aquota_settle(
+    *, reservation: Reservation, actual_tokens: int, actual_cost_units: int = 0
+) -> list[tuple] | None:
+    """quota_settle of a Redis reservation on the running event loop, without a thread.
+    Returns the alerts it crossed, for quota_alerts_fire in a database thread (usually
+    none); None when it could not settle here and quota_settle must run instead."""
+    if reservation.backend != "redis":
+        return None
+    store = quota_store(even_if_down=True)
+    if store is None:
+        return None
+    rows = _settlement_rows(reservation, actual_tokens, actual_cost_units)
+    if not rows:
+        return []
+    try:
+        answers = await store.asettle(*_redis_settlement(rows))
+    except QuotaStoreDown as exc:
+        # The reservation stays counted in Redis (conservative) until reconciled.
+        mark_down(exc)
+        logger.warning("quota settlement not applied (Redis down): %s", exc)
+        return []
+    return _alerts_crossed(rows, answers)
+
+
 def quota_settle(
     *,
     reservation: Reservation,
@@ -190,33 +276,21 @@ def quota_settle(
     alerts: bool = True,
 ) -> None:
     """Replace the reservation by the real usage; fire the alerts it crosses (once each)."""
-    held = list(reservation.held)
-    reservation.held.clear()
-    if not held:
+    rows = _settlement_rows(reservation, actual_tokens, actual_cost_units)
+    if not rows:
         return
-    rows = []
-    for rule, start, reserved in held:
-        actual = max(int(actual_cost_units if rule.kind == COST else actual_tokens), 0)
-        rows.append((rule, start, reserved, actual))
     if reservation.backend == "redis":
         store = quota_store(even_if_down=True)
         if store is not None:
             try:
-                answers = store.settle(
-                    [counter_key(rule, start) for rule, start, _, _ in rows],
-                    [(reserved, actual, rule.quota) for rule, _, reserved, actual in rows],
-                )
+                answers = store.settle(*_redis_settlement(rows))
             except QuotaStoreDown as exc:
                 # The reservation stays counted in Redis (conservative) until reconciled.
                 mark_down(exc)
                 logger.warning("quota settlement not applied (Redis down): %s", exc)
                 return
             if alerts:
-                for (rule, start, _, _), (used, before, after) in zip(rows, answers, strict=True):
-                    if after > before:
-                        alerts_fire(
-                            rule=rule, start=start, used=used, levels=range(before + 1, after + 1)
-                        )
+                quota_alerts_fire(crossed=_alerts_crossed(rows, answers))
             return
         logger.warning("quota settlement not applied: QUOTA_REDIS_URL is no longer set")
         return

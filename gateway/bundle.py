@@ -18,9 +18,10 @@ Streams are recorded once when they end, fail midway, are closed, or are dropped
 (outcome `abandoned` when the caller stopped reading before the end).
 
 The async methods (`achat`, `achat_streamly`, `aencode`, `asimilarity`, `atranscription`,
-`atts`) run the same accounting on the event loop: the resolution and the quota rules come
-from the in-process caches without I/O in steady state; a cache miss and the quota's database
-reservation and settlement run in the one thread-sensitive worker thread (`run_db`), never on
+`atts`) run the same accounting on the event loop (gateway.metering): the resolution and the
+quota rules come from the in-process caches without I/O in steady state, the quota's Redis
+reservation is awaited on the loop and its settlement sent after the call; a cache miss and
+the quota's database work run in the one thread-sensitive worker thread (`run_db`), never on
 the loop and never in a thread per request.
 """
 

@@ -162,8 +162,9 @@ class _Call:
 
     @classmethod
     async def astart(cls, resolved: ResolvedModel, reserve_tokens) -> _Call:
-        """start() on the event loop: no I/O unless a quota applies (or the rules of this
-        resolution were never read); the database work runs in run_db's thread."""
+        """start() on the event loop: no I/O but Redis in steady state (the rate limits' script
+        if limits apply, the quota's if a quota does, both on the loop); the database work (rules
+        never read, a counter to seed, Redis down) runs in run_db's thread."""
         limits = peek_call_limits(tenant_id=resolved.tenant_id)
         if limits is MISS:
             limits = await run_db(call_limits, tenant_id=resolved.tenant_id)

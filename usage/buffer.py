@@ -230,12 +230,17 @@ class LocalBuffer:
 
     def close(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        while self._queue and time.monotonic() < deadline:
+        while True:
+            # flush() takes the lock: it first waits for a batch the writer thread has taken
+            # off the queue and is applying (an empty queue does not mean all is written; the
+            # thread is a daemon, killed at exit), and sees a failed one put back.
             try:
                 self.flush()
             except Exception:
                 logger.error("usage writer: database unavailable at shutdown; retrying")
                 time.sleep(0.5)
+            if not self._queue or time.monotonic() >= deadline:
+                break
         if self._queue:
             logger.error("usage writer: %d event(s) could not be written", len(self._queue))
 

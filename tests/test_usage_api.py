@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from providers.models import LLMFactory
@@ -468,22 +471,39 @@ def test_it_does_not_warn_an_unlimited_tenant(owner_api, tenant):
     assert quota["used"] == 90 and quota["warning"] is False
 
 
-def test_it_reads_quotas_in_a_fixed_number_of_queries(
-    owner_api, tenant, openai, django_assert_max_num_queries
-):
-    tenant.token_quota = 1000
-    tenant.save()
-    for i in range(20):
+def _quota_configs(tenant, factory, first, count):
+    """`count` model configs with quotas over the three windows: the even ones have spent
+    through the quota path (their counters exist), the odd ones only have usage in the
+    ledger (no counter yet, so the status reads the ledger, as a seed would)."""
+    records = []
+    for i in range(first, first + count):
         config = TenantLLM.objects.create(
             tenant=tenant,
-            factory=openai,
+            factory=factory,
             llm_name=f"m{i}",
             model_type="chat",
-            token_quota=100,
+            token_quota=1000,
             quota_window=["none", "daily", "monthly"][i % 3],
         )
-        spend(config_rule(config), i)
-    owner_api.get("/api/v1/usage/quota")
-    with django_assert_max_num_queries(5):
-        data = owner_api.get("/api/v1/usage/quota").json()["data"]
-    assert sorted(item["used"] for item in data["models"]) == list(range(20))
+        if i % 2 == 0:
+            spend(config_rule(config), i)
+        else:
+            records.append(use(tenant, timezone.now(), llm=f"m{i}", prompt=i, completion=0))
+    apply_records(records)
+
+
+def test_it_reads_quotas_in_a_fixed_number_of_queries(owner_api, tenant, openai):
+    """As many queries for 40 quotas as for 10, counters or not; the database path reads
+    its counters with one query more than the Redis path."""
+    tenant.token_quota = 100_000  # no counter: read from the ledger
+    tenant.save()
+    counts = []
+    for first, count in ((0, 10), (10, 30)):
+        _quota_configs(tenant, openai, first, count)
+        owner_api.get("/api/v1/usage/quota")
+        with CaptureQueriesContext(connection) as queries:
+            data = owner_api.get("/api/v1/usage/quota").json()["data"]
+        counts.append(len(queries))
+    assert counts[0] == counts[1] <= (5 if settings.QUOTA_REDIS_URL else 6), counts
+    assert sorted(item["used"] for item in data["models"]) == list(range(40))
+    assert data["tenant"]["used"] == sum(range(1, 40, 2))

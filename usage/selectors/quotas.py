@@ -136,7 +136,7 @@ def quota_status(*, tenant: Tenant, now: datetime | None = None) -> QuotaStatus:
     rules: list[QuotaRule] = [r for r in [tenant_rule(tenant)] if r is not None]
     config_rules = [(config, config_rule(config)) for config in configs]
     rules += [rule for _, rule in config_rules if rule is not None]
-    used = _counters(rules, now)
+    used = _counters(rules, now, configs={str(config.pk): config for config in configs})
     enforced = not unlimited
     return QuotaStatus(
         unlimited=unlimited,
@@ -154,44 +154,114 @@ def quota_status(*, tenant: Tenant, now: datetime | None = None) -> QuotaStatus:
     )
 
 
-def _ledger_filter(rule: QuotaRule) -> dict | None:
-    """What of the ledger counts against `rule` (None: the ledger cannot tell)."""
-    if rule.scope in (QuotaScope.TENANT, QuotaScope.TENANT_BUDGET):
-        return {"tenant_id": UUID(rule.scope_id)}
-    if rule.scope == QuotaScope.CONFIG:
-        config = (
-            TenantLLM.objects.filter(pk=rule.scope_id)
-            .values_list("tenant_id", "factory__name", "llm_name")
-            .first()
+_GROUP = ("tenant_id", "factory", "llm_name", "token_id")
+
+
+def _ledger_filters(rules: list[QuotaRule], known: dict[str, TenantLLM]) -> list[dict | None]:
+    """What of the ledger counts against each rule, as equalities on the rollups' grouping
+    columns (None: the ledger cannot tell). Model configurations not in `known` (by id) are
+    read in one query."""
+    configs = {
+        pk: {"tenant_id": c.tenant_id, "factory": c.factory.name, "llm_name": c.llm_name}
+        for pk, c in known.items()
+    }
+    config_ids = [
+        int(r.scope_id) for r in rules if r.scope == QuotaScope.CONFIG and r.scope_id not in known
+    ]
+    configs |= {
+        str(pk): {"tenant_id": tenant_id, "factory": factory, "llm_name": llm_name}
+        for pk, tenant_id, factory, llm_name in (
+            TenantLLM.objects.filter(pk__in=config_ids).values_list(
+                "pk", "tenant_id", "factory__name", "llm_name"
+            )
+            if config_ids
+            else ()
         )
-        if config is None:
-            return None
-        return {"tenant_id": config[0], "factory": config[1], "llm_name": config[2]}
-    # An application key: the ledger records the key of each call (events and rollups).
-    return {"token_id": int(rule.scope_id)}
+    }
+    filters: list[dict | None] = []
+    for rule in rules:
+        if rule.scope in (QuotaScope.TENANT, QuotaScope.TENANT_BUDGET):
+            filters.append({"tenant_id": UUID(rule.scope_id)})
+        elif rule.scope == QuotaScope.CONFIG:
+            filters.append(configs.get(rule.scope_id))
+        else:  # an application key: the ledger records the key of each call
+            filters.append({"token_id": int(rule.scope_id)})
+    return filters
+
+
+def _first_hour(start: datetime) -> datetime:
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    return hour + timedelta(hours=1) if hour < start else hour
+
+
+def _grouped_sums(model, time_field: str, filters: list[dict], spans: list[tuple]) -> list:
+    """One grouped query: per (tenant, factory, model, key) group touched by `filters`, the
+    tokens and the cost inside each of `spans` ((from, to or None) on `time_field`)."""
+    tenant_ids = {f["tenant_id"] for f in filters if "tenant_id" in f}
+    token_ids = {f["token_id"] for f in filters if "token_id" in f}
+    where = Q()
+    if tenant_ids:
+        where |= Q(tenant_id__in=tenant_ids)
+    if token_ids:
+        where |= Q(token_id__in=token_ids)
+    sums = {}
+    for i, (low, high) in enumerate(spans):
+        span = Q(**{f"{time_field}__gte": low})
+        if high is not None:
+            span &= Q(**{f"{time_field}__lt": high})
+        sums[f"t{i}"] = Sum("total_tokens", filter=span)
+        sums[f"c{i}"] = Sum("cost", filter=span)
+    bounds = {f"{time_field}__gte": min(low for low, _ in spans)}
+    if all(high is not None for _, high in spans):
+        bounds[f"{time_field}__lt"] = max(high for _, high in spans)
+    return list(model.objects.filter(where, **bounds).values(*_GROUP).annotate(**sums).order_by())
+
+
+def _matches(row: dict, wanted: dict) -> bool:
+    return all(row[name] == value for name, value in wanted.items())
+
+
+def quota_ledger_used_many(
+    *, wanted: list[tuple[QuotaRule, datetime]], configs: dict[str, TenantLLM] | None = None
+) -> list[int]:
+    """What the ledger holds for each (rule, window start), in the rule's units: whole UTC
+    hours from the hourly rollup, the part of an hour before the first one from the events.
+
+    At most three queries whatever the number of rules: the rules' model configurations, the
+    rollup grouped by (tenant, factory, model, key) with one conditional sum per distinct
+    start, and the same over the events when a start is not on a whole hour. `configs`: the
+    rules' model configurations (by id, with their factory) when the caller has them."""
+    if not wanted:
+        return []
+    filters = _ledger_filters([rule for rule, _ in wanted], configs or {})
+    known = [f for f in filters if f is not None]
+    if not known:
+        return [0] * len(wanted)
+    hours = sorted({_first_hour(start) for _, start in wanted})
+    hourly = _grouped_sums(UsageHourly, "bucket", known, [(h, None) for h in hours])
+    parts = sorted(
+        {(start, _first_hour(start)) for _, start in wanted if _first_hour(start) > start}
+    )
+    events = _grouped_sums(UsageEvent, "created_at", known, parts) if parts else []
+    out = []
+    for (rule, start), wanted_rows in zip(wanted, filters, strict=True):
+        if wanted_rows is None:
+            out.append(0)
+            continue
+        column = "c" if rule.kind == COST else "t"
+        hour = _first_hour(start)
+        i = hours.index(hour)
+        total = sum(r[f"{column}{i}"] or 0 for r in hourly if _matches(r, wanted_rows))
+        if hour > start:
+            j = parts.index((start, hour))
+            total += sum(r[f"{column}{j}"] or 0 for r in events if _matches(r, wanted_rows))
+        out.append(to_units(total) if rule.kind == COST else int(total))
+    return out
 
 
 def quota_ledger_used(*, rule: QuotaRule, start: datetime) -> int:
-    """What the ledger holds for `rule` since `start`, in the rule's units: whole UTC hours
-    from the hourly rollup, the part of an hour before the first one from the events."""
-    filters = _ledger_filter(rule)
-    if filters is None:
-        return 0
-    field = "cost" if rule.kind == COST else "total_tokens"
-    hour = start.replace(minute=0, second=0, microsecond=0)
-    if hour < start:
-        hour += timedelta(hours=1)
-    total = (
-        UsageHourly.objects.filter(bucket__gte=hour, **filters).aggregate(n=Sum(field))["n"] or 0
-    )
-    if hour > start:
-        total += (
-            UsageEvent.objects.filter(
-                created_at__gte=start, created_at__lt=hour, **filters
-            ).aggregate(n=Sum(field))["n"]
-            or 0
-        )
-    return to_units(total) if rule.kind == COST else int(total)
+    """What the ledger holds for `rule` since `start`, in the rule's units."""
+    return quota_ledger_used_many(wanted=[(rule, start)])[0]
 
 
 def quota_used(*, rule: QuotaRule, now: datetime | None = None) -> int:
@@ -199,7 +269,9 @@ def quota_used(*, rule: QuotaRule, now: datetime | None = None) -> int:
     return _counters([rule], now)[(rule.scope, rule.scope_id, rule.quota)]
 
 
-def _counters(rules: list[QuotaRule], now: datetime | None = None) -> dict:
+def _counters(
+    rules: list[QuotaRule], now: datetime | None = None, configs: dict | None = None
+) -> dict:
     """(scope, scope_id, limit) -> the current window's counter of each rule, from Redis when
     it serves quotas, else the database; a rule without a counter yet reads the ledger."""
     from ..services.quota_redis import QuotaStoreDown, counter_key, quota_store
@@ -223,12 +295,18 @@ def _counters(rules: list[QuotaRule], now: datetime | None = None) -> dict:
             "scope", "scope_id", "limit", "used"
         ):
             found[(scope, scope_id, limit)] = used
-    out = {}
-    for rule, start in zip(rules, starts, strict=True):
-        value = found.get((rule.scope, rule.scope_id, rule.quota))
-        if value is None:
-            value = quota_ledger_used(rule=rule, start=start)
-        out[(rule.scope, rule.scope_id, rule.quota)] = value
+    keys = [(rule.scope, rule.scope_id, rule.quota) for rule in rules]
+    out = {key: found.get(key) for key in keys}
+    missing = [
+        (rule, start, key)
+        for rule, start, key in zip(rules, starts, keys, strict=True)
+        if out[key] is None
+    ]
+    seeded = quota_ledger_used_many(
+        wanted=[(rule, start) for rule, start, _ in missing], configs=configs
+    )
+    for (_, _, key), value in zip(missing, seeded, strict=True):
+        out[key] = value
     return out
 
 

@@ -3,7 +3,9 @@ CPU per call than httpcore's (benchmarks: `gateway`; README, "Benchmarks").
 
 httpx stays the API the adapters and the runner use (requests, responses, timeouts, errors);
 only the connection pool and the HTTP/1.1 wire underneath are aiohttp's (its C parser, plain
-asyncio transports). The guarantees of the httpcore transport it replaces are kept:
+asyncio transports). Plain http:// requests (self-hosted servers, the benchmarks' fake
+provider) take the leaner HTTP/1.1 client of providers.h1 instead, under the same guard and
+with the same errors: aiohttp's per-call Python is most of a sub-millisecond call's cost. The guarantees of the httpcore transport it replaces are kept:
 
 - **Connect-time address guard** (providers.netguard): `policy` is asked about every address a
   new connection may go to, twice. The resolver resolves a host name and checks every address
@@ -36,6 +38,8 @@ import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict
 from yarl import URL
+
+from .h1 import H1Pool
 
 
 class AddressPolicy(Protocol):
@@ -105,6 +109,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._refusals: tuple[type[BaseException], ...] = ()
         self._limits = limits or httpx.Limits()
         self._session: aiohttp.ClientSession | None = None
+        self._h1: H1Pool | None = None
         self._ssl = None
 
     def guard(self, policy: PolicyOf, refusals: tuple[type[BaseException], ...]) -> None:
@@ -140,6 +145,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if isinstance(request.stream, httpx.ByteStream):
+            body = request.content
+        else:  # multipart uploads and other streams: read once, sent with their length
+            body = await request.aread()
+        if request.url.scheme == "http":
+            # Plain HTTP on the lean HTTP/1.1 client (providers.h1), same guard and errors.
+            pool = self._h1
+            if pool is None:
+                pool = self._h1 = H1Pool(
+                    max_connections=self._limits.max_connections,
+                    keepalive_expiry=self._limits.keepalive_expiry or KEEPALIVE_SECONDS,
+                    policy=self.policy,
+                    refusals=self._refusals,
+                )
+            return await pool.handle(request, body)
         session = self._session
         if session is None or session.closed:
             session = self._session = self._open_session()
@@ -150,10 +170,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             sock_connect=timeouts.get("connect"),
             sock_read=timeouts.get("read"),
         )
-        if isinstance(request.stream, httpx.ByteStream):
-            body = request.content
-        else:  # multipart uploads and other streams: read once, sent with their length
-            body = await request.aread()
         headers = CIMultiDict(
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
         )
@@ -179,6 +195,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        pool, self._h1 = self._h1, None
+        if pool is not None:
+            await pool.aclose()
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()

@@ -113,7 +113,7 @@ class Call:
         timeout = httpx.Timeout(self.policy.timeout)
         try:
             built = client.build_request(
-                request.method, request.url, timeout=timeout, **request.options()
+                request.method, _parsed(request.url), timeout=timeout, **request.options()
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise self.context.error(InvalidRequestError, f"bad provider URL: {exc}") from exc
@@ -149,6 +149,24 @@ class Call:
         return self.context.from_transport(
             httpx.ReadTimeout(f"no complete response within {self.policy.timeout:g}s")
         )
+
+
+# httpx.URL is immutable: an adapter's few URLs are parsed once, not on every call (parsing
+# is most of what building a request costs). Bounded: cleared when full.
+_parsed_urls: dict[str, httpx.URL] = {}
+MAX_PARSED_URLS = 1024
+
+
+def _parsed(url: str | httpx.URL) -> httpx.URL:
+    if isinstance(url, httpx.URL):
+        return url
+    parsed = _parsed_urls.get(url)
+    if parsed is None:
+        parsed = httpx.URL(url)  # raises InvalidURL for a bad one, which is never kept
+        if len(_parsed_urls) >= MAX_PARSED_URLS:
+            _parsed_urls.clear()
+        _parsed_urls[url] = parsed
+    return parsed
 
 
 # --- one attempt -------------------------------------------------------------------------------

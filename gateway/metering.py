@@ -4,7 +4,9 @@ record and the settlements after (LLMBundle's accounting, gateway.bundle).
 On the event loop a steady-state call does no I/O but Redis's: the rules come from the
 in-process caches, the rate limits' script and the quota's reservation go over the loop's own
 Redis connections (usage.ratelimits.aacquire, usage.services.quotas.aquota_reserve), and the
-settlements are sent after the response, never on the request's path. The database work (a
+settlements are sent after the response, never on the request's path (the quota's shares a
+write to Redis with the loop's next command, usually the next call's reservation: one Redis
+round trip per call in steady state, not two). The database work (a
 cache miss, a quota counter to seed from the ledger, the database path while Redis is down,
 alerts) runs in the one thread-sensitive worker thread (`run_db`), never on the loop and never
 in a thread per request.

@@ -1,6 +1,7 @@
 """Quota counters in Redis (issue 12 Must 5) and on the database path, seeded from the ledger
 (issue 8: a quota set mid-window counts the window's usage already there)."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -242,3 +243,48 @@ def test_reconciliation_brings_redis_back_to_the_ledger(tenant, chat_config, set
     quota_reconcile(idle_seconds=600)
     assert quota_used(rule=rule) == 500
     quota_settle(reservation=held, actual_tokens=0)
+
+
+def test_a_settlement_shares_the_next_commands_write_or_goes_alone_soon(tenant, settings):
+    import asyncio
+
+    from usage.services import quota_redis
+
+    if not settings.QUOTA_REDIS_URL:
+        pytest.skip("no Redis: set REDIS_URL")
+    reset_store()
+    rule = tenant_rule(set_quota(tenant, 1_000))
+    quota_release(reservation=quota_reserve(rules=(rule,), tokens=0))  # the counter, seeded
+
+    async def calls():
+        first = await aquota_reserve(rules=(rule,), tokens=100)
+        pipe = quota_store()._pipes[asyncio.get_running_loop()]
+        writes = []
+        real_write = pipe.transport.write
+        pipe.transport.write = lambda data: (writes.append(data), real_write(data))[1]
+        settled = asyncio.ensure_future(aquota_settle(reservation=first, actual_tokens=10))
+        await asyncio.sleep(0)  # the settlement is sent (deferred), not yet written
+        assert writes == [] and len(pipe.deferred) == 1
+        second = await aquota_reserve(rules=(rule,), tokens=100)  # one write carries both
+        await settled
+        assert len(writes) == 1 and writes[0].count(b"EVALSHA") == 2
+        assert quota_used(rule=rule) == 110  # in order: settled, then reserved
+        started = time.monotonic()
+        await aquota_settle(reservation=second, actual_tokens=20)  # alone: written soon
+        assert time.monotonic() - started < 0.5
+        assert len(writes) == 2 and pipe.deferred == []
+        # A settlement cancelled while it waits (its loop closing) is still written.
+        third = await aquota_reserve(rules=(rule,), tokens=5)
+        pending = asyncio.ensure_future(aquota_settle(reservation=third, actual_tokens=1))
+        await asyncio.sleep(0)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        assert len(writes) == 4 and pipe.deferred == []
+
+    asyncio.run(calls())
+    assert quota_redis.DEFER_SECONDS < 0.5
+    deadline = time.monotonic() + 2
+    while quota_used(rule=rule) != 31 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert quota_used(rule=rule) == 31

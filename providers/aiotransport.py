@@ -5,7 +5,8 @@ httpx stays the API the adapters and the runner use (requests, responses, timeou
 only the connection pool and the HTTP/1.1 wire underneath are aiohttp's (its C parser, plain
 asyncio transports). Plain http:// requests (self-hosted servers, the benchmarks' fake
 provider) take the leaner HTTP/1.1 client of providers.h1 instead, under the same guard and
-with the same errors: aiohttp's per-call Python is most of a sub-millisecond call's cost. The guarantees of the httpcore transport it replaces are kept:
+with the same errors: aiohttp's per-call Python is most of a sub-millisecond call's cost.
+The guarantees of the httpcore transport it replaces are kept:
 
 - **Connect-time address guard** (providers.netguard): `policy` is asked about every address a
   new connection may go to, twice. The resolver resolves a host name and checks every address

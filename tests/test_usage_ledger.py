@@ -86,6 +86,48 @@ def test_events_of_a_deleted_config_keep_their_tokens(chat_config, tenant):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_tenant_deleted_while_a_writer_holds_its_batch_leaves_no_usage(chat_config, tenant):
+    """The usage tables have no foreign key: the writer's lock and the deletion's purge keep
+    rows of a deleted tenant out, even when the batch commits while the deletion waits."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite writes one transaction at a time)")
+    from django.db import transaction
+
+    from usage.models import UsageDaily
+
+    applied, commit = threading.Event(), threading.Event()
+
+    def writer():
+        try:
+            with transaction.atomic():
+                apply_records(records_for(chat_config, 20))
+                applied.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    def deleter():
+        try:
+            Tenant.objects.get(pk=tenant.pk).delete()
+        finally:
+            connection.close()
+
+    writing = threading.Thread(target=writer)
+    writing.start()
+    assert applied.wait(10)
+    deleting = threading.Thread(target=deleter)
+    deleting.start()
+    deleting.join(0.5)
+    assert deleting.is_alive()  # waiting for the writer's batch
+    commit.set()
+    writing.join(10)
+    deleting.join(10)
+    assert not Tenant.objects.filter(pk=tenant.pk).exists()
+    for model in (UsageEvent, UsageHourly, UsageDaily):
+        assert not model.objects.filter(tenant_id=tenant.pk).exists(), model.__name__
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_writer_killed_after_applying_is_replayed_without_double_counting(
     chat_config, usage_redis
 ):

@@ -207,3 +207,13 @@ def _apply_portable(records: list[UsageRecord]) -> tuple[int, int, int]:
         _add_to_rollup(UsageHourly, "bucket", fresh, lambda r: _hour(r.created_at))
         _add_to_rollup(UsageDaily, "day", fresh, lambda r: _hour(r.created_at).date())
     return len(fresh), dropped, len(batch) - len(fresh)
+
+
+def usage_purge_tenant(*, tenant_id) -> int:
+    """Delete every event and rollup row of a tenant being deleted (run inside its deletion,
+    after the tenant's row is gone: a ledger writer holding the tenant has committed by then,
+    and a later one no longer finds it). Returns the rows deleted."""
+    deleted = 0
+    for model in (UsageEvent, UsageHourly, UsageDaily):
+        deleted += model.objects.filter(tenant_id=tenant_id).delete()[0]
+    return deleted

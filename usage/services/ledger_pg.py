@@ -2,7 +2,8 @@
 
 1. COPY the records, as they are (tuples in `records.FIELDS` order), into a temporary staging
    table: no per-record conversion in Python.
-2. One plain `INSERT INTO usage_usageevent ... SELECT ... FROM staging JOIN tenant` keeps the
+2. The batch's tenants are locked (key share) until the commit, then one plain
+   `INSERT INTO usage_usageevent ... SELECT ... FROM staging JOIN tenant` keeps the
    events of live tenants. When it inserted every record (the common case) the sums below are
    taken from the staging table; otherwise (a replay: the unique index on (request_id,
    created_at) refuses the batch; deleted tenants) it is rolled back to a savepoint and run
@@ -81,6 +82,13 @@ WITH inserted AS (
 )
 INSERT INTO usage_fresh ({_FRESH_COLUMNS}) SELECT {_FRESH_COLUMNS} FROM inserted
 """
+# The batch's tenants stay alive until it commits: a tenant's deletion waits for the lock,
+# then purges what this batch wrote (usage.signals). Tenants deleted before it are not found:
+# the joins below drop their events. (The rollups have no foreign key to do this per row.)
+_LOCK_TENANTS = (
+    f"SELECT 1 FROM {_TENANT} WHERE id IN (SELECT DISTINCT tenant_id FROM usage_staging)"
+    " FOR KEY SHARE"
+)
 _ORPHANS = (
     f"SELECT count(*) FROM usage_staging s WHERE NOT EXISTS"
     f" (SELECT 1 FROM {_TENANT} t WHERE t.id = s.tenant_id)"
@@ -159,6 +167,7 @@ def apply_in_transaction(records: list[UsageRecord], *, outermost: bool) -> tupl
             write = copy.write_row
             for record in records:
                 write(record)
+        cursor.execute(_LOCK_TENANTS)
         cursor.execute("SAVEPOINT usage_batch")
         try:
             cursor.execute(_INSERT_ALL)

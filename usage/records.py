@@ -19,20 +19,21 @@ _clock = time.time
 
 
 def _new_prefix() -> None:
-    global _prefix, _counter
-    _prefix = os.urandom(8).hex()
-    _counter = itertools.count(1)
+    """A new random 64-bit prefix (its top bit set, so that every id has 32 digits) above a
+    64-bit counter: the ids are the counter's values, written in hex."""
+    global _ids
+    prefix = int.from_bytes(os.urandom(8)) | 1 << 63
+    _ids = itertools.count((prefix << 64) + 1)
 
 
-_prefix = ""
-_counter = itertools.count(1)
+_ids = itertools.count(1)
 _new_prefix()
 os.register_at_fork(after_in_child=_new_prefix)
 
 
 def new_request_id() -> str:
     """32 hex digits, unique across processes (a random 64-bit prefix and a counter)."""
-    return f"{_prefix}{next(_counter):016x}"
+    return hex(next(_ids))[2:]
 
 
 class _Fields(NamedTuple):
@@ -96,7 +97,7 @@ class UsageRecord(_Fields):
                 outcome,
                 error_code,
                 _clock() if created_at is None else created_at,
-                request_id or f"{_prefix}{next(_counter):016x}",
+                request_id or hex(next(_ids))[2:],
                 token_id,
             ),
         )

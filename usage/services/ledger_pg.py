@@ -186,12 +186,13 @@ def apply_in_transaction(records: list[UsageRecord], *, outermost: bool) -> tupl
             (dropped,) = cursor.fetchone()
             source = "usage_fresh"
         if inserted:
+            # Sums first, from this batch's own tables; then the shared rows (counters and
+            # rollups, which other writers update too), locked for as short a time as can be.
             per_config, hours = _ADD[source]
             cursor.execute(per_config)
-            tenant_llm_add_used_tokens(
-                tokens_by_config={config: int(tokens) for config, tokens in cursor.fetchall()}
-            )
+            tokens_by_config = {config: int(tokens) for config, tokens in cursor.fetchall()}
             cursor.execute(hours)
+            tenant_llm_add_used_tokens(tokens_by_config=tokens_by_config)
             cursor.execute(_HOURLY)
             cursor.execute(_DAILY)
         if not outermost:

@@ -10,6 +10,7 @@ compact. Entries written by older versions (one JSON record in field `r`) are st
 
 from __future__ import annotations
 
+import functools
 import json
 
 import msgpack
@@ -20,6 +21,8 @@ PACKED = b"m"
 _LEGACY = b"r"
 _packer = msgpack.Packer(use_bin_type=True)
 _WIDTH = len(FIELDS)
+# UsageRecord.from_values without a Python call per record.
+_as_record = functools.partial(tuple.__new__, UsageRecord)
 
 
 def pack(records: list[UsageRecord]) -> bytes:
@@ -35,11 +38,12 @@ def unpack(fields: dict) -> list[UsageRecord]:
             items = msgpack.unpackb(packed, use_list=False, raw=False)
         except Exception as exc:
             raise ValueError(f"not a packed usage entry: {exc}") from exc
-        if not isinstance(items, tuple) or any(
-            not isinstance(item, tuple) or len(item) != _WIDTH for item in items
+        # Every item an array of the record's width (checked in C: map, not a Python loop).
+        if not isinstance(items, tuple) or (
+            items and (set(map(type, items)) != {tuple} or set(map(len, items)) != {_WIDTH})
         ):
             raise ValueError("not a packed usage entry")
-        return [UsageRecord.from_values(item) for item in items]
+        return list(map(_as_record, items))
     legacy = fields.get(_LEGACY, fields.get(_LEGACY.decode()))
     if legacy is None:
         raise ValueError("an entry without usage records")

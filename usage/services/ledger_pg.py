@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from django.db import connection
 
 from tenants.models import Tenant
@@ -149,7 +151,11 @@ _ADD = {
 
 def prepare(records: list[UsageRecord]) -> None:
     """Before the batch's transaction: partitions for the days of its events."""
-    ensure_for_epoch_days({int(r[_CREATED_AT] // 86400) for r in records})
+    times = list(map(itemgetter(_CREATED_AT), records))
+    first, last = int(min(times) // 86400), int(max(times) // 86400)
+    # A batch nearly always falls within one day: two passes in C instead of one in Python.
+    days = {first} if first == last else {int(t // 86400) for t in times}
+    ensure_for_epoch_days(days)
 
 
 def apply_in_transaction(records: list[UsageRecord], *, outermost: bool) -> tuple[int, int]:

@@ -58,6 +58,12 @@ def test_replaying_a_batch_changes_nothing(chat_config):
     assert (hourly.calls, hourly.prompt_tokens, hourly.completion_tokens) == (55, 385, 165)
 
 
+def test_a_batch_of_plain_tuples_off_the_stream_is_applied_alike(chat_config):
+    batch = [tuple(record) for record in records_for(chat_config, 4)]
+    assert (apply_records(batch).inserted, apply_records(batch).duplicates) == (4, 4)
+    assert totals(chat_config) == (40, 40, 40, 4)
+
+
 def test_a_batch_adds_to_every_configs_counter_in_one_update(chat_config, tenant):
     from django.test.utils import CaptureQueriesContext
 

@@ -38,9 +38,11 @@ def test_packed_records_come_back_equal():
     payload = wire.pack(records)
     assert isinstance(payload, bytes)
     back = wire.unpack({wire.PACKED: payload})
-    assert back == records
-    assert all(type(r) is UsageRecord for r in back)
-    assert back[1].token_id == 42 and back[0].created_at == records[0].created_at  # exact
+    assert back == records  # plain tuples, the fields in order
+    assert all(type(r) is tuple for r in back)
+    second = UsageRecord.from_values(back[1])
+    assert second.token_id == 42 and second.error_code == "429"
+    assert UsageRecord.from_values(back[0]).created_at == records[0].created_at  # exact
 
 
 def test_a_legacy_json_entry_is_still_read():

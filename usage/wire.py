@@ -10,7 +10,6 @@ compact. Entries written by older versions (one JSON record in field `r`) are st
 
 from __future__ import annotations
 
-import functools
 import json
 
 import msgpack
@@ -21,8 +20,6 @@ PACKED = b"m"
 _LEGACY = b"r"
 _packer = msgpack.Packer(use_bin_type=True)
 _WIDTH = len(FIELDS)
-# UsageRecord.from_values without a Python call per record.
-_as_record = functools.partial(tuple.__new__, UsageRecord)
 
 
 def pack(records: list[UsageRecord]) -> bytes:
@@ -30,8 +27,10 @@ def pack(records: list[UsageRecord]) -> bytes:
     return msgpack.packb(records, use_bin_type=True)
 
 
-def unpack(fields: dict) -> list[UsageRecord]:
-    """The records of one stream entry; raises ValueError on a malformed entry."""
+def unpack(fields: dict) -> list[tuple]:
+    """The records of one stream entry, as tuples of their fields in `records.FIELDS` order
+    (what the ledger takes: wrapping each in a UsageRecord cost more than decoding it);
+    raises ValueError on a malformed entry."""
     packed = fields.get(PACKED, fields.get(PACKED.decode()))
     if packed is not None:
         try:
@@ -43,7 +42,7 @@ def unpack(fields: dict) -> list[UsageRecord]:
             items and (set(map(type, items)) != {tuple} or set(map(len, items)) != {_WIDTH})
         ):
             raise ValueError("not a packed usage entry")
-        return list(map(_as_record, items))
+        return list(items)
     legacy = fields.get(_LEGACY, fields.get(_LEGACY.decode()))
     if legacy is None:
         raise ValueError("an entry without usage records")

@@ -168,14 +168,19 @@ def _hex(value: str) -> str:
     return value if len(value) == 32 else uuid.UUID(value).hex
 
 
-def _normalized(record: UsageRecord) -> UsageRecord:
+def _normalized(record: UsageRecord | tuple) -> UsageRecord:
+    if type(record) is not UsageRecord:  # fields in order, as they come off the stream
+        record = UsageRecord.from_values(record)
     if len(record.request_id) == 32 and len(record.tenant_id) == 32:
         return record
     return record._replace(request_id=_hex(record.request_id), tenant_id=_hex(record.tenant_id))
 
 
 def apply_records(records: Iterable[UsageRecord]) -> ApplyResult:
-    """Apply a batch in one transaction. Replaying any part of it changes nothing."""
+    """Apply a batch in one transaction. Replaying any part of it changes nothing.
+
+    Records are UsageRecords or plain tuples of their fields in `records.FIELDS` order (as
+    the stream's entries unpack)."""
     batch = records if isinstance(records, list) else list(records)
     if not batch:
         return ApplyResult()

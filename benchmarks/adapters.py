@@ -66,11 +66,16 @@ def flush_recorder() -> None:
     flush_forwarder()
 
 
-def drain(*, final: bool) -> None:
-    """One pass of the usage writer: apply what the buffer holds (the writer process's loop)."""
+def drain() -> None:
+    """One pass of the usage writer: apply what the buffer holds (the writer process's loop).
+
+    Entries other writers hold are theirs to finish: they are claimed only after a minute
+    idle (as `usage_writer` does after `--claim-idle-ms`), never at once, which would make two
+    writers apply them (harmless, but each then does the work of a replay).
+    """
     from usage.services.events import usage_drain
 
-    usage_drain(claim_idle_ms=0 if final else 60_000)
+    usage_drain(claim_idle_ms=60_000)
 
 
 def reset_ledger() -> None:

@@ -132,10 +132,12 @@ def ledger_totals() -> LedgerTotals:
 
 
 def usage_records(rows: list[Row], created_at: list[float]) -> list:
-    """The writer's input for a batch: one record per (row, time) pair."""
+    """The writer's input for a batch: one record per (row, time) pair, as a writer gets
+    them off the stream (tuples of the fields)."""
     make = _chat_record()
     return [
-        make(row, cost="0.0000054", created_at=at) for row, at in zip(rows, created_at, strict=True)
+        make(row, cost="0.0000054", created_at=at).as_tuple()
+        for row, at in zip(rows, created_at, strict=True)
     ]
 
 

@@ -59,7 +59,7 @@ def test_replaying_a_batch_changes_nothing(chat_config):
 
 
 def test_a_batch_of_plain_tuples_off_the_stream_is_applied_alike(chat_config):
-    batch = [tuple(record) for record in records_for(chat_config, 4)]
+    batch = [record.as_tuple() for record in records_for(chat_config, 4)]
     assert (apply_records(batch).inserted, apply_records(batch).duplicates) == (4, 4)
     assert totals(chat_config) == (40, 40, 40, 4)
 

@@ -173,7 +173,7 @@ def _normalized(record: UsageRecord | tuple) -> UsageRecord:
         record = UsageRecord.from_values(record)
     if len(record.request_id) == 32 and len(record.tenant_id) == 32:
         return record
-    return record._replace(request_id=_hex(record.request_id), tenant_id=_hex(record.tenant_id))
+    return record.replace(request_id=_hex(record.request_id), tenant_id=_hex(record.tenant_id))
 
 
 def apply_records(records: Iterable[UsageRecord]) -> ApplyResult:
@@ -185,6 +185,8 @@ def apply_records(records: Iterable[UsageRecord]) -> ApplyResult:
     if not batch:
         return ApplyResult()
     if connection.vendor == "postgresql":
+        # Rows for COPY: the stream's records are tuples already, this process's are not.
+        batch = [r if type(r) is tuple else r.as_tuple() for r in batch]
         ledger_pg.prepare(batch)
         outermost = not connection.in_atomic_block
         with transaction.atomic():

@@ -66,11 +66,16 @@ def flush_recorder() -> None:
     flush_forwarder()
 
 
-def drain(*, final: bool) -> None:
-    """One pass of the usage writer: apply what the buffer holds (the writer process's loop)."""
+def drain() -> None:
+    """One pass of the usage writer: apply what the buffer holds (the writer process's loop).
+
+    Entries other writers hold are theirs to finish: they are claimed only after a minute
+    idle (as `usage_writer` does after `--claim-idle-ms`), never at once, which would make two
+    writers apply them (harmless, but each then does the work of a replay).
+    """
     from usage.services.events import usage_drain
 
-    usage_drain(claim_idle_ms=0 if final else 60_000)
+    usage_drain(claim_idle_ms=60_000)
 
 
 def reset_ledger() -> None:
@@ -127,10 +132,12 @@ def ledger_totals() -> LedgerTotals:
 
 
 def usage_records(rows: list[Row], created_at: list[float]) -> list:
-    """The writer's input for a batch: one record per (row, time) pair."""
+    """The writer's input for a batch: one record per (row, time) pair, as a writer gets
+    them off the stream (tuples of the fields)."""
     make = _chat_record()
     return [
-        make(row, cost="0.0000054", created_at=at) for row, at in zip(rows, created_at, strict=True)
+        make(row, cost="0.0000054", created_at=at).as_tuple()
+        for row, at in zip(rows, created_at, strict=True)
     ]
 
 

@@ -123,7 +123,7 @@ def percentile(values: list[float], p: float) -> float:
 
 @dataclass(frozen=True)
 class Timing:
-    start: float  # time.perf_counter() when every thread was released
+    start: float  # time.perf_counter() when the first thread began its calls
     end: float  # when the last call of the last thread returned
 
     @property
@@ -142,6 +142,7 @@ def in_threads(threads: int, calls: int, worker: Worker) -> Timing:
     """
     shares = [calls // threads + (1 if i < calls % threads else 0) for i in range(threads)]
     barrier = threading.Barrier(threads + 1)
+    started = [0.0] * threads
     finished = [0.0] * threads
     errors: list[BaseException] = []
 
@@ -149,6 +150,9 @@ def in_threads(threads: int, calls: int, worker: Worker) -> Timing:
         try:
             with worker(index) as call:
                 barrier.wait()
+                # Each thread's own clock: the main thread may get the GIL back only after the
+                # callers have run for a while, so its reading would start the clock late.
+                started[index] = time.perf_counter()
                 for _ in range(shares[index]):
                     call()
                 finished[index] = time.perf_counter()
@@ -161,12 +165,11 @@ def in_threads(threads: int, calls: int, worker: Worker) -> Timing:
         thread.start()
     with suppress(threading.BrokenBarrierError):  # a thread failed: reported below
         barrier.wait()
-    start = time.perf_counter()
     for thread in pool:
         thread.join()
     if errors:
         raise errors[0]
-    return Timing(start, max(finished))
+    return Timing(min(started), max(finished))
 
 
 # --- processes and ports ------------------------------------------------------------------

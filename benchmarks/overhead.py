@@ -40,7 +40,7 @@ def run(ctx: Context) -> None:
             chat(history)
             ours.append((time.perf_counter() - start) * 1000)
     adapters.flush_recorder()
-    adapters.drain(final=True)
+    adapters.drain()
     for name, p in (("p50", 50), ("p99", 99)):
         r, o = percentile(raw, p), percentile(ours, p)
         line(f"{name}: raw httpx {r:.2f} ms, LLMBundle {o:.2f} ms", f"added {o - r:+.2f} ms")

@@ -18,9 +18,9 @@ def main() -> None:
 
     print("READY", flush=True)
     while not select.select([sys.stdin], [], [], 0.01)[0]:
-        adapters.drain(final=False)
+        adapters.drain()
     sys.stdin.read()
-    adapters.drain(final=True)
+    adapters.drain()
 
 
 if __name__ == "__main__":

@@ -61,6 +61,35 @@ class SwitchField(serializers.Field):
 # Lengths are the columns' own, so that too long a value is a 400 here, never a database error.
 
 
+class StrictSerializer(serializers.Serializer):
+    """Unknown fields are refused (a misspelt limit must not pass silently)."""
+
+    def validate(self, attrs):
+        unknown = set(getattr(self, "initial_data", {}) or {}) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError(f"unknown fields: {', '.join(sorted(unknown))}")
+        return attrs
+
+
+def limit_field(maximum: int, help_text: str) -> serializers.IntegerField:
+    """An optional count limit (RPM, TPM, a token quota): null is no limit."""
+    return serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=maximum, help_text=help_text
+    )
+
+
+def budget_field() -> serializers.DecimalField:
+    """An optional money budget per quota window: null is none."""
+    return serializers.DecimalField(
+        max_digits=14,
+        decimal_places=4,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        help_text="US dollars per quota window (catalog prices); null: none.",
+    )
+
+
 def column_max_length(model, field_name: str) -> int:
     return model._meta.get_field(field_name).max_length
 

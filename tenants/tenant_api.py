@@ -16,7 +16,7 @@ from ragllm.schema import named
 
 from . import schema, token_schema
 from .api import RAGFlowRouteView
-from .inputs import column_max_length
+from .inputs import StrictSerializer, budget_field, column_max_length, limit_field
 from .models import QuotaWindow, Tenant
 from .services.limits import MAX_SECRET, tenant_limits_set
 from .services.tenants import tenant_default_models_set, tenant_settings_set
@@ -135,37 +135,14 @@ class DefaultModelsView(TenantAPIView):
 class TenantLimitsView(TenantAPIView):
     """The tenant's token quota, budget, RPM/TPM and alert webhook (owners and admins write)."""
 
-    class InputSerializer(serializers.Serializer):
-        token_quota = serializers.IntegerField(
-            required=False,
-            allow_null=True,
-            min_value=0,
-            max_value=MAX_BIGINT,
-            help_text="Tokens per quota window for all models together; null: none.",
+    class InputSerializer(StrictSerializer):
+        token_quota = limit_field(
+            MAX_BIGINT, "Tokens per quota window for all models together; null: none."
         )
         quota_window = serializers.ChoiceField(choices=QuotaWindow.values, required=False)
-        budget = serializers.DecimalField(
-            max_digits=14,
-            decimal_places=4,
-            min_value=0,
-            required=False,
-            allow_null=True,
-            help_text="US dollars per quota window (catalog prices); null: none.",
-        )
-        rpm = serializers.IntegerField(
-            required=False,
-            allow_null=True,
-            min_value=0,
-            max_value=MAX_INT,
-            help_text="Requests per minute for all the tenant's calls; null: no limit.",
-        )
-        tpm = serializers.IntegerField(
-            required=False,
-            allow_null=True,
-            min_value=0,
-            max_value=MAX_INT,
-            help_text="Tokens per minute for all the tenant's calls; null: no limit.",
-        )
+        budget = budget_field()
+        rpm = limit_field(MAX_INT, "Requests per minute, all the tenant's calls; null: no limit.")
+        tpm = limit_field(MAX_INT, "Tokens per minute, all the tenant's calls; null: no limit.")
         alert_webhook_url = serializers.CharField(
             required=False,
             allow_blank=True,
@@ -179,12 +156,6 @@ class TenantLimitsView(TenantAPIView):
             trim_whitespace=True,
             help_text="Signs the alerts (HMAC-SHA256); write-only; empty: clears it.",
         )
-
-        def validate(self, attrs):
-            unknown = set(self.initial_data) - set(self.fields)
-            if unknown:
-                raise serializers.ValidationError(f"unknown fields: {', '.join(sorted(unknown))}")
-            return attrs
 
     class OutputSerializer(serializers.Serializer):
         token_quota = serializers.IntegerField(allow_null=True)

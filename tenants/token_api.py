@@ -20,6 +20,7 @@ from ragllm.errors import NotFound, PermissionDenied
 from ragllm.schema import named
 
 from . import token_schema as schema
+from .inputs import StrictSerializer, budget_field, limit_field
 from .models import TOKEN_SCOPES, APIToken, QuotaWindow
 from .selectors import api_token_of, api_tokens_of, audit_entries
 from .services.audit import KINDS
@@ -31,22 +32,6 @@ from .services.tokens import (
     api_token_revoke,
     api_token_update,
 )
-
-
-class StrictSerializer(serializers.Serializer):
-    """Unknown fields are refused (a misspelt limit must not pass silently)."""
-
-    def validate(self, attrs):
-        unknown = set(getattr(self, "initial_data", {}) or {}) - set(self.fields)
-        if unknown:
-            raise serializers.ValidationError(f"unknown fields: {', '.join(sorted(unknown))}")
-        return attrs
-
-
-def _limit(maximum: int, help_text: str) -> serializers.IntegerField:
-    return serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=maximum, help_text=help_text
-    )
 
 
 class KeySettingsInput(StrictSerializer):
@@ -68,17 +53,10 @@ class KeySettingsInput(StrictSerializer):
     expires_at = serializers.DateTimeField(
         required=False, allow_null=True, help_text="In the future; null: never."
     )
-    rpm = _limit(MAX_INT, "Requests per minute; null: no limit.")
-    tpm = _limit(MAX_INT, "Tokens per minute; null: no limit.")
-    token_quota = _limit(MAX_BIGINT, "Tokens per quota window; null: none.")
-    budget = serializers.DecimalField(
-        max_digits=14,
-        decimal_places=4,
-        min_value=0,
-        required=False,
-        allow_null=True,
-        help_text="US dollars per quota window (catalog prices); null: none.",
-    )
+    rpm = limit_field(MAX_INT, "Requests per minute; null: no limit.")
+    tpm = limit_field(MAX_INT, "Tokens per minute; null: no limit.")
+    token_quota = limit_field(MAX_BIGINT, "Tokens per quota window; null: none.")
+    budget = budget_field()
     quota_window = serializers.ChoiceField(choices=QuotaWindow.values, required=False)
 
 

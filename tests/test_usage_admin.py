@@ -16,9 +16,11 @@ from django.utils import timezone
 
 from providers.models import LLMFactory
 from tenants.models import Tenant, TenantLLM
+from tenants.services.tokens import api_token_create
 from usage.models import UsageEvent
-from usage.quotas import config_rule, tenant_rule
+from usage.quotas import config_rule, key_rules, tenant_budget_rule, tenant_rule, to_units
 from usage.records import UsageRecord
+from usage.selectors.quotas import key_limits_of
 from usage.services.ledger import apply_records
 from usage.services.quotas import quota_reserve, quota_settle
 
@@ -145,6 +147,23 @@ def test_it_shows_a_visible_warning_from_80_percent_of_a_quota(admin_client_, te
     warnings = re.findall(r'class="warning usage-quota-warning">([^<]*)<', body)
     assert warnings == ["Tenant quota: 85.0 % used (850 of 1,000 tokens, monthly window)."]
     assert "gpt-4o@OpenAI (chat)" in body  # the model's quota row, at 10 %: no warning
+
+
+def test_it_shows_the_budget_and_the_keys_quotas_with_their_warnings(admin_client_, tenant, owner):
+    tenant.budget = Decimal("10")
+    tenant.save()
+    key, _ = api_token_create(user=owner, tenant=tenant, name="rag", token_quota=200)
+    spend = ((tenant_budget_rule(tenant), 1, to_units("2.5")),)
+    spend += tuple((rule, 190, 0) for rule in key_rules(key_limits_of(key), tenant.pk))
+    for rule, tokens, units in spend:
+        reservation = quota_reserve(rules=(rule,), tokens=1, cost_units=1)
+        quota_settle(reservation=reservation, actual_tokens=tokens, actual_cost_units=units)
+    body = admin_client_.get(reverse("admin:usage_tenant", args=[tenant.pk])).content.decode()
+    warnings = re.findall(r'class="warning usage-quota-warning">([^<]*)<', body)
+    assert warnings == ["Key rag: 95.0 % of its quota used (190 of 200 tokens, monthly window)."]
+    budget = re.search(r'<tr class="usage-budget">(.*?)</tr>', body, re.S).group(1)
+    assert re.findall(r"<td>([^<]*)</td>", budget)[:3] == ["10.00", "2.5000", "7.5000"]
+    assert f"Key rag ({key.prefix}…)" in unescape(body)
 
 
 def test_it_takes_a_period_and_reports_a_bad_one(admin_client_, tenant, usage, today):

@@ -15,9 +15,18 @@ from django.utils import timezone
 
 from providers.models import LLMFactory
 from tenants.models import Role, Tenant, TenantLLM, TenantMember
+from tenants.services.tokens import api_token_create, api_token_revoke
 from usage.models import UsageEvent
-from usage.quotas import config_rule, tenant_rule, window_start
+from usage.quotas import (
+    config_rule,
+    key_rules,
+    tenant_budget_rule,
+    tenant_rule,
+    to_units,
+    window_start,
+)
 from usage.records import UsageRecord
+from usage.selectors.quotas import key_limits_of
 from usage.selectors.sums import usage_event_totals
 from usage.services.ledger import apply_records
 from usage.services.quotas import quota_reserve, quota_settle
@@ -397,6 +406,12 @@ def spend(rule, tokens):
     quota_settle(reservation=quota_reserve(rules=(rule,), tokens=1), actual_tokens=tokens)
 
 
+def spend_cost(rule, dollars):
+    """Spend money under a budget, through the same path."""
+    reservation = quota_reserve(rules=(rule,), tokens=1, cost_units=1)
+    quota_settle(reservation=reservation, actual_tokens=1, actual_cost_units=to_units(dollars))
+
+
 def test_it_reports_the_tenant_quota_and_warns_from_80_percent(owner_api, tenant):
     tenant.token_quota = 1000
     tenant.quota_window = "monthly"
@@ -471,7 +486,57 @@ def test_it_does_not_warn_an_unlimited_tenant(owner_api, tenant):
     assert quota["used"] == 90 and quota["warning"] is False
 
 
-def _quota_configs(tenant, factory, first, count):
+def test_it_reports_the_tenant_budget_and_the_keys_quotas_and_budgets(owner_api, owner, tenant):
+    tenant.budget = Decimal("2.00")
+    tenant.quota_window = "daily"
+    tenant.save()
+    spend_cost(tenant_budget_rule(tenant), "1.70")  # 85 %: warns
+    quota_key, _ = api_token_create(
+        user=owner, tenant=tenant, name="rag", token_quota=1000, quota_window="daily"
+    )
+    budget_key, _ = api_token_create(user=owner, tenant=tenant, name="agent", budget=Decimal("1"))
+    revoked, _ = api_token_create(user=owner, tenant=tenant, name="old", token_quota=5)
+    api_token_create(user=owner, tenant=tenant, name="plain")  # no quota, no budget: not listed
+    api_token_revoke(token=revoked)
+    for key, tokens, cost in ((quota_key, 250, "0"), (budget_key, 10, "0.25")):
+        for rule in key_rules(key_limits_of(key), tenant.pk):
+            if rule.kind == "cost":
+                spend_cost(rule, cost)
+            else:
+                spend(rule, tokens)
+    data = owner_api.get("/api/v1/usage/quota").json()["data"]
+    assert data["budget"] | {"window_start": None} == {
+        "budget": "2.00000000",
+        "window": "daily",
+        "window_start": None,
+        "spent": "1.70000000",
+        "remaining": "0.30000000",
+        "percent": 85.0,
+        "warning": True,
+    }
+    assert data["budget"]["window_start"] == f"{window_start('daily'):%Y-%m-%dT%H:%M:%SZ}"
+    keys = {item["name"]: item for item in data["keys"]}
+    assert list(keys) == ["agent", "rag"]
+    rag, agent = keys["rag"], keys["agent"]
+    assert (rag["id"], rag["prefix"]) == (quota_key.pk, quota_key.prefix)
+    assert (rag["quota"]["quota"], rag["quota"]["used"], rag["quota"]["window"]) == (
+        1000,
+        250,
+        "daily",
+    )
+    assert rag["budget"]["budget"] is None and rag["budget"]["spent"] is None
+    assert agent["quota"]["quota"] is None
+    assert (agent["budget"]["budget"], agent["budget"]["spent"]) == ("1.00000000", "0.25000000")
+    assert agent["budget"]["remaining"] == "0.75000000" and agent["budget"]["warning"] is False
+
+
+def test_a_tenant_without_a_budget_or_keys_shows_none(owner_api):
+    data = owner_api.get("/api/v1/usage/quota").json()["data"]
+    assert data["keys"] == []
+    assert data["budget"]["budget"] is None and data["budget"]["warning"] is False
+
+
+def _quota_configs(owner, tenant, factory, first, count):
     """`count` model configs with quotas over the three windows: the even ones have spent
     through the quota path (their counters exist), the odd ones only have usage in the
     ledger (no counter yet, so the status reads the ledger, as a seed would)."""
@@ -489,21 +554,31 @@ def _quota_configs(tenant, factory, first, count):
             spend(config_rule(config), i)
         else:
             records.append(use(tenant, timezone.now(), llm=f"m{i}", prompt=i, completion=0))
+        if i % 5 == 0:  # and keys with a quota and a budget, one of them ever used
+            key, _ = api_token_create(
+                user=owner, tenant=tenant, name=f"k{i}", token_quota=10, budget=Decimal(1)
+            )
+            if i % 10 == 0:
+                spend(key_rules(key_limits_of(key), tenant.pk)[0], 1)
     apply_records(records)
 
 
-def test_it_reads_quotas_in_a_fixed_number_of_queries(owner_api, tenant, openai):
-    """As many queries for 40 quotas as for 10, counters or not; the database path reads
-    its counters with one query more than the Redis path."""
+def test_it_reads_quotas_in_a_fixed_number_of_queries(owner_api, owner, tenant, openai):
+    """As many queries for 40 model quotas and 8 keys as for 10 and 2, counters or not: the
+    token and the membership, the configs, the keys, the owner's superuser flag and the
+    ledger (for counters not made yet); the database path reads its counters with one query
+    more than the Redis path."""
     tenant.token_quota = 100_000  # no counter: read from the ledger
     tenant.save()
     counts = []
     for first, count in ((0, 10), (10, 30)):
-        _quota_configs(tenant, openai, first, count)
+        _quota_configs(owner, tenant, openai, first, count)
         owner_api.get("/api/v1/usage/quota")
         with CaptureQueriesContext(connection) as queries:
             data = owner_api.get("/api/v1/usage/quota").json()["data"]
         counts.append(len(queries))
-    assert counts[0] == counts[1] <= (5 if settings.QUOTA_REDIS_URL else 6), counts
+    assert counts[0] == counts[1] <= (6 if settings.QUOTA_REDIS_URL else 7), counts
     assert sorted(item["used"] for item in data["models"]) == list(range(40))
     assert data["tenant"]["used"] == sum(range(1, 40, 2))
+    used = {key["name"]: key["quota"]["used"] for key in data["keys"]}
+    assert used == {f"k{i}": int(i % 10 == 0) for i in range(0, 40, 5)}

@@ -58,6 +58,12 @@ def test_replaying_a_batch_changes_nothing(chat_config):
     assert (hourly.calls, hourly.prompt_tokens, hourly.completion_tokens) == (55, 385, 165)
 
 
+def test_a_batch_of_plain_tuples_off_the_stream_is_applied_alike(chat_config):
+    batch = [record.as_tuple() for record in records_for(chat_config, 4)]
+    assert (apply_records(batch).inserted, apply_records(batch).duplicates) == (4, 4)
+    assert totals(chat_config) == (40, 40, 40, 4)
+
+
 def test_a_batch_adds_to_every_configs_counter_in_one_update(chat_config, tenant):
     from django.test.utils import CaptureQueriesContext
 
@@ -83,6 +89,48 @@ def test_events_of_a_deleted_config_keep_their_tokens(chat_config, tenant):
     assert UsageEvent.objects.filter(tenant_llm_id=config_id).count() == 3
     assert UsageEvent.objects.aggregate(t=Sum("total_tokens"))["t"] == 30
     assert UsageHourly.objects.get().total_tokens == 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tenant_deleted_while_a_writer_holds_its_batch_leaves_no_usage(chat_config, tenant):
+    """The usage tables have no foreign key: the writer's lock and the deletion's purge keep
+    rows of a deleted tenant out, even when the batch commits while the deletion waits."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite writes one transaction at a time)")
+    from django.db import transaction
+
+    from usage.models import UsageDaily
+
+    applied, commit = threading.Event(), threading.Event()
+
+    def writer():
+        try:
+            with transaction.atomic():
+                apply_records(records_for(chat_config, 20))
+                applied.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    def deleter():
+        try:
+            Tenant.objects.get(pk=tenant.pk).delete()
+        finally:
+            connection.close()
+
+    writing = threading.Thread(target=writer)
+    writing.start()
+    assert applied.wait(10)
+    deleting = threading.Thread(target=deleter)
+    deleting.start()
+    deleting.join(0.5)
+    assert deleting.is_alive()  # waiting for the writer's batch
+    commit.set()
+    writing.join(10)
+    deleting.join(10)
+    assert not Tenant.objects.filter(pk=tenant.pk).exists()
+    for model in (UsageEvent, UsageHourly, UsageDaily):
+        assert not model.objects.filter(tenant_id=tenant.pk).exists(), model.__name__
 
 
 @pytest.mark.django_db(transaction=True)

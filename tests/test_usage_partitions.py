@@ -1,6 +1,6 @@
 """The event table's day partitions (PostgreSQL) and retention by whole days (issue 12)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -52,6 +52,18 @@ def test_the_event_table_is_partitioned_by_day(tenant):
     with connection.cursor() as cursor:
         cursor.execute("SELECT tableoid::regclass::text FROM usage_usageevent")
         assert cursor.fetchone()[0] == "usage_usageevent_p20260210"
+
+
+@postgres_only
+def test_a_batch_over_several_days_gets_a_partition_for_each_and_no_other(tenant):
+    first = datetime(2026, 2, 10, 23, 59, tzinfo=UTC)
+    days = [first, first + timedelta(minutes=2), first + timedelta(days=5)]
+    apply_records([use(tenant, at) for at in days])
+    found = {d for d in partitions.partition_days() if date(2026, 2, 9) <= d <= date(2026, 2, 16)}
+    assert found == {date(2026, 2, 10), date(2026, 2, 11), date(2026, 2, 15)}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM usage_usageevent_default")
+        assert cursor.fetchone()[0] == 0
 
 
 @postgres_only

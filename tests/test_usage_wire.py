@@ -29,7 +29,7 @@ def test_a_record_gets_its_id_and_time_when_built_and_keeps_them():
     assert len(first.request_id) == 32 and int(first.request_id, 16) >= 0
     assert first.request_id != second.request_id
     assert first.created_at <= second.created_at
-    assert record(request_id="f" * 32, created_at=12.5)[-3:-1] == (12.5, "f" * 32)
+    assert record(request_id="f" * 32, created_at=12.5).as_tuple()[-3:-1] == (12.5, "f" * 32)
     assert new_request_id() != new_request_id()
 
 
@@ -38,9 +38,11 @@ def test_packed_records_come_back_equal():
     payload = wire.pack(records)
     assert isinstance(payload, bytes)
     back = wire.unpack({wire.PACKED: payload})
-    assert back == records
-    assert all(type(r) is UsageRecord for r in back)
-    assert back[1].token_id == 42 and back[0].created_at == records[0].created_at  # exact
+    assert back == [r.as_tuple() for r in records]  # plain tuples, the fields in order
+    assert all(type(r) is tuple for r in back)
+    second = UsageRecord.from_values(back[1])
+    assert second.token_id == 42 and second.error_code == "429"
+    assert UsageRecord.from_values(back[0]).created_at == records[0].created_at  # exact
 
 
 def test_a_legacy_json_entry_is_still_read():
@@ -53,8 +55,10 @@ def test_a_legacy_json_entry_is_still_read():
         "created_at": 1700000000.25,
         "request_id": "1" * 32,
     }
-    (back,) = wire.unpack({b"r": json.dumps(legacy).encode()})
+    (values,) = wire.unpack({b"r": json.dumps(legacy).encode()})
+    back = UsageRecord.from_values(values)
     assert (back.total_tokens, back.request_id, back.token_id) == (5, "1" * 32, None)
+    assert back.created_at == 1700000000.25
 
 
 @pytest.mark.parametrize(
@@ -79,4 +83,4 @@ def test_the_forwarder_sends_a_batch_as_one_entry(usage_redis):
     sizes = [len(wire.unpack(fields)) for _id, fields in entries]
     assert len(entries) <= 5 and max(sizes) <= FORWARD_BATCH
     received = [r for _id, fields in entries for r in wire.unpack(fields)]
-    assert received == sent
+    assert received == [r.as_tuple() for r in sent]

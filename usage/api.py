@@ -78,6 +78,29 @@ class QuotaEntryOutputSerializer(serializers.Serializer):
     warning = serializers.BooleanField()
 
 
+class BudgetEntryOutputSerializer(serializers.Serializer):
+    """A money budget in its current window (US dollars as decimal strings, 8 places);
+    without a budget, only `window` and `warning` are set."""
+
+    budget = MoneyField(allow_null=True)
+    window = serializers.CharField()
+    window_start = UtcField(allow_null=True)
+    spent = MoneyField(allow_null=True)
+    remaining = MoneyField(allow_null=True)
+    percent = serializers.FloatField(allow_null=True)
+    warning = serializers.BooleanField()
+
+
+class KeyQuotaOutputSerializer(serializers.Serializer):
+    """An application key with its own token quota and budget."""
+
+    id = serializers.IntegerField(source="token_id")
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    quota = QuotaEntryOutputSerializer()
+    budget = BudgetEntryOutputSerializer()
+
+
 def _csv_response(summary: UsageSummary) -> HttpResponse:
     last_day = (summary.end - timedelta(microseconds=1)).date()
     name = f"usage-by-{summary.group_by}-{summary.start:%Y-%m-%d}-to-{last_day:%Y-%m-%d}.csv"
@@ -207,7 +230,11 @@ class QuotaView(TenantAPIView):
     class OutputSerializer(serializers.Serializer):
         warn_at_percent = serializers.SerializerMethodField()
         tenant = serializers.SerializerMethodField()
+        budget = BudgetEntryOutputSerializer(help_text="The tenant's money budget.")
         models = serializers.SerializerMethodField()
+        keys = KeyQuotaOutputSerializer(
+            many=True, help_text="Live application keys with a token quota or a budget."
+        )
 
         def get_warn_at_percent(self, status) -> int:
             return round(WARN_AT * 100)

@@ -8,6 +8,6 @@ class UsageConfig(AppConfig):
     def ready(self) -> None:
         from ragllm.beat import install_beat_jobs
 
-        from . import tasks
+        from . import signals, tasks  # noqa: F401
 
         install_beat_jobs(self, tasks.BEAT_JOBS)

@@ -155,7 +155,7 @@ class RedisBuffer:
             entries = self._read(consumer, batch_size, claim_idle_ms, block_ms)
             if not entries:
                 break
-            records: list[UsageRecord] = []
+            records: list[tuple] = []  # fields in records.FIELDS order
             for entry_id, fields in entries:
                 try:
                     records.extend(wire.unpack(fields or {}))

@@ -23,7 +23,14 @@ ROLLUP_SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "total_t
 class _Usage(models.Model):
     """What a call or a group of calls used, and of which model of which tenant."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No foreign-key constraint in the database (the ledger's hot path: a deferred check per
+    # inserted row would cost more than the row). The ledger writer keeps the rows' tenants
+    # alive itself: it joins the live tenants and holds a key-share lock on them until its
+    # batch commits; a tenant's deletion cascades through the ORM and then purges what a
+    # writer committed meanwhile (usage.signals).
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     factory = models.CharField(max_length=128)
     llm_name = models.CharField("LLM name", max_length=128)
     model_type = models.CharField(max_length=32, choices=ModelType.choices)
@@ -40,12 +47,6 @@ class UsageEvent(_Usage):
     """One model call. `request_id` makes recording idempotent: a replayed event is skipped."""
 
     request_id = models.UUIDField("request ID")
-    # No foreign-key constraints in the database on this table (the ledger's hot path: a
-    # deferred check per row per key would cost more than the insert): the ledger writer joins
-    # the live tenants itself, and a tenant's deletion still cascades through the ORM.
-    tenant = models.ForeignKey(
-        Tenant, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
-    )
     # The configuration that served the call, as recorded: like token_id, its id stays after
     # the configuration is deleted (no index for a deletion to update through: history).
     tenant_llm = models.ForeignKey(

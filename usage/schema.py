@@ -94,22 +94,48 @@ def usage_quota(data: serializers.Serializer):
         "percent": 0.5,
         "warning": False,
     }
+    budget = {
+        "budget": "50.00000000",
+        "window": "monthly",
+        "window_start": "2026-05-01T00:00:00Z",
+        "spent": "12.50000000",
+        "remaining": "37.50000000",
+        "percent": 25.0,
+        "warning": False,
+    }
+    no_budget = (
+        {"budget": None, "window": "monthly"}
+        | dict.fromkeys(("window_start", "spent", "remaining", "percent"))
+        | {"warning": False}
+    )
+    key = {
+        "id": 7,
+        "name": "rag-service",
+        "prefix": "rgl_4f2a",
+        "quota": _QUOTA | {"window": "monthly"},
+        "budget": no_budget,
+    }
     quota = {
         "warn_at_percent": 80,
         "tenant": _QUOTA | {"unlimited": False},
+        "budget": budget,
         "models": [model],
+        "keys": [key],
     }
     no_tenant_quota = {
         "warn_at_percent": 80,
         "tenant": _NO_QUOTA | {"unlimited": False},
+        "budget": no_budget,
         "models": [],
+        "keys": [],
     }
     return operation(
         "usage_quota",
-        "The tenant's token quota and its models' quotas in their current windows",
-        description="`used` is the quota counter of the current window (settled plus reserved "
-        "tokens), the number calls are checked against; `warning` is set from 80 % on. "
-        "An unlimited tenant bypasses every quota and never warns.",
+        "The tenant's token quota and budget, its models' quotas and its keys' quotas and "
+        "budgets, in their current windows",
+        description="`used` (tokens) and `spent` (US dollars) are the counters of the current "
+        "window (settled plus reserved), the numbers calls are checked against; `warning` is "
+        "set from 80 % on. An unlimited tenant bypasses every quota and budget and never warns.",
         responses={
             200: answer(
                 "QuotaAnswer",

@@ -6,11 +6,12 @@ import functools
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from uuid import UUID
 
 from django.db.models import Q, Sum
 
-from tenants.models import Role, Tenant, TenantLLM
+from tenants.models import APIToken, Role, Tenant, TenantLLM
 from tenants.resolution import ResolvedModel
 
 from ..models import QuotaCounter, QuotaScope, UsageEvent, UsageHourly
@@ -20,6 +21,7 @@ from ..quotas import (
     KeyLimits,
     QuotaRule,
     config_rule,
+    from_units,
     key_rules,
     tenant_budget_rule,
     tenant_rule,
@@ -42,6 +44,30 @@ class QuotaEntry:
 
 
 @dataclass(frozen=True)
+class BudgetEntry:
+    """One money budget in its current window (US dollars; `spent` is its counter)."""
+
+    budget: Decimal | None
+    window: str
+    window_start: datetime | None = None
+    spent: Decimal | None = None
+    remaining: Decimal | None = None
+    percent: float | None = None
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class KeyQuota:
+    """An application key's own token quota and budget (a key has either or both)."""
+
+    token_id: int
+    name: str
+    prefix: str
+    quota: QuotaEntry
+    budget: BudgetEntry
+
+
+@dataclass(frozen=True)
 class ModelQuota:
     config_id: int
     model: str  # llm_name@factory
@@ -54,7 +80,9 @@ class ModelQuota:
 class QuotaStatus:
     unlimited: bool
     tenant: QuotaEntry
+    budget: BudgetEntry
     models: list[ModelQuota] = field(default_factory=list)
+    keys: list[KeyQuota] = field(default_factory=list)
 
 
 def tenant_is_unlimited(*, tenant: Tenant) -> bool:
@@ -119,8 +147,49 @@ def _entry(rule: QuotaRule | None, window: str, used: dict, now, *, enforced: bo
     )
 
 
+def _budget_entry(rule: QuotaRule | None, window: str, used: dict, now, *, enforced: bool):
+    if rule is None:
+        return BudgetEntry(budget=None, window=window)
+    spent = used[(rule.scope, rule.scope_id, rule.quota)]
+    return BudgetEntry(
+        budget=from_units(rule.quota),
+        window=rule.window,
+        window_start=window_start(rule.window, now),
+        spent=from_units(spent),
+        remaining=from_units(max(rule.quota - spent, 0)),
+        percent=round(spent * 100 / rule.quota, 1) if rule.quota else 100.0,
+        warning=enforced and spent >= int(rule.quota * WARN_AT),
+    )
+
+
+def _key_quotas(tokens, used: dict, now, *, enforced: bool) -> list[KeyQuota]:
+    """`tokens`: (APIToken, its rules) pairs."""
+    out = []
+    for token, rules in tokens:
+        by_scope = {rule.scope: rule for rule in rules}
+        out.append(
+            KeyQuota(
+                token_id=token.pk,
+                name=token.name,
+                prefix=token.prefix,
+                quota=_entry(
+                    by_scope.get(QuotaScope.KEY), token.quota_window, used, now, enforced=enforced
+                ),
+                budget=_budget_entry(
+                    by_scope.get(QuotaScope.KEY_BUDGET),
+                    token.quota_window,
+                    used,
+                    now,
+                    enforced=enforced,
+                ),
+            )
+        )
+    return out
+
+
 def quota_status(*, tenant: Tenant, now: datetime | None = None) -> QuotaStatus:
-    """The tenant's quota and each of its model configurations with a quota.
+    """The tenant's token quota and budget, each of its model configurations with a quota and
+    each of its live application keys with a quota or a budget.
 
     `used` is the quota counter of the current window, the number calls are checked against
     (Redis's when it serves quotas, else the database's); a quota no call has met yet in this
@@ -132,15 +201,25 @@ def quota_status(*, tenant: Tenant, now: datetime | None = None) -> QuotaStatus:
         .select_related("factory")
         .order_by("factory__name", "llm_name")
     )
+    tokens = [
+        (token, key_rules(key_limits_of(token), tenant.pk))
+        for token in APIToken.objects.filter(tenant=tenant, revoked_at__isnull=True)
+        .filter(Q(token_quota__isnull=False) | Q(budget__isnull=False))
+        .order_by("name", "pk")
+    ]
     unlimited = tenant_is_unlimited(tenant=tenant)
-    rules: list[QuotaRule] = [r for r in [tenant_rule(tenant)] if r is not None]
+    budget = tenant_budget_rule(tenant)
+    rules: list[QuotaRule] = [r for r in [tenant_rule(tenant), budget] if r is not None]
     config_rules = [(config, config_rule(config)) for config in configs]
     rules += [rule for _, rule in config_rules if rule is not None]
+    rules += [rule for _, key in tokens for rule in key]
     used = _counters(rules, now, configs={str(config.pk): config for config in configs})
     enforced = not unlimited
     return QuotaStatus(
         unlimited=unlimited,
         tenant=_entry(tenant_rule(tenant), tenant.quota_window, used, now, enforced=enforced),
+        budget=_budget_entry(budget, tenant.quota_window, used, now, enforced=enforced),
+        keys=_key_quotas(tokens, used, now, enforced=enforced),
         models=[
             ModelQuota(
                 config_id=config.pk,
@@ -312,8 +391,6 @@ def _counters(
 
 def rule_of_counter(*, scope: str, scope_id: str, limit: int) -> QuotaRule | None:
     """The rule a counter belongs to, as it stands now; None if it changed or is gone."""
-    from tenants.models import APIToken
-
     rule = None
     if scope in (QuotaScope.TENANT, QuotaScope.TENANT_BUDGET):
         tenant = Tenant.objects.filter(pk=scope_id).first()

@@ -168,18 +168,25 @@ def _hex(value: str) -> str:
     return value if len(value) == 32 else uuid.UUID(value).hex
 
 
-def _normalized(record: UsageRecord) -> UsageRecord:
+def _normalized(record: UsageRecord | tuple) -> UsageRecord:
+    if type(record) is not UsageRecord:  # fields in order, as they come off the stream
+        record = UsageRecord.from_values(record)
     if len(record.request_id) == 32 and len(record.tenant_id) == 32:
         return record
-    return record._replace(request_id=_hex(record.request_id), tenant_id=_hex(record.tenant_id))
+    return record.replace(request_id=_hex(record.request_id), tenant_id=_hex(record.tenant_id))
 
 
 def apply_records(records: Iterable[UsageRecord]) -> ApplyResult:
-    """Apply a batch in one transaction. Replaying any part of it changes nothing."""
+    """Apply a batch in one transaction. Replaying any part of it changes nothing.
+
+    Records are UsageRecords or plain tuples of their fields in `records.FIELDS` order (as
+    the stream's entries unpack)."""
     batch = records if isinstance(records, list) else list(records)
     if not batch:
         return ApplyResult()
     if connection.vendor == "postgresql":
+        # Rows for COPY: the stream's records are tuples already, this process's are not.
+        batch = [r if type(r) is tuple else r.as_tuple() for r in batch]
         ledger_pg.prepare(batch)
         outermost = not connection.in_atomic_block
         with transaction.atomic():
@@ -207,3 +214,13 @@ def _apply_portable(records: list[UsageRecord]) -> tuple[int, int, int]:
         _add_to_rollup(UsageHourly, "bucket", fresh, lambda r: _hour(r.created_at))
         _add_to_rollup(UsageDaily, "day", fresh, lambda r: _hour(r.created_at).date())
     return len(fresh), dropped, len(batch) - len(fresh)
+
+
+def usage_purge_tenant(*, tenant_id) -> int:
+    """Delete every event and rollup row of a tenant being deleted (run inside its deletion,
+    after the tenant's row is gone: a ledger writer holding the tenant has committed by then,
+    and a later one no longer finds it). Returns the rows deleted."""
+    deleted = 0
+    for model in (UsageEvent, UsageHourly, UsageDaily):
+        deleted += model.objects.filter(tenant_id=tenant_id).delete()[0]
+    return deleted

@@ -78,6 +78,15 @@ def drain() -> None:
     usage_drain(claim_idle_ms=60_000)
 
 
+def writer_loop(stop) -> None:
+    """The usage writer's loop (`usage_writer`'s) until `stop` is set: blocking reads of the
+    stream, one batch of up to 10 entries a transaction. Entries of the other writers are
+    claimed only after a minute idle (see drain)."""
+    from usage.services.events import usage_writer_run
+
+    usage_writer_run(stop=stop, claim_idle_ms=60_000, block_ms=10)
+
+
 def reset_ledger() -> None:
     """An empty buffer, no events, no rollups, every counter at zero (between runs)."""
     from django.db import connection

@@ -79,12 +79,16 @@ def _ragllm_run(rows, threads: int, events: int) -> tuple[float, float, float, b
         adapters.flush_recorder()
         handed = time.perf_counter() - timing.start
         for writer in writers:
+            writer.stdin.close()  # apply what is left, then say DONE
+        for writer in writers:
+            wait_done(writer)
+        end_to_end = time.perf_counter() - timing.start
+        for writer in writers:
             finish_writer(writer)
     finally:
         for writer in writers:
             if writer.poll() is None:
                 writer.kill()
-    end_to_end = time.perf_counter() - timing.start
     return timing.seconds, handed, end_to_end, adapters.ledger_totals().exact(events)
 
 
@@ -104,8 +108,15 @@ def start_writer() -> subprocess.Popen:
     return writer
 
 
+def wait_done(writer: subprocess.Popen) -> None:
+    """Wait until the writer says every event it took is a row (its standard input closed)."""
+    if writer.stdout.readline().strip() != "DONE":
+        raise SystemExit(f"the usage writer process failed (exit code {writer.wait()})")
+
+
 def finish_writer(writer: subprocess.Popen) -> None:
     """Tell the writer to apply what is left and stop; wait for it."""
-    writer.stdin.close()
+    if not writer.stdin.closed:
+        writer.stdin.close()
     if writer.wait(timeout=1800) != 0:
         raise SystemExit(f"the usage writer process failed (exit code {writer.returncode})")

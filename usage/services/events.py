@@ -47,9 +47,13 @@ def usage_writer_run(
     consumer: str | None = None,
     batch_size: int = 10,
     claim_idle_ms: int = 30_000,
+    block_ms: int = 200,
     on_batch: Callable[[WriterProgress], None] | None = None,
 ) -> WriterProgress:
     """A writer process's loop: apply the stream batch by batch until `stop` is set.
+
+    An empty stream is waited on for up to `block_ms` (a blocking read: new entries wake the
+    writer at once), so `stop` is seen within that time when there is nothing to do.
 
     Any number of writers, on any machines, share the stream's consumer group: each entry goes
     to one of them; entries a dead writer held unacknowledged for `claim_idle_ms` are claimed
@@ -71,7 +75,7 @@ def usage_writer_run(
                 batch_size=batch_size,
                 max_batches=1,
                 claim_idle_ms=claim_idle_ms,
-                block_ms=200,
+                block_ms=block_ms,
             )
             backoff = 0.1
         except Exception:

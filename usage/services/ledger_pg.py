@@ -84,9 +84,10 @@ WITH inserted AS (
 )
 INSERT INTO usage_fresh ({_FRESH_COLUMNS}) SELECT {_FRESH_COLUMNS} FROM inserted
 """
-# The batch's tenants stay alive until it commits: a tenant's deletion waits for the lock,
-# then purges what this batch wrote (usage.signals). Tenants deleted before it are not found:
-# the joins below drop their events. (The rollups have no foreign key to do this per row.)
+# The batch's tenants stay alive until it commits: a tenant's deletion locks the tenant's row
+# first, so it waits for this batch and then deletes what the batch wrote (usage.signals).
+# Tenants deleted before are not found: the joins below drop their events. (The usage tables
+# have no foreign key to do this per row.)
 _LOCK_TENANTS = (
     f"SELECT 1 FROM {_TENANT} WHERE id IN (SELECT DISTINCT tenant_id FROM usage_staging)"
     " FOR KEY SHARE"

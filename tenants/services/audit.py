@@ -169,18 +169,10 @@ def audit_validated_key(*, validation: KeyValidation, rows: list[TenantLLM]) -> 
         {"api_key": row.api_key, "base_url": row.api_base},
         keys=("api_key",),
     )
-    if "api_key" in credentials:
+    if credentials:
         audit_record(
             tenant=validation.tenant_id,
-            kind="credential.changed",
-            object=name,
-            changes=credentials,
-            actor=actor,
-        )
-    elif credentials:
-        audit_record(
-            tenant=validation.tenant_id,
-            kind="base_url.changed",
+            kind="credential.changed" if "api_key" in credentials else "base_url.changed",
             object=name,
             changes=credentials,
             actor=actor,

@@ -196,17 +196,7 @@ def _name(value: Any) -> str:
     return value.strip()
 
 
-_SETTINGS = (
-    "name",
-    "scopes",
-    "allowed_models",
-    "expires_at",
-    "rpm",
-    "tpm",
-    "token_quota",
-    "budget",
-    "quota_window",
-)
+_SETTINGS = tuple(_FIELD.get(name, name) for name in KEY_SETTINGS)  # the model's field names
 
 
 def _settings(token: APIToken) -> dict[str, Any]:
